@@ -1,0 +1,83 @@
+# Shared by every unit through a symlink: one provider configuration, one set
+# of default tags. Units never set per-resource tags other than Name.
+terraform {
+  required_version = ">= 1.11.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+  }
+
+  # Every setting is injected by the orchestrator with -backend-config.
+  backend "s3" {}
+}
+
+locals {
+  # Emulator mode (moto server) only: real AWS leaves emulator_endpoint empty.
+  emulated = var.emulator_endpoint != ""
+}
+
+provider "aws" {
+  region              = var.region
+  allowed_account_ids = [var.account_id]
+
+  skip_credentials_validation = local.emulated
+  skip_requesting_account_id  = local.emulated
+  skip_metadata_api_check     = local.emulated
+  skip_region_validation      = local.emulated
+  s3_use_path_style           = local.emulated
+
+  dynamic "endpoints" {
+    for_each = local.emulated ? [var.emulator_endpoint] : []
+    content {
+      acm            = endpoints.value
+      cloudwatch     = endpoints.value
+      cloudwatchlogs = endpoints.value
+      dynamodb       = endpoints.value
+      ec2            = endpoints.value
+      ecs            = endpoints.value
+      elb            = endpoints.value
+      elbv2          = endpoints.value
+      events         = endpoints.value
+      iam            = endpoints.value
+      kms            = endpoints.value
+      lambda         = endpoints.value
+      rds            = endpoints.value
+      route53        = endpoints.value
+      s3             = endpoints.value
+      secretsmanager = endpoints.value
+      sns            = endpoints.value
+      sqs            = endpoints.value
+      sts            = endpoints.value
+      wafv2          = endpoints.value
+    }
+  }
+
+  default_tags {
+    tags = {
+      Environment       = var.environment
+      EnvironmentSuffix = var.environment_suffix
+      Project           = var.project
+      ManagedBy         = "Terraform"
+      Repository        = var.repository
+      Owner             = var.owner
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+  # ${name_prefix}-<what>-${environment_suffix}: several dev copies share an account.
+  name = {
+    prefix = var.name_prefix
+    suffix = var.environment_suffix
+  }
+}

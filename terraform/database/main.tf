@@ -1,0 +1,83 @@
+resource "aws_db_subnet_group" "main" {
+  name        = "${local.name.prefix}-db-subnets-${local.name.suffix}"
+  description = "Private subnets of the payments database"
+  subnet_ids  = var.private_subnet_ids
+
+  tags = {
+    Name = "${local.name.prefix}-db-subnets-${local.name.suffix}"
+  }
+}
+
+resource "aws_rds_cluster_parameter_group" "main" {
+  name        = "${local.name.prefix}-db-params-${local.name.suffix}"
+  family      = "aurora-postgresql${split(".", var.db_engine_version)[0]}"
+  description = "TLS-only connections and statement logging"
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+}
+
+resource "aws_rds_cluster" "main" {
+  cluster_identifier = "${local.name.prefix}-db-${local.name.suffix}"
+  engine             = "aurora-postgresql"
+  engine_version     = var.db_engine_version
+  database_name      = var.db_name
+  port               = var.db_port
+  master_username    = var.db_username
+
+  # Write-only (Terraform 1.11): the password reaches RDS but never the state
+  # or the plan. Bump the version to push a new one; rotation takes over after.
+  master_password_wo         = var.db_master_password
+  master_password_wo_version = 1
+
+  db_subnet_group_name            = aws_db_subnet_group.main.name
+  db_cluster_parameter_group_name = aws_rds_cluster_parameter_group.main.name
+  vpc_security_group_ids          = [var.db_security_group_id]
+
+  storage_encrypted                   = true
+  kms_key_id                          = var.data_kms_key_arn
+  iam_database_authentication_enabled = true
+  backup_retention_period             = var.backup_retention_days
+  preferred_backup_window             = "03:00-04:00"
+  copy_tags_to_snapshot               = true
+  enabled_cloudwatch_logs_exports     = ["postgresql"]
+
+  deletion_protection       = var.deletion_protection
+  skip_final_snapshot       = !var.final_snapshot
+  final_snapshot_identifier = var.final_snapshot ? "${local.name.prefix}-db-final-${local.name.suffix}" : null
+
+  lifecycle {
+    # Provisioned cluster: there is no serverless scaling configuration to
+    # manage (the local emulator reports an empty one on every read).
+    ignore_changes = [scaling_configuration]
+  }
+}
+
+resource "aws_rds_cluster_instance" "main" {
+  count = var.db_instance_count
+
+  identifier           = "${local.name.prefix}-db-${count.index + 1}-${local.name.suffix}"
+  cluster_identifier   = aws_rds_cluster.main.id
+  engine               = aws_rds_cluster.main.engine
+  engine_version       = aws_rds_cluster.main.engine_version
+  instance_class       = var.db_instance_class
+  db_subnet_group_name = aws_db_subnet_group.main.name
+  publicly_accessible  = false
+
+  auto_minor_version_upgrade            = true
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = var.data_kms_key_arn
+  performance_insights_retention_period = 7
+}

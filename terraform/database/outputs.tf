@@ -1,0 +1,31 @@
+output "cluster_id" {
+  value = aws_rds_cluster.main.cluster_identifier
+}
+
+output "cluster_arn" {
+  value = aws_rds_cluster.main.arn
+}
+
+output "cluster_endpoint" {
+  value = aws_rds_cluster.main.endpoint
+}
+
+output "reader_endpoint" {
+  value = aws_rds_cluster.main.reader_endpoint
+}
+
+output "db_port" {
+  value = aws_rds_cluster.main.port
+}
+
+output "db_name" {
+  value = aws_rds_cluster.main.database_name
+}
+
+output "secret_arn" {
+  value = aws_secretsmanager_secret.db.arn
+}
+
+output "rotation_function_arn" {
+  value = var.enable_rotation ? aws_lambda_function.rotation[0].arn : ""
+}

@@ -1,0 +1,182 @@
+# Rotation of the credentials secret (prod): a Lambda function whose source is
+# lambda/rotation/, packaged by the orchestrator (no archive provider).
+
+locals {
+  rotation_name = "${local.name.prefix}-db-rotation-${local.name.suffix}"
+}
+
+data "aws_iam_policy_document" "rotation_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "rotation" {
+  count = var.enable_rotation ? 1 : 0
+
+  name               = local.rotation_name
+  assume_role_policy = data.aws_iam_policy_document.rotation_assume.json
+}
+
+data "aws_iam_policy_document" "rotation" {
+  statement {
+    sid = "RotateOnlyThisSecret"
+    actions = [
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:GetSecretValue",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:UpdateSecretVersionStage",
+    ]
+    resources = [aws_secretsmanager_secret.db.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+
+  statement {
+    sid     = "GeneratePasswords"
+    actions = ["secretsmanager:GetRandomPassword"]
+    # GetRandomPassword has no resource type: AWS allows only "*".
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+
+  statement {
+    sid       = "UseDataKeyThroughSecretsManager"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "VpcNetworkInterfaces"
+    actions = [
+      "ec2:CreateNetworkInterface",
+      "ec2:DeleteNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ]
+    # ENI actions of a VPC function: Describe* has no resource type and the
+    # interfaces do not exist yet, so AWS allows only "*". Region-pinned.
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.rotation_name}:*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "rotation" {
+  count = var.enable_rotation ? 1 : 0
+
+  name   = "rotate-db-secret"
+  role   = aws_iam_role.rotation[0].id
+  policy = data.aws_iam_policy_document.rotation.json
+}
+
+resource "aws_cloudwatch_log_group" "rotation" {
+  count = var.enable_rotation ? 1 : 0
+
+  name              = "/aws/lambda/${local.rotation_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
+}
+
+resource "aws_lambda_function" "rotation" {
+  count = var.enable_rotation ? 1 : 0
+
+  function_name    = local.rotation_name
+  description      = "Rotates ${aws_secretsmanager_secret.db.name}; keeps host, port and dbname"
+  role             = aws_iam_role.rotation[0].arn
+  runtime          = "python3.12"
+  handler          = "rotate.handler"
+  filename         = var.rotation_lambda_zip
+  source_code_hash = filebase64sha256(var.rotation_lambda_zip)
+  timeout          = 60
+  memory_size      = 256
+
+  reserved_concurrent_executions = 1
+
+  vpc_config {
+    subnet_ids         = var.private_subnet_ids
+    security_group_ids = [var.rotation_security_group_id]
+  }
+
+  environment {
+    variables = {
+      SECRETS_MANAGER_ENDPOINT = "https://secretsmanager.${local.region}.amazonaws.com"
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_iam_role_policy.rotation, aws_cloudwatch_log_group.rotation]
+}
+
+resource "aws_lambda_permission" "rotation" {
+  count = var.enable_rotation ? 1 : 0
+
+  statement_id   = "AllowSecretsManager"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.rotation[0].function_name
+  principal      = "secretsmanager.amazonaws.com"
+  source_arn     = aws_secretsmanager_secret.db.arn
+  source_account = local.account_id
+}
+
+resource "aws_secretsmanager_secret_rotation" "db" {
+  count = var.enable_rotation ? 1 : 0
+
+  secret_id           = aws_secretsmanager_secret.db.id
+  rotation_lambda_arn = aws_lambda_function.rotation[0].arn
+  # The first password is fresh (generated at create); rotation starts on the
+  # schedule instead of during apply.
+  rotate_immediately = false
+
+  rotation_rules {
+    automatically_after_days = var.rotation_days
+  }
+
+  depends_on = [aws_lambda_permission.rotation, aws_secretsmanager_secret_version.db]
+}

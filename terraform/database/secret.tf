@@ -1,0 +1,34 @@
+# The credentials secret is created WITHOUT the host: the cluster does not
+# depend on the secret nor the secret on the cluster (no cycle). After the
+# database unit applies, the orchestrator merges host, port and dbname into the
+# secret with boto3 (PutSecretValue, only when they differ).
+resource "aws_secretsmanager_secret" "db" {
+  name                    = "${local.name.prefix}-db-credentials-${local.name.suffix}"
+  description             = "Master credentials of ${aws_rds_cluster.main.cluster_identifier}; host added after apply by the orchestrator"
+  kms_key_id              = var.data_kms_key_arn
+  recovery_window_in_days = var.secret_recovery_window_days
+
+  tags = {
+    Name = "${local.name.prefix}-db-credentials-${local.name.suffix}"
+  }
+}
+
+resource "aws_secretsmanager_secret_version" "db" {
+  secret_id = aws_secretsmanager_secret.db.id
+
+  # Write-only: the password never enters the state or the plan.
+  secret_string_wo = jsonencode({
+    engine   = "postgres"
+    username = var.db_username
+    password = var.db_master_password
+    port     = var.db_port
+    dbname   = var.db_name
+  })
+  secret_string_wo_version = 1
+
+  lifecycle {
+    # The orchestrator (host) and the rotation function (password) own the
+    # value after creation.
+    ignore_changes = [secret_string, secret_string_wo, version_stages]
+  }
+}
