@@ -1,0 +1,120 @@
+"""The only module that builds boto3 sessions and clients.
+
+Retries: botocore's own ("standard" mode: throttling, 5xx, connection errors,
+with backoff), configured once here; nothing stacks tenacity on top of boto3.
+Every API call is recorded (service, operation) so callers can prove a run
+made no mutating call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from orchestrator.errors import PrerequisiteError
+
+READ_PREFIXES = ("Get", "Head", "List", "Describe", "Lookup")
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_SESSION_TOKEN": "",
+}
+
+
+@dataclass
+class CallLog:
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, service: str, operation: str) -> None:
+        with self.lock:
+            self.calls.append((service, operation))
+
+    def mutating(self) -> list[tuple[str, str]]:
+        with self.lock:
+            return [c for c in self.calls if not c[1].startswith(READ_PREFIXES)]
+
+
+class Aws:
+    """Sessions and clients for one region, optionally against the local emulator."""
+
+    def __init__(self, region: str, *, endpoint_url: str | None = None, max_attempts: int = 5, profile: str | None = None):
+        import boto3
+        from botocore.config import Config
+
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.call_log = CallLog()
+        kwargs = {"region_name": region}
+        if endpoint_url:
+            kwargs.update(aws_access_key_id="test", aws_secret_access_key="test")
+        elif profile:
+            kwargs["profile_name"] = profile
+        self._session = boto3.session.Session(**kwargs)
+        self._config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            # S3 path-style for the emulator (no wildcard DNS on 127.0.0.1).
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        )
+        self._clients: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str | None = None):
+        key = (service, region or self.region)
+        with self._lock:
+            if key not in self._clients:
+                c = self._session.client(
+                    service, region_name=key[1], endpoint_url=self.endpoint_url, config=self._config
+                )
+                c.meta.events.register("before-call", self._record)
+                self._clients[key] = c
+            return self._clients[key]
+
+    def _record(self, model=None, **_):
+        self.call_log.record(model.service_model.service_name, model.name)
+
+    def account_id(self) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return self.client("sts").get_caller_identity()["Account"]
+        except NoCredentialsError:
+            raise PrerequisiteError(
+                "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local)"
+            ) from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise PrerequisiteError(f"AWS credentials rejected by STS ({code})") from None
+        except BotoCoreError as exc:
+            raise PrerequisiteError(f"cannot reach AWS STS: {type(exc).__name__}") from None
+
+    def check_account(self, expected: str, env_name: str) -> str:
+        actual = self.account_id()
+        if actual != expected:
+            raise PrerequisiteError(
+                f"AWS account {actual} is not environment {env_name}'s account {expected}; "
+                "switch credentials (AWS_PROFILE) before anything changes"
+            )
+        return actual
+
+    def terraform_env(self) -> dict[str, str]:
+        """Environment for terraform children: same credentials, same region, same endpoint."""
+        env = {k: v for k, v in os.environ.items()}
+        env["AWS_REGION"] = self.region
+        env["AWS_DEFAULT_REGION"] = self.region
+        if self.endpoint_url:
+            for k, v in LOCAL_CREDENTIALS.items():
+                if v:
+                    env[k] = v
+                else:
+                    env.pop(k, None)
+            env.pop("AWS_PROFILE", None)
+        return env
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")

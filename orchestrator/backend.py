@@ -1,0 +1,494 @@
+"""The state backend: ensure_* functions, idempotent and never prompting.
+
+Each piece is checked with Get*/Describe* first; a missing piece is created,
+a weaker one is reported as drift and fixed only with repair=True. A second
+run makes no mutating call. The bucket policy and key policy come from
+bootstrap/.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.aws import Aws, error_code
+from orchestrator.config import Environment, read_toml
+from orchestrator.errors import BackendError
+
+CREATED, IN_PLACE, REPAIRED, DRIFT, SKIPPED = "created", "in place", "repaired", "drift", "skipped"
+
+
+@dataclass(frozen=True)
+class Step:
+    piece: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    steps: tuple[Step, ...]
+    key_arn: str
+    mutating_calls: tuple[tuple[str, str], ...]
+
+    @property
+    def drift(self) -> list[Step]:
+        return [s for s in self.steps if s.status == DRIFT]
+
+
+def _render(path: Path, **values: str) -> dict:
+    return json.loads(string.Template(path.read_text()).substitute(values))
+
+
+class Bootstrapper:
+    def __init__(self, aws: Aws, env: Environment, bootstrap_dir: Path, *, emulated: bool, repair: bool, verify_only: bool):
+        self.aws = aws
+        self.env = env
+        self.backend = env.backend
+        self.dir = bootstrap_dir
+        self.settings = read_toml(bootstrap_dir / "backend.toml")
+        self.emulated = emulated
+        self.repair = repair
+        self.verify_only = verify_only
+        self.steps: list[Step] = []
+        self.s3 = aws.client("s3", self.backend.region)
+        self.kms = aws.client("kms", self.backend.region)
+        self.account_id = env.account_id
+        self.partition = "aws"
+
+    # A piece found weaker than wanted: fix it only when asked.
+    def _fix(self, piece: str, detail: str, apply) -> None:
+        if self.repair and not self.verify_only:
+            apply()
+            self.steps.append(Step(piece, REPAIRED, detail))
+        else:
+            self.steps.append(Step(piece, DRIFT, detail))
+
+    def _tags(self) -> dict[str, str]:
+        tags = dict(self.settings.get("tags", {}))
+        tags.update(Project=self.env.project, Environment=self.env.name, Owner=self.env.owner)
+        return tags
+
+    def run(self) -> BootstrapResult:
+        key_arn = self.ensure_kms_key()
+        self.ensure_state_bucket(key_arn)
+        if self.backend.locking == "dynamodb":
+            self.ensure_lock_table(key_arn)
+        else:
+            self.steps.append(Step("lock", IN_PLACE, "S3 native lockfile (use_lockfile): nothing to create"))
+        return BootstrapResult(tuple(self.steps), key_arn, tuple(self.aws.call_log.mutating()))
+
+    # ---- KMS ---------------------------------------------------------------
+    def ensure_kms_key(self) -> str:
+        alias = self.backend.kms_alias
+        key_id = None
+        try:
+            meta = self.kms.describe_key(KeyId=alias)["KeyMetadata"]
+            key_id = meta["KeyId"]
+            if meta.get("KeyState") != "Enabled":
+                raise BackendError(f"KMS key {alias} is {meta.get('KeyState')}; enable it or choose another alias")
+        except self.kms.exceptions.NotFoundException:
+            pass
+        if key_id is None:
+            if self.verify_only:
+                self.steps.append(Step("kms key", DRIFT, f"{alias} does not exist"))
+                return ""
+            policy = _render(
+                self.dir / "state-key-policy.json",
+                partition=self.partition,
+                account_id=self.account_id,
+                region=self.backend.region,
+            )
+            desc = string.Template(self.settings["kms"]["description"]).substitute(
+                project=self.env.project, environment=self.env.name
+            )
+            meta = self.kms.create_key(
+                Description=desc,
+                KeyUsage="ENCRYPT_DECRYPT",
+                Policy=json.dumps(policy),
+                Tags=[{"TagKey": k, "TagValue": v} for k, v in self._tags().items()],
+            )["KeyMetadata"]
+            key_id = meta["KeyId"]
+            self.kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=self.settings["kms"]["rotation_period_days"])
+            self.kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+            self.steps.append(Step("kms key", CREATED, f"{alias} -> {key_id}, rotation on"))
+            return meta["Arn"]
+        rotation = self.kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled")
+        if rotation:
+            self.steps.append(Step("kms key", IN_PLACE, f"{alias} -> {key_id}, rotation on"))
+        else:
+            self._fix(
+                "kms key rotation",
+                f"{alias}: rotation off",
+                lambda: self.kms.enable_key_rotation(
+                    KeyId=key_id, RotationPeriodInDays=self.settings["kms"]["rotation_period_days"]
+                ),
+            )
+        return meta["Arn"]
+
+    # ---- S3 ----------------------------------------------------------------
+    def _bucket_exists(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=self.account_id)
+            return True
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise BackendError(
+                    f"state bucket {bucket} exists but is not owned by account {self.account_id}; choose another name"
+                ) from None
+            raise
+
+    def _create_bucket(self, bucket: str) -> None:
+        kwargs = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
+        # us-east-1 rejects a LocationConstraint naming itself.
+        if self.backend.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.backend.region}
+        try:
+            self.s3.create_bucket(**kwargs)
+        except self.s3.exceptions.BucketAlreadyExists:
+            raise BackendError(f"bucket name {bucket} is taken by another account; choose another name") from None
+        except self.s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+
+    def ensure_state_bucket(self, key_arn: str) -> None:
+        bucket = self.backend.bucket
+        created = False
+        if not self._bucket_exists(bucket):
+            if self.verify_only:
+                self.steps.append(Step("state bucket", DRIFT, f"{bucket} does not exist"))
+                return
+            self._create_bucket(bucket)
+            created = True
+            self.steps.append(Step("state bucket", CREATED, bucket))
+        else:
+            self.steps.append(Step("state bucket", IN_PLACE, bucket))
+
+        for piece, check, apply in self._bucket_pieces(bucket, key_arn):
+            if created:
+                apply()
+                self.steps.append(Step(piece, CREATED))
+                continue
+            problem = check()
+            if problem is None:
+                self.steps.append(Step(piece, IN_PLACE))
+            elif problem.startswith("skip:"):
+                self.steps.append(Step(piece, SKIPPED, problem[5:]))
+            else:
+                self._fix(piece, problem, apply)
+
+    def _bucket_pieces(self, bucket: str, key_arn: str):
+        s3 = self.s3
+        from botocore.exceptions import ClientError
+
+        def get(fn, **kw):
+            try:
+                return fn(Bucket=bucket, **kw)
+            except ClientError as exc:
+                if error_code(exc) in (
+                    "NoSuchPublicAccessBlockConfiguration",
+                    "ServerSideEncryptionConfigurationNotFoundError",
+                    "OwnershipControlsNotFoundError",
+                    "NoSuchBucketPolicy",
+                    "NoSuchLifecycleConfiguration",
+                ):
+                    return None
+                raise
+
+        def check_versioning():
+            status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+            return None if status == "Enabled" else f"versioning is {status or 'off'}"
+
+        def check_encryption():
+            conf = get(s3.get_bucket_encryption)
+            rules = (conf or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+            for rule in rules:
+                default = rule.get("ApplyServerSideEncryptionByDefault", {})
+                if (
+                    default.get("SSEAlgorithm") == "aws:kms"
+                    and default.get("KMSMasterKeyID") in (key_arn, key_arn.split("/")[-1], self.backend.kms_alias)
+                    and rule.get("BucketKeyEnabled")
+                ):
+                    return None
+            return "default encryption is not SSE-KMS with the state key and a bucket key"
+
+        def check_public_access():
+            conf = (get(s3.get_public_access_block) or {}).get("PublicAccessBlockConfiguration", {})
+            flags = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+            off = [f for f in flags if not conf.get(f)]
+            return None if not off else f"public access block off: {', '.join(off)}"
+
+        def check_ownership():
+            conf = get(s3.get_bucket_ownership_controls) or {}
+            rules = conf.get("OwnershipControls", {}).get("Rules", [])
+            return None if any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules) else "object ownership is not BucketOwnerEnforced"
+
+        def check_policy():
+            if self.emulated:
+                return "skip:the emulator denies every request under a Deny+Condition policy; real AWS gets it"
+            conf = get(s3.get_bucket_policy)
+            if not conf:
+                return "no bucket policy (TLS-only)"
+            policy = json.loads(conf["Policy"])
+            sids = {s.get("Sid") for s in policy.get("Statement", [])}
+            return None if "DenyInsecureTransport" in sids else "bucket policy does not deny non-TLS requests"
+
+        def check_lifecycle():
+            conf = get(s3.get_bucket_lifecycle_configuration) or {}
+            for rule in conf.get("Rules", []):
+                exp = rule.get("NoncurrentVersionExpiration", {})
+                if rule.get("Status") == "Enabled" and exp.get("NoncurrentDays") == self.backend.noncurrent_version_days:
+                    return None
+            return f"no lifecycle rule expiring noncurrent versions after {self.backend.noncurrent_version_days} days"
+
+        def check_logging():
+            conf = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled") or {}
+            return None if conf.get("TargetBucket") == self.backend.access_log_bucket else "access logging off"
+
+        def apply_versioning():
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+        def apply_encryption():
+            s3.put_bucket_encryption(
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {
+                            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                            "BucketKeyEnabled": True,
+                        }
+                    ]
+                },
+            )
+
+        def apply_public_access():
+            s3.put_public_access_block(
+                Bucket=bucket,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            )
+
+        def apply_ownership():
+            s3.put_bucket_ownership_controls(
+                Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+            )
+
+        def apply_policy():
+            if self.emulated:
+                return
+            policy = _render(self.dir / "state-bucket-policy.json", partition=self.partition, bucket=bucket)
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+        def apply_lifecycle():
+            conf = self.settings["bucket"]
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {
+                            "ID": "expire-old-state-versions",
+                            "Status": "Enabled",
+                            "Filter": {"Prefix": ""},
+                            "NoncurrentVersionExpiration": {
+                                "NoncurrentDays": self.backend.noncurrent_version_days,
+                                "NewerNoncurrentVersions": conf["newer_noncurrent_versions_kept"],
+                            },
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": conf["abort_incomplete_multipart_days"]},
+                        }
+                    ]
+                },
+            )
+
+        def apply_logging():
+            self._ensure_log_bucket(self.backend.access_log_bucket)
+            s3.put_bucket_logging(
+                Bucket=bucket,
+                BucketLoggingStatus={
+                    "LoggingEnabled": {"TargetBucket": self.backend.access_log_bucket, "TargetPrefix": f"{bucket}/"}
+                },
+            )
+
+        pieces = [
+            ("versioning", check_versioning, apply_versioning),
+            ("encryption", check_encryption, apply_encryption),
+            ("public access block", check_public_access, apply_public_access),
+            ("object ownership", check_ownership, apply_ownership),
+            ("tls-only policy", check_policy, apply_policy),
+            ("lifecycle", check_lifecycle, apply_lifecycle),
+        ]
+        if self.backend.access_log_bucket:
+            pieces.append(("access logging", check_logging, apply_logging))
+        if self.emulated:
+            # Never call put_bucket_policy on the emulator (see check_policy).
+            pieces = [
+                (p, c, (lambda: None) if p == "tls-only policy" else a) for p, c, a in pieces
+            ]
+        return pieces
+
+    def _ensure_log_bucket(self, log_bucket: str) -> None:
+        if self._bucket_exists(log_bucket):
+            return
+        self._create_bucket(log_bucket)
+        self.s3.put_public_access_block(
+            Bucket=log_bucket,
+            PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")},
+        )
+        # Server access logs support SSE-S3 only.
+        self.s3.put_bucket_encryption(
+            Bucket=log_bucket,
+            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        )
+        self.steps.append(Step("access log bucket", CREATED, log_bucket))
+
+    # ---- DynamoDB lock table ------------------------------------------------
+    def ensure_lock_table(self, key_arn: str) -> None:
+        ddb = self.aws.client("dynamodb", self.backend.region)
+        table = self.backend.dynamodb_table
+        try:
+            desc = ddb.describe_table(TableName=table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            desc = None
+        if desc is None:
+            if self.verify_only:
+                self.steps.append(Step("lock table", DRIFT, f"{table} does not exist"))
+                return
+            ddb.create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+                BillingMode=self.settings["lock_table"]["billing_mode"],
+                SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn},
+                Tags=[{"Key": k, "Value": v} for k, v in self._tags().items()],
+            )
+            ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            ddb.update_continuous_backups(
+                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+            self.steps.append(Step("lock table", CREATED, f"{table}: on-demand, PITR, SSE-KMS"))
+            return
+        problems = []
+        if desc.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append("billing mode is not PAY_PER_REQUEST")
+        if desc.get("SSEDescription", {}).get("SSEType") != "KMS":
+            problems.append("not SSE-KMS")
+        pitr = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+        pitr_on = pitr.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED"
+        if not problems and pitr_on:
+            self.steps.append(Step("lock table", IN_PLACE, table))
+            return
+        if not pitr_on:
+            self._fix(
+                "lock table PITR",
+                f"{table}: point-in-time recovery off",
+                lambda: ddb.update_continuous_backups(
+                    TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+                ),
+            )
+        if problems:
+            self._fix(
+                "lock table",
+                f"{table}: {', '.join(problems)}",
+                lambda: ddb.update_table(
+                    TableName=table,
+                    BillingMode="PAY_PER_REQUEST",
+                    SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn},
+                ),
+            )
+
+
+def backend_config(env: Environment, unit: str, key_arn: str, emulator_url: str | None) -> dict[str, object]:
+    """-backend-config values for one unit's state."""
+    b = env.backend
+    conf: dict[str, object] = {
+        "bucket": b.bucket,
+        "key": b.state_key(env.env_id, unit),
+        "region": b.region,
+        "encrypt": True,
+        "kms_key_id": key_arn,
+    }
+    if b.locking == "dynamodb":
+        conf["dynamodb_table"] = b.dynamodb_table
+    else:
+        conf["use_lockfile"] = True
+    if emulator_url:
+        conf.update(
+            {
+                "endpoints": f'{{s3="{emulator_url}",dynamodb="{emulator_url}",sts="{emulator_url}",iam="{emulator_url}"}}',
+                "use_path_style": True,
+                "skip_credentials_validation": True,
+                "skip_requesting_account_id": True,
+                "skip_metadata_api_check": True,
+                "skip_region_validation": True,
+            }
+        )
+    return conf
+
+
+def resolve_key_arn(aws: Aws, env: Environment) -> str:
+    kms = aws.client("kms", env.backend.region)
+    try:
+        return kms.describe_key(KeyId=env.backend.kms_alias)["KeyMetadata"]["Arn"]
+    except kms.exceptions.NotFoundException:
+        raise BackendError(
+            f"state backend of {env.name} is not bootstrapped (no KMS key {env.backend.kms_alias}); run: orchestrator bootstrap --env {env.name}"
+        ) from None
+
+
+def require_bucket(aws: Aws, env: Environment) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        s3.head_bucket(Bucket=env.backend.bucket)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise BackendError(
+                f"state bucket {env.backend.bucket} does not exist; run: orchestrator bootstrap --env {env.name}"
+            ) from None
+        if code in ("403", "AccessDenied"):
+            raise BackendError(f"state bucket {env.backend.bucket} is not accessible with these credentials") from None
+        raise
+
+
+def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
+    """A unit's outputs straight from its state object in S3 (no init, no provider start).
+    None when the unit has no state."""
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.state_key(env.env_id, unit))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    state = json.loads(body)
+    if not state.get("resources") and not state.get("outputs"):
+        return None
+    return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
+
+
+def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
+    """env_id -> units with non-empty state, under this environment's key prefix."""
+    s3 = aws.client("s3", env.backend.region)
+    out: dict[str, list[str]] = {}
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=env.backend.bucket, Prefix=env.backend.key_prefix + "/"):
+        for obj in page.get("Contents", []):
+            parts = obj["Key"][len(env.backend.key_prefix) + 1 :].split("/")
+            if len(parts) != 2 or not parts[1].endswith(".tfstate"):
+                continue
+            env_id, unit = parts[0], parts[1][: -len(".tfstate")]
+            if env_id != env.name and not env_id.startswith(env.name + "-"):
+                continue
+            state = json.loads(s3.get_object(Bucket=env.backend.bucket, Key=obj["Key"])["Body"].read())
+            if state.get("resources"):
+                out.setdefault(env_id, []).append(unit)
+    return {k: sorted(v) for k, v in sorted(out.items())}

@@ -1,0 +1,521 @@
+"""Typer commands: parse, call one core function, render, exit.
+
+Prompts, --yes and --json live here only. Heavy imports (boto3, the
+terraform layer) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Optional
+
+import typer
+
+from orchestrator.errors import ConfigError, OrchestratorError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Deploy the payment platform's Terraform units to AWS, in dependency order.",
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(no_args_is_help=True, help="Keep one local emulator (moto server) running between commands.")
+app.add_typer(local_app, name="local")
+
+EnvOpt = typer.Option(..., "--env", "-e", help="Environment: a folder under environments/.")
+SuffixOpt = typer.Option(None, "--suffix", "-s", help="Copy of the environment beside it, e.g. pr42.")
+JsonOpt = typer.Option(False, "--json", help="Write the run report as JSON on stdout.")
+
+
+def _opts(ctx: typer.Context):
+    return ctx.obj
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def abort(exc: OrchestratorError) -> None:
+    err(f"error: {exc.message}")
+    if exc.hint:
+        err(f"hint: {exc.hint}")
+    raise typer.Exit(exc.exit_code)
+
+
+class _Guard:
+    """Runs a command body: library errors become one line and their exit code;
+    SIGINT/SIGTERM are forwarded once to terraform and end the run as interrupted."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.engine = None
+
+    def handler(self, signum, frame):
+        from orchestrator.terraform import REGISTRY
+
+        first = self.signum is None
+        self.signum = signum
+        if first:
+            err(f"\n[orchestrator] {signal.Signals(signum).name}: stopping terraform gracefully (no new units start)")
+        if self.engine is not None and self.engine.queue is not None:
+            self.engine.queue.interrupt()
+        threading.Thread(target=REGISTRY.interrupt_all, args=(signum,), daemon=True).start()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if threading.current_thread() is threading.main_thread():
+            for s, h in self._old.items():
+                signal.signal(s, h)
+        if ev is None or isinstance(ev, typer.Exit):
+            if self.signum is not None and ev is None:
+                raise typer.Exit(128 + self.signum)
+            return False
+        if isinstance(ev, OrchestratorError):
+            abort(ev)
+        if isinstance(ev, KeyboardInterrupt):
+            err("interrupted")
+            raise typer.Exit(130)
+        return False
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    local: bool = typer.Option(False, "--local", envvar="ORCHESTRATOR_LOCAL", help="Run against a local emulator (moto server) started for this command."),
+    emulator_url: Optional[str] = typer.Option(None, "--emulator-url", envvar="ORCHESTRATOR_EMULATOR_URL", help="Use the emulator at this URL (implies --local)."),
+    project_dir: Optional[str] = typer.Option(None, "--project-dir", envvar="ORCHESTRATOR_PROJECT_DIR", help="Folder holding terraform/ and environments/."),
+    work_dir: Optional[str] = typer.Option(None, "--work-dir", envvar="ORCHESTRATOR_WORK_DIR", help="Working copies, logs and the plugin cache (default: <project>/.orchestrator)."),
+    provider_mirror: Optional[str] = typer.Option(None, "--provider-mirror", envvar="ORCHESTRATOR_PROVIDER_MIRROR", help="Terraform filesystem mirror holding hashicorp/aws."),
+    terraform_timeout: float = typer.Option(3600.0, "--terraform-timeout", envvar="ORCHESTRATOR_TERRAFORM_TIMEOUT", help="Seconds before one terraform command is stopped."),
+    terraform_retries: int = typer.Option(2, "--terraform-retries", envvar="ORCHESTRATOR_TERRAFORM_RETRIES", help="Re-runs of a terraform command on a transient error."),
+):
+    """Example: orchestrator --local deploy --env dev --yes"""
+    from orchestrator.session import Options
+
+    ctx.obj = Options(
+        local=local,
+        emulator_url=emulator_url,
+        project_dir=project_dir,
+        work_dir=work_dir,
+        provider_mirror=provider_mirror,
+        terraform_timeout=terraform_timeout,
+        terraform_retries=terraform_retries,
+    )
+
+
+# ---- bootstrap ---------------------------------------------------------------
+@app.command()
+def bootstrap(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    repair: bool = typer.Option(False, "--repair", help="Fix settings found weaker than wanted."),
+    verify: bool = typer.Option(False, "--verify", help="Only check the posture; exit non-zero on drift."),
+):
+    """Create (or check) the state backend: KMS key, S3 bucket, lock. Never prompts.
+
+    Example: orchestrator bootstrap --env prod --verify
+    """
+    with _Guard():
+        from orchestrator.backend import DRIFT, Bootstrapper
+        from orchestrator.errors import BackendError
+        from orchestrator.session import open_session
+
+        with open_session(_opts(ctx), env) as s:
+            b = Bootstrapper(
+                s.aws, s.env, s.project.bootstrap_dir, emulated=bool(s.emulator_url), repair=repair, verify_only=verify
+            )
+            result = b.run()
+            for step in result.steps:
+                mark = "!" if step.status == DRIFT else "-"
+                typer.echo(f"{mark} {step.piece:<20} {step.status}{': ' + step.detail if step.detail else ''}")
+            typer.echo(f"mutating AWS calls: {len(result.mutating_calls)}")
+            if result.drift:
+                raise BackendError(
+                    f"{len(result.drift)} backend setting(s) drifted: {', '.join(d.piece for d in result.drift)}"
+                    + ("" if verify else "; run again with --repair to fix")
+                )
+
+
+# ---- engine commands -----------------------------------------------------------
+def _progress(json_mode: bool):
+    from orchestrator.render import ts, unit_line
+
+    def on_start(unit):
+        err(f"[{ts()}] {unit:<14} started")
+
+    def on_finish(result):
+        err(unit_line(result))
+
+    return on_start, on_finish
+
+
+def _confirm_factory(yes: bool):
+    if yes or os.environ.get("CI"):
+        return None
+    if not sys.stdin.isatty():
+        raise ConfigError("changes need confirmation but stdin is not a terminal: pass --yes")
+
+    def confirm(unit, summary):
+        err(f"{unit}: plan {summary.text()}")
+        for c in summary.resources[:20]:
+            err(f"    {'/'.join(c['actions']):<15} {c['address']}")
+        return typer.confirm(f"apply this plan to {unit}?", default=False, err=True)
+
+    return confirm
+
+
+def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, json_mode=False):
+    from orchestrator.engine import Engine
+
+    on_start, on_finish = _progress(json_mode)
+    engine = Engine(
+        project=s.project,
+        stack=s.stack,
+        env=s.env,
+        aws=s.aws,
+        terraform=s.terraform(),
+        redactor=s.redactor,
+        work_root=s.work_root,
+        emulator_url=s.emulator_url,
+        parallelism=parallelism,
+        lock_timeout=lock_timeout,
+        confirm=confirm,
+        on_start=on_start,
+        on_finish=on_finish,
+    )
+    guard.engine = engine
+    return engine
+
+
+def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
+    from orchestrator.engine import failure_block
+    from orchestrator.render import report_dict, summary_table, to_json
+    from orchestrator.runner import Status
+
+    for unit in order:
+        r = report.units[unit]
+        if r.status is Status.FAILED:
+            err(f"\n--- {unit} failed (full log: {r.log_path}) ---")
+            err(s.redactor.redact(failure_block(r)))
+    err("")
+    err(summary_table(report.units, order))
+    for c in report.smoke:
+        err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+    if json_mode:
+        typer.echo(to_json(report_dict(report, order, s.redactor)))
+    if report.failed:
+        raise typer.Exit(7)
+    if exit_changed and report.changed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units (their dependencies come along)."),
+    parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16, help="Units applied at once."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is set)."),
+    lock_timeout: str = typer.Option("0s", "--lock-timeout", help="How long to wait for a state lock, e.g. 2m."),
+    smoke_checks: bool = typer.Option(True, "--smoke/--no-smoke", help="Run smoke checks after a full deploy."),
+    json_out: bool = JsonOpt,
+):
+    """Plan and apply every unit in dependency order, then run smoke checks.
+
+    Example: orchestrator deploy --env dev --suffix pr42 --yes
+    """
+    with _Guard() as guard:
+        from orchestrator.session import open_session
+        from orchestrator.smoke import run_smoke
+
+        only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        confirm = _confirm_factory(yes)
+        with open_session(_opts(ctx), env, suffix) as s:
+            s.stack.graph.subset(only_list) if only_list else None
+            engine = _engine(s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm)
+            report = engine.deploy(only_list)
+            order = [u for u in s.stack.graph.order() if u in report.units]
+            if smoke_checks and not only_list and not report.failed and guard.signum is None:
+                outputs = {u: r.outputs for u, r in report.units.items()}
+                report.smoke = run_smoke(s.aws, outputs, s.env.settings)
+            _finish(report, s, json_out, order)
+
+
+def _plan_command(ctx, env, suffix, only, json_out, command):
+    with _Guard() as guard:
+        from orchestrator.session import open_session
+
+        only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        with open_session(_opts(ctx), env, suffix) as s:
+            engine = _engine(s, guard)
+            report = engine.plan(only_list, command=command)
+            order = [u for u in s.stack.graph.order() if u in report.units]
+            _finish(report, s, json_out, order, exit_changed=True)
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
+    json_out: bool = JsonOpt,
+):
+    """Plan every deployed unit (with refresh). Exit 0: no differences; 2: differences.
+
+    Example: orchestrator plan --env staging
+    """
+    _plan_command(ctx, env, suffix, only, json_out, "plan")
+
+
+@app.command()
+def drift(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
+    json_out: bool = JsonOpt,
+):
+    """Detect drift between state and AWS. Exit 0: none; 2: drift found.
+
+    Example: orchestrator drift --env prod --json
+    """
+    _plan_command(ctx, env, suffix, only, json_out, "drift")
+
+
+@app.command()
+def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
+    """Run the smoke checks against what is deployed.
+
+    Example: orchestrator smoke --env dev
+    """
+    with _Guard():
+        from orchestrator.backend import read_state_outputs
+        from orchestrator.render import to_json
+        from orchestrator.smoke import run_smoke
+
+        with open_session_(ctx, env, suffix) as s:
+            outputs = {u: read_state_outputs(s.aws, s.env, u) or {} for u in s.stack.units}
+            results = run_smoke(s.aws, outputs, s.env.settings)
+            for c in results:
+                err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+            if json_out:
+                typer.echo(to_json({"schema_version": 1, "command": "smoke", "environment": s.env.env_id,
+                                    "smoke": [c.__dict__ for c in results]}))
+            if not all(c.passed for c in results):
+                raise typer.Exit(7)
+
+
+def open_session_(ctx, env, suffix):
+    from orchestrator.session import open_session
+
+    return open_session(_opts(ctx), env, suffix)
+
+
+@app.command()
+def teardown(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    allow_protected: bool = typer.Option(False, "--allow-protected", help="Needed for a protected environment (prod)."),
+    confirm_name: Optional[str] = typer.Option(None, "--confirm", help="The environment's name, typed back (protected environments)."),
+    parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is set)."),
+    json_out: bool = JsonOpt,
+):
+    """Destroy every unit in reverse dependency order. Protected environments are refused.
+
+    Example: orchestrator teardown --env dev --suffix pr42 --yes
+    """
+    with _Guard() as guard:
+        from orchestrator.config import Project, load_environment, load_stack
+        from orchestrator.errors import ProtectedEnvironmentError
+
+        # Refuse a protected environment before touching AWS at all.
+        project = Project.find(_opts(ctx).project_dir)
+        env_cfg = load_environment(project.environments_dir, env, load_stack(project.terraform_dir))
+        if env_cfg.protected and not (allow_protected and confirm_name == env):
+            raise ProtectedEnvironmentError(
+                f"environment {env} is protected: teardown needs --allow-protected and --confirm {env} (nothing was changed)"
+            )
+        if not (yes or os.environ.get("CI")):
+            if not sys.stdin.isatty():
+                raise ConfigError("teardown needs confirmation but stdin is not a terminal: pass --yes")
+            target = env + (f"-{suffix}" if suffix else "")
+            if not typer.confirm(f"destroy every unit of {target}?", default=False, err=True):
+                raise typer.Exit(1)
+        with open_session_(ctx, env, suffix) as s:
+            engine = _engine(s, guard, parallelism=parallelism)
+            report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
+            order = list(reversed(s.stack.graph.order()))
+            _finish(report, s, json_out, order)
+
+
+@app.command()
+def envs(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
+    """List deployed copies of an environment (and their units) found in the state bucket.
+
+    Example: orchestrator envs --env dev
+    """
+    with _Guard():
+        from orchestrator.backend import list_deployed
+        from orchestrator.render import to_json
+
+        with open_session_(ctx, env, None) as s:
+            found = list_deployed(s.aws, s.env)
+            if json_out:
+                typer.echo(to_json(found))
+                return
+            if not found:
+                typer.echo(f"no deployed copy of {env}")
+            for env_id, units in found.items():
+                typer.echo(f"{env_id:<20} {', '.join(units)}")
+
+
+@app.command()
+def outputs(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    unit: Optional[str] = typer.Argument(None, help="One unit; all when omitted."),
+    suffix: Optional[str] = SuffixOpt,
+    json_out: bool = JsonOpt,
+):
+    """Show the units' outputs, read from their state.
+
+    Example: orchestrator outputs --env dev edge
+    """
+    with _Guard():
+        from orchestrator.backend import read_state_outputs
+        from orchestrator.render import to_json
+
+        with open_session_(ctx, env, suffix) as s:
+            units = [unit] if unit else s.stack.graph.order()
+            if unit and unit not in s.stack.units:
+                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            data = {u: read_state_outputs(s.aws, s.env, u) for u in units}
+            data = s.redactor.redact_obj(data)
+            if json_out:
+                typer.echo(to_json(data))
+                return
+            for u, outs in data.items():
+                typer.echo(f"{u}:" + ("" if outs is not None else " (not deployed)"))
+                for k, v in (outs or {}).items():
+                    typer.echo(f"  {k} = {v if isinstance(v, str) else to_json(v).replace(chr(10), ' ')}")
+
+
+@app.command()
+def graph(
+    ctx: typer.Context,
+    fmt: str = typer.Option("text", "--format", "-f", help="text, dot or mermaid."),
+):
+    """Show the unit graph.
+
+    Example: orchestrator graph --format mermaid
+    """
+    with _Guard():
+        from orchestrator.config import Project, load_stack
+
+        stack = load_stack(Project.find(_opts(ctx).project_dir).terraform_dir)
+        g = stack.graph
+        if fmt == "dot":
+            typer.echo("digraph units {")
+            for u in g.order():
+                for d in sorted(g.dependencies(u)):
+                    typer.echo(f'  "{d}" -> "{u}";')
+            typer.echo("}")
+        elif fmt == "mermaid":
+            typer.echo("graph TD")
+            for u in g.order():
+                for d in sorted(g.dependencies(u)):
+                    typer.echo(f"  {d} --> {u}")
+        elif fmt == "text":
+            for level, units in enumerate(g.levels()):
+                for u in units:
+                    deps = ", ".join(sorted(g.dependencies(u))) or "-"
+                    typer.echo(f"{'  ' * level}{u}  (after: {deps})")
+        else:
+            raise ConfigError(f"unknown format {fmt!r}: text, dot or mermaid")
+
+
+@app.command("force-unlock")
+def force_unlock(
+    ctx: typer.Context,
+    lock_id: str = typer.Argument(..., help="The lock id from the lock error."),
+    env: str = EnvOpt,
+    unit: str = typer.Option(..., "--unit", help="The unit whose state is locked."),
+    suffix: Optional[str] = SuffixOpt,
+):
+    """Release a state lock left by a dead run.
+
+    Example: orchestrator force-unlock --env dev --unit network 3f2a...
+    """
+    with _Guard() as guard:
+        with open_session_(ctx, env, suffix) as s:
+            if unit not in s.stack.units:
+                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            engine = _engine(s, guard)
+            from orchestrator.runner import UnitResult
+
+            ws = engine.workspace(unit)
+            engine.ensure_init(unit, ws, UnitResult(unit))
+            engine.tf.force_unlock(ws, lock_id)
+            typer.echo(f"released lock {lock_id} on {unit}")
+
+
+# ---- local emulator ------------------------------------------------------------
+def _local_dir(ctx) -> "object":
+    from orchestrator.config import Project
+    from orchestrator.session import work_root
+
+    return work_root(Project.find(_opts(ctx).project_dir), _opts(ctx)) / "local"
+
+
+@local_app.command("up")
+def local_up(ctx: typer.Context, port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1.")):
+    """Start a persistent emulator; later --local commands use it.
+
+    Example: orchestrator local up
+    """
+    with _Guard():
+        from orchestrator import local
+
+        url, started, replayed = local.up(_local_dir(ctx), port)
+        state = "started" if started else "already running"
+        typer.echo(f"emulator {state} at {url}" + (f" ({replayed} recorded requests replayed)" if replayed else ""))
+
+
+@local_app.command("down")
+def local_down(ctx: typer.Context, forget: bool = typer.Option(False, "--forget", help="Also delete the recorded state.")):
+    """Stop the persistent emulator (its recorded state stays unless --forget).
+
+    Example: orchestrator local down
+    """
+    with _Guard():
+        from orchestrator import local
+
+        stopped = local.down(_local_dir(ctx), forget=forget)
+        typer.echo("emulator stopped" if stopped else "no emulator running")
+
+
+@local_app.command("status")
+def local_status(ctx: typer.Context):
+    """Show whether the persistent emulator runs.
+
+    Example: orchestrator local status
+    """
+    from orchestrator import local
+
+    url = local.running(_local_dir(ctx))
+    typer.echo(f"running at {url}" if url else "not running")
+    raise typer.Exit(0 if url else 1)
+
+
+def run() -> None:
+    app()

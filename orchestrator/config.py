@@ -1,0 +1,347 @@
+"""Settings: terraform/stack.toml (the unit manifest) and environments/<env>/env.toml.
+
+Pure file reads and validation; every error names the file (and the line for
+a syntax error) and the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import ConfigError
+from orchestrator.graph import UnitGraph
+
+SUFFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+TYPES = {"string", "number", "bool", "list(string)"}
+# Variables every unit gets from the environment's identity, not its settings.
+COMMON_VARIABLES = (
+    "region",
+    "account_id",
+    "environment",
+    "environment_suffix",
+    "name_prefix",
+    "project",
+    "repository",
+    "owner",
+    "emulator_endpoint",
+)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)".
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def check_type(value: Any, type_name: str) -> bool:
+    if type_name == "string":
+        return isinstance(value, str)
+    if type_name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "list(string)":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    raise ValueError(type_name)
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    path: Path
+    depends_on: frozenset[str]
+    # terraform variable -> (upstream unit, upstream output)
+    inputs: dict[str, tuple[str, str]]
+    post_apply: tuple[str, ...] = ()
+    # terraform variable -> directory (relative to the unit) packaged as a zip
+    artifacts: dict[str, str] = field(default_factory=dict)
+    # ephemeral variables the orchestrator generates (e.g. an initial password)
+    generated_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    manifest_path: Path
+    units: dict[str, Unit]
+    settings_schema: dict[str, str]
+    # setting -> condition: artifacts only built when that bool setting is true
+    artifact_switches: dict[str, str]
+
+    @property
+    def graph(self) -> UnitGraph:
+        return UnitGraph({u.name: u.depends_on for u in self.units.values()})
+
+
+def load_stack(terraform_dir: Path) -> Stack:
+    path = terraform_dir / "stack.toml"
+    data = read_toml(path)
+    schema = data.get("settings", {})
+    for name, type_name in schema.items():
+        if type_name not in TYPES:
+            raise ConfigError(f"{path}: setting {name!r} has unknown type {type_name!r} (one of {sorted(TYPES)})")
+    units: dict[str, Unit] = {}
+    raw_units = data.get("units", {})
+    if not raw_units:
+        raise ConfigError(f"{path}: no [units.*] tables")
+    for name, raw in raw_units.items():
+        unit_path = terraform_dir / raw.get("path", name)
+        if not unit_path.is_dir():
+            raise ConfigError(f"{path}: unit {name!r}: directory {unit_path} not found")
+        inputs: dict[str, tuple[str, str]] = {}
+        for var, ref in raw.get("inputs", {}).items():
+            if not isinstance(ref, str) or ref.count(".") != 1:
+                raise ConfigError(f"{path}: unit {name!r}: input {var!r} must be \"<unit>.<output>\", got {ref!r}")
+            up, out = ref.split(".")
+            if up not in raw_units:
+                raise ConfigError(f"{path}: unit {name!r}: input {var!r} names unknown unit {up!r}")
+            inputs[var] = (up, out)
+        depends = set(raw.get("depends_on", [])) | {u for u, _ in inputs.values()}
+        units[name] = Unit(
+            name=name,
+            path=unit_path,
+            depends_on=frozenset(depends),
+            inputs=inputs,
+            post_apply=tuple(raw.get("post_apply", ())),
+            artifacts=dict(raw.get("artifacts", {})),
+            generated_secrets=tuple(raw.get("generated_secrets", ())),
+        )
+    stack = Stack(
+        root=terraform_dir,
+        manifest_path=path,
+        units=units,
+        settings_schema=dict(schema),
+        artifact_switches=dict(data.get("artifact_switches", {})),
+    )
+    stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
+    return stack
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    bucket: str
+    key_prefix: str
+    region: str
+    kms_alias: str
+    locking: str = "lockfile"  # or "dynamodb"
+    dynamodb_table: str = ""
+    access_log_bucket: str = ""
+    noncurrent_version_days: int = 90
+
+    def state_key(self, env_id: str, unit: str) -> str:
+        return f"{self.key_prefix}/{env_id}/{unit}.tfstate"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    path: Path
+    region: str
+    account_id: str
+    name_prefix: str
+    project: str
+    repository: str
+    owner: str
+    protected: bool
+    backend: BackendSettings
+    settings: dict[str, Any]
+    suffix: str = ""
+
+    @property
+    def env_id(self) -> str:
+        """<env>[-<suffix>]: the state key folder and the environment_suffix variable."""
+        return f"{self.name}-{self.suffix}" if self.suffix else self.name
+
+    def with_suffix(self, suffix: str | None) -> Environment:
+        if not suffix:
+            return self
+        validate_suffix(suffix)
+        from dataclasses import replace
+
+        return replace(self, suffix=suffix)
+
+    def with_account(self, account_id: str) -> Environment:
+        from dataclasses import replace
+
+        return replace(self, account_id=account_id)
+
+    def common_variables(self, emulator_endpoint: str = "") -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "account_id": self.account_id,
+            "environment": self.name,
+            "environment_suffix": self.env_id,
+            "name_prefix": self.name_prefix,
+            "project": self.project,
+            "repository": self.repository,
+            "owner": self.owner,
+            "emulator_endpoint": emulator_endpoint,
+        }
+
+
+def validate_suffix(suffix: str) -> str:
+    if not SUFFIX_RE.match(suffix):
+        raise ConfigError(
+            f"invalid suffix {suffix!r}: 1-10 characters, a lowercase letter first, then a-z or 0-9 (e.g. pr42)"
+        )
+    return suffix
+
+
+def known_environments(environments_dir: Path) -> list[str]:
+    if not environments_dir.is_dir():
+        return []
+    return sorted(p.name for p in environments_dir.iterdir() if (p / "env.toml").is_file())
+
+
+def _require(data: dict, key: str, type_name: str, path: Path, where: str = "") -> Any:
+    label = f"{where}{key}"
+    if key not in data:
+        raise ConfigError(f"{path}: missing setting {label!r} ({type_name})")
+    value = data[key]
+    if not check_type(value, type_name):
+        raise ConfigError(f"{path}: setting {label!r} must be {type_name}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environment:
+    known = known_environments(environments_dir)
+    if name not in known:
+        raise ConfigError(
+            f"unknown environment {name!r} (known: {', '.join(known) or f'none in {environments_dir}'})"
+        )
+    path = environments_dir / name / "env.toml"
+    data = read_toml(path)
+    region = _require(data, "region", "string", path)
+    account_id = _require(data, "account_id", "string", path)
+    if not ACCOUNT_RE.match(account_id):
+        raise ConfigError(f"{path}: setting 'account_id' must be 12 digits, got {account_id!r}")
+    name_prefix = _require(data, "name_prefix", "string", path)
+    protected = _require(data, "protected", "bool", path)
+
+    raw_backend = data.get("backend")
+    if not isinstance(raw_backend, dict):
+        raise ConfigError(f"{path}: missing [backend] table")
+    locking = raw_backend.get("locking", "lockfile")
+    if locking not in ("lockfile", "dynamodb"):
+        raise ConfigError(f"{path}: setting 'backend.locking' must be \"lockfile\" or \"dynamodb\", got {locking!r}")
+    backend = BackendSettings(
+        bucket=_require(raw_backend, "bucket", "string", path, "backend."),
+        key_prefix=_require(raw_backend, "key_prefix", "string", path, "backend."),
+        region=_require(raw_backend, "region", "string", path, "backend."),
+        kms_alias=_require(raw_backend, "kms_alias", "string", path, "backend."),
+        locking=locking,
+        dynamodb_table=raw_backend.get("dynamodb_table", ""),
+        access_log_bucket=raw_backend.get("access_log_bucket", ""),
+        noncurrent_version_days=raw_backend.get("noncurrent_version_days", 90),
+    )
+    if locking == "dynamodb" and not backend.dynamodb_table:
+        raise ConfigError(f"{path}: backend.locking = \"dynamodb\" needs backend.dynamodb_table")
+    if not backend.kms_alias.startswith("alias/"):
+        raise ConfigError(f"{path}: setting 'backend.kms_alias' must start with 'alias/'")
+
+    raw_settings = data.get("settings")
+    if not isinstance(raw_settings, dict):
+        raise ConfigError(f"{path}: missing [settings] table")
+    settings: dict[str, Any] = {}
+    for key, type_name in stack.settings_schema.items():
+        settings[key] = _require(raw_settings, key, type_name, path, "settings.")
+    unknown = sorted(set(raw_settings) - set(stack.settings_schema))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join('settings.' + u for u in unknown)} (not declared in {stack.manifest_path})"
+        )
+    return Environment(
+        name=name,
+        path=path,
+        region=region,
+        account_id=account_id,
+        name_prefix=name_prefix,
+        project=_require(data, "project", "string", path),
+        repository=_require(data, "repository", "string", path),
+        owner=_require(data, "owner", "string", path),
+        protected=protected,
+        backend=backend,
+        settings=settings,
+    )
+
+
+_VARIABLE_RE = re.compile(r'^variable\s+"([A-Za-z0-9_]+)"\s*\{', re.M)
+
+
+@dataclass(frozen=True)
+class VariableDecl:
+    name: str
+    has_default: bool
+
+
+def unit_variables(unit_dir: Path) -> dict[str, VariableDecl]:
+    """Variable declarations of a unit, read from its .tf files (no terraform call)."""
+    out: dict[str, VariableDecl] = {}
+    for tf in sorted(unit_dir.glob("*.tf")):
+        text = tf.read_text()
+        for m in _VARIABLE_RE.finditer(text):
+            body = _block_body(text, m.end())
+            out[m.group(1)] = VariableDecl(m.group(1), bool(re.search(r"^\s*default\s*=", body, re.M)))
+    return out
+
+
+def _block_body(text: str, start: int) -> str:
+    depth = 1
+    i = start
+    while i < len(text) and depth:
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+        i += 1
+    # Only the block's own top level: nested blocks (validation) may say default.
+    body = text[start : i - 1]
+    return re.sub(r"\{[^{}]*\}", "", body)
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where the project's files are."""
+
+    root: Path
+
+    @property
+    def terraform_dir(self) -> Path:
+        return self.root / "terraform"
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.root / "environments"
+
+    @property
+    def bootstrap_dir(self) -> Path:
+        return self.root / "bootstrap"
+
+    @classmethod
+    def find(cls, explicit: str | None = None) -> Project:
+        if explicit:
+            root = Path(explicit).resolve()
+        elif os.environ.get("ORCHESTRATOR_PROJECT_DIR"):
+            root = Path(os.environ["ORCHESTRATOR_PROJECT_DIR"]).resolve()
+        else:
+            root = Path.cwd().resolve()
+            for candidate in (root, *root.parents):
+                if (candidate / "terraform" / "stack.toml").is_file():
+                    root = candidate
+                    break
+        if not (root / "terraform" / "stack.toml").is_file():
+            raise ConfigError(f"no terraform/stack.toml under {root} (run from the project, or set --project-dir)")
+        return cls(root)

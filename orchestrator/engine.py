@@ -1,0 +1,327 @@
+"""The core: plan, deploy and tear down an environment's units.
+
+Data flows one way: config -> graph -> ready-queue -> (terraform | aws) ->
+results. The CLI builds an Engine, calls one method, renders the RunReport.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator import backend as backend_mod
+from orchestrator.artifacts import build_zip
+from orchestrator.aws import Aws
+from orchestrator.config import COMMON_VARIABLES, Environment, Project, Stack, unit_variables
+from orchestrator.errors import ConfigError, ProtectedEnvironmentError
+from orchestrator.graph import UnitGraph
+from orchestrator.hooks import HOOKS
+from orchestrator.redact import Redactor
+from orchestrator.runner import ReadyQueue, Status, UnitResult
+from orchestrator.terraform import PlanSummary, Terraform, Workspace, error_block
+
+Confirm = Callable[[str, PlanSummary], bool]
+
+
+@dataclass
+class RunReport:
+    command: str
+    env_id: str
+    units: dict[str, UnitResult]
+    started: float
+    ended: float = 0.0
+    smoke: list = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status is Status.FAILED for r in self.units.values()) or any(
+            not c.passed for c in self.smoke
+        ) or any(r.status is Status.SKIPPED for r in self.units.values())
+
+    @property
+    def changed(self) -> bool:
+        return any(r.add or r.change or r.destroy or r.replace for r in self.units.values())
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        project: Project,
+        stack: Stack,
+        env: Environment,
+        aws: Aws,
+        terraform: Terraform,
+        redactor: Redactor,
+        work_root: Path,
+        emulator_url: str | None = None,
+        parallelism: int = 4,
+        lock_timeout: str = "0s",
+        confirm: Confirm | None = None,
+        on_start: Callable[[str], None] | None = None,
+        on_finish: Callable[[UnitResult], None] | None = None,
+        on_line: Callable[[str, str], None] | None = None,
+    ):
+        self.project = project
+        self.stack = stack
+        self.env = env
+        self.aws = aws
+        self.tf = terraform
+        self.redactor = redactor
+        self.work_root = work_root
+        self.emulator_url = emulator_url
+        self.parallelism = parallelism
+        self.lock_timeout = lock_timeout
+        self.confirm = confirm
+        self.on_start = on_start
+        self.on_finish = on_finish
+        self.on_line = on_line
+        self._key_arn: str | None = None
+        self._outputs: dict[str, dict] = {}
+        self._outputs_lock = threading.Lock()
+        self._confirm_lock = threading.Lock()
+        self.queue: ReadyQueue | None = None
+
+    # ---- shared pieces -----------------------------------------------------
+    @property
+    def env_dir(self) -> Path:
+        return self.work_root / "envs" / self.env.env_id
+
+    def workspace(self, unit: str) -> Workspace:
+        return Workspace(unit, self.stack.units[unit].path, self.env_dir / unit)
+
+    def key_arn(self) -> str:
+        if self._key_arn is None:
+            backend_mod.require_bucket(self.aws, self.env)
+            self._key_arn = backend_mod.resolve_key_arn(self.aws, self.env)
+        return self._key_arn
+
+    def graph(self, only: list[str] | None = None) -> UnitGraph:
+        g = self.stack.graph
+        return g.subset(only) if only else g
+
+    def variables_for(self, unit: str, upstream: dict[str, dict]) -> dict:
+        """Every value the unit's variables get: identity, settings, wired outputs, artifacts.
+        Raises ConfigError naming a required variable nobody provides."""
+        spec = self.stack.units[unit]
+        declared = unit_variables(spec.path)
+        values = {}
+        common = self.env.common_variables(self.emulator_url or "")
+        for name in declared:
+            if name in common:
+                values[name] = common[name]
+            elif name in spec.inputs:
+                up, out = spec.inputs[name]
+                outputs = upstream.get(up)
+                if outputs is None or out not in outputs:
+                    raise ConfigError(f"unit {unit}: input {name} needs output {out!r} of unit {up}, which it does not have")
+                values[name] = outputs[out]
+            elif name in self.env.settings:
+                values[name] = self.env.settings[name]
+        for var, rel in spec.artifacts.items():
+            switch = self.stack.artifact_switches.get(var)
+            if var in declared and (switch is None or self.env.settings.get(switch)):
+                values[var] = str(build_zip(spec.path / rel, self.work_root / "artifacts"))
+        missing = [
+            n for n, d in declared.items()
+            if n not in values and not d.has_default and n not in spec.generated_secrets
+        ]
+        if missing:
+            raise ConfigError(
+                f"unit {unit}: variable(s) {', '.join(sorted(missing))} have no value: not in [settings] of "
+                f"{self.env.path} nor wired in {self.stack.manifest_path}"
+            )
+        return values
+
+    def secret_env(self, unit: str) -> dict[str, str]:
+        """Generated ephemeral secrets, passed as TF_VAR_ (never in a file, never in state)."""
+        env = {}
+        for name in self.stack.units[unit].generated_secrets:
+            value = secrets.token_urlsafe(24)
+            self.redactor.add(value)
+            env[f"TF_VAR_{name}"] = value
+        return env
+
+    def _fingerprint(self, ws: Workspace, conf: dict) -> str:
+        lock = ws.source_dir / ".terraform.lock.hcl"
+        h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
+        h.update(lock.read_bytes() if lock.exists() else b"")
+        h.update(self.tf.cli_config.read_bytes())
+        return h.hexdigest()
+
+    def ensure_init(self, unit: str, ws: Workspace, result: UnitResult) -> None:
+        """init only when the backend, lock file or CLI config changed since the last one."""
+        conf = backend_mod.backend_config(self.env, unit, self.key_arn(), self.emulator_url)
+        fp = self._fingerprint(ws, conf)
+        marker = ws.work_dir / "init.fingerprint"
+        if marker.exists() and marker.read_text() == fp and (ws.data_dir / "terraform.tfstate").exists():
+            return
+        r = self.tf.init(ws, conf, reconfigure=True, on_line=self._line(unit))
+        result.retries += r.attempts - 1
+        marker.write_text(fp)
+
+    def _line(self, unit: str):
+        if not self.on_line:
+            return None
+        return lambda line: self.on_line(unit, line)
+
+    def _write_vars(self, ws: Workspace, values: dict) -> None:
+        ws.work_dir.mkdir(parents=True, exist_ok=True)
+        ws.var_file.write_text(json.dumps(values, indent=2, sort_keys=True))
+
+    def _run_queue(self, graph: UnitGraph, action) -> dict[str, UnitResult]:
+        self.queue = ReadyQueue(
+            graph, action, parallelism=self.parallelism, on_start=self.on_start, on_finish=self.on_finish
+        )
+        return self.queue.run()
+
+    def _record_outputs(self, unit: str, outputs: dict) -> None:
+        with self._outputs_lock:
+            self._outputs[unit] = outputs
+
+    def _upstream(self) -> dict[str, dict]:
+        with self._outputs_lock:
+            return dict(self._outputs)
+
+    def _state_outputs(self, unit: str) -> dict | None:
+        return backend_mod.read_state_outputs(self.aws, self.env, unit)
+
+    # ---- deploy ------------------------------------------------------------
+    def deploy(self, only: list[str] | None = None) -> RunReport:
+        graph = self.graph(only)
+        self.key_arn()
+        started = time.time()
+        results = self._run_queue(graph, self._deploy_unit)
+        return RunReport("deploy", self.env.env_id, results, started, time.time())
+
+    def _deploy_unit(self, unit: str) -> UnitResult:
+        result = UnitResult(unit)
+        ws = self.workspace(unit)
+        result.log_path = str(ws.log_path)
+        values = self.variables_for(unit, self._upstream())
+        self._write_vars(ws, values)
+        self.ensure_init(unit, ws, result)
+        extra = self.secret_env(unit)
+        changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+        result.retries += r.attempts - 1
+        if changed:
+            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            result.add, result.change, result.destroy, result.replace = (
+                summary.add, summary.change, summary.destroy, summary.replace,
+            )
+            if self.confirm is not None:
+                with self._confirm_lock:
+                    ok = self.confirm(unit, summary)
+                if not ok:
+                    ws.plan_path.unlink(missing_ok=True)
+                    result.status = Status.SKIPPED
+                    result.detail = "not confirmed"
+                    return result
+            # Exactly the saved plan that was shown.
+            r = self.tf.apply(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+            result.retries += r.attempts - 1
+            result.status = Status.SUCCEEDED
+        else:
+            result.status = Status.NO_CHANGES
+        ws.plan_path.unlink(missing_ok=True)
+        outputs = self._state_outputs(unit) or {}
+        self._record_outputs(unit, outputs)
+        result.outputs = outputs
+        for hook in self.stack.units[unit].post_apply:
+            hr = HOOKS[hook](self.aws, outputs, self.redactor)
+            result.hooks.append(f"{hr.name}: {'changed' if hr.changed else 'unchanged'} ({hr.detail})")
+            if hr.changed and result.status is Status.NO_CHANGES:
+                result.status = Status.SUCCEEDED
+        return result
+
+    # ---- plan / drift --------------------------------------------------------
+    def plan(self, only: list[str] | None = None, command: str = "plan") -> RunReport:
+        graph = self.graph(only)
+        self.key_arn()
+        started = time.time()
+        results = self._run_queue(graph, self._plan_unit)
+        return RunReport(command, self.env.env_id, results, started, time.time())
+
+    def _plan_unit(self, unit: str) -> UnitResult:
+        result = UnitResult(unit)
+        ws = self.workspace(unit)
+        result.log_path = str(ws.log_path)
+        upstream = {}
+        for dep in self.stack.graph.ancestors(unit) | self.stack.units[unit].depends_on:
+            outputs = self._state_outputs(dep)
+            if outputs is None:
+                result.status = Status.SKIPPED
+                result.detail = f"upstream {dep} is not deployed"
+                return result
+            upstream[dep] = outputs
+        values = self.variables_for(unit, upstream)
+        self._write_vars(ws, values)
+        self.ensure_init(unit, ws, result)
+        changed, r = self.tf.plan(
+            ws, lock_timeout=self.lock_timeout, extra_env=self.secret_env(unit), on_line=self._line(unit)
+        )
+        result.retries += r.attempts - 1
+        if changed:
+            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            result.add, result.change, result.destroy, result.replace = (
+                summary.add, summary.change, summary.destroy, summary.replace,
+            )
+            result.detail = ", ".join(c["address"] for c in summary.resources[:5])
+        result.status = Status.SUCCEEDED
+        ws.plan_path.unlink(missing_ok=True)
+        return result
+
+    # ---- teardown ------------------------------------------------------------
+    def teardown(self, *, allow_protected: bool = False, confirm_name: str | None = None) -> RunReport:
+        if self.env.protected and not (allow_protected and confirm_name == self.env.name):
+            raise ProtectedEnvironmentError(
+                f"environment {self.env.name} is protected: teardown needs --allow-protected and "
+                f"--confirm {self.env.name} (nothing was changed)"
+            )
+        self.key_arn()
+        # Every unit's outputs, read once before anything is destroyed.
+        for unit in self.stack.units:
+            outputs = self._state_outputs(unit)
+            if outputs is not None:
+                self._record_outputs(unit, outputs)
+        started = time.time()
+        results = self._run_queue(self.stack.graph.reversed(), self._destroy_unit)
+        return RunReport("teardown", self.env.env_id, results, started, time.time())
+
+    def _destroy_unit(self, unit: str) -> UnitResult:
+        result = UnitResult(unit)
+        ws = self.workspace(unit)
+        result.log_path = str(ws.log_path)
+        if unit not in self._upstream():
+            result.status = Status.NO_CHANGES
+            result.detail = "no state"
+            return result
+        values = self.variables_for(unit, self._upstream())
+        self._write_vars(ws, values)
+        self.ensure_init(unit, ws, result)
+        extra = self.secret_env(unit)
+        changed, r = self.tf.plan(
+            ws, destroy=True, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit)
+        )
+        result.retries += r.attempts - 1
+        if changed:
+            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            result.destroy = summary.destroy
+            r = self.tf.apply(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+            result.retries += r.attempts - 1
+            result.status = Status.SUCCEEDED
+        else:
+            result.status = Status.NO_CHANGES
+        ws.plan_path.unlink(missing_ok=True)
+        return result
+
+
+def failure_block(result: UnitResult) -> str:
+    return error_block(result.error) if result.error else result.detail

@@ -1,0 +1,76 @@
+"""One error hierarchy; each class owns its exit code.
+
+Library code raises these; only the CLI turns them into a line and an exit.
+Messages are one line and never carry a secret value.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OrchestratorError):
+    """Bad settings, manifest, environment name, suffix or unit name."""
+
+    exit_code = 2
+
+
+class GraphError(ConfigError):
+    """The unit graph is not a DAG, or names an unknown unit."""
+
+
+class PrerequisiteError(OrchestratorError):
+    """Missing terraform binary, credentials, or the wrong AWS account."""
+
+    exit_code = 3
+
+
+class BackendError(OrchestratorError):
+    """The state backend is missing, drifted, or not ours."""
+
+    exit_code = 4
+
+
+class TerraformError(OrchestratorError):
+    """A terraform command failed; carries the command and the stderr tail."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, command: list[str] | None = None, stderr_tail: str = "", hint=None):
+        super().__init__(message, hint=hint)
+        self.command = command or []
+        self.stderr_tail = stderr_tail
+
+
+class StateLockedError(TerraformError):
+    """Another run holds the state lock."""
+
+
+class HookError(OrchestratorError):
+    exit_code = 6
+
+
+class RunFailed(OrchestratorError):
+    """A run finished with at least one failed unit or check."""
+
+    exit_code = 7
+
+
+class ProtectedEnvironmentError(OrchestratorError):
+    exit_code = 8
+
+
+class Interrupted(OrchestratorError):
+    def __init__(self, message: str = "interrupted", *, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -1,0 +1,173 @@
+"""The local emulator: moto server as a child process on 127.0.0.1.
+
+`with emulator(...)` starts one for a command and stops it at exit;
+`local up` / `local down` keep one running between commands, its requests
+recorded to disk and replayed (with a fixed random seed, so ids come back the
+same) when it is started again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import PrerequisiteError
+
+EMULATOR_ACCOUNT_ID = "123456789012"
+SEED = 4242
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 2.0) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        return resp.status
+
+
+def _post(url: str, timeout: float = 600.0) -> int:
+    req = urllib.request.Request(url, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        return resp.status
+
+
+def is_up(url: str) -> bool:
+    try:
+        return _get(f"{url}/moto-api/data.json") == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@dataclass
+class MotoServer:
+    url: str
+    pid: int
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+
+
+def moto_env(recording: Path | None = None, ecs_running: int = 1) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MOTO_IAM_LOAD_MANAGED_POLICIES="true",
+        # moto never runs ECS tasks; report the dev desired count as running.
+        MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
+        MOTO_ALLOW_NONEXISTENT_REGION="true",
+    )
+    if recording is not None:
+        env.update(MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(recording))
+    return env
+
+
+def start(*, port: int | None = None, log_path: Path | None = None, recording: Path | None = None, timeout: float = 60.0) -> MotoServer:
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=moto_env(recording),
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise PrerequisiteError("cannot start moto server (pip install 'moto[server]')") from None
+    finally:
+        if log_path:
+            log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PrerequisiteError(f"moto server exited at start (code {proc.returncode}); is moto[server] installed?")
+        if is_up(url):
+            _post(f"{url}/moto-api/seed?a={SEED}")
+            return MotoServer(url=url, pid=proc.pid, proc=proc)
+        time.sleep(0.2)
+    MotoServer(url, proc.pid, proc).stop()
+    raise PrerequisiteError(f"moto server did not answer on {url} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def emulator(url: str | None = None, *, log_path: Path | None = None):
+    """Yields an emulator URL: the given one (must answer), else a fresh child process."""
+    if url:
+        if not is_up(url):
+            raise PrerequisiteError(f"no local emulator answers at {url}")
+        yield url
+        return
+    server = start(log_path=log_path)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+# ---- local up / down -------------------------------------------------------
+def info_path(state_dir: Path) -> Path:
+    return state_dir / "local.json"
+
+
+def running(state_dir: Path) -> str | None:
+    path = info_path(state_dir)
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    return info["url"] if is_up(info["url"]) else None
+
+
+def up(state_dir: Path, port: int | None = None) -> tuple[str, bool, int]:
+    """Start the persistent emulator. Returns (url, started_now, replayed_requests)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    url = running(state_dir)
+    if url:
+        return url, False, 0
+    recording = state_dir / "recording.jsonl"
+    server = start(port=port, log_path=state_dir / "moto.log", recording=recording)
+    replayed = 0
+    if recording.exists() and recording.stat().st_size:
+        replayed = sum(1 for _ in recording.open())
+        _post(f"{server.url}/moto-api/recorder/replay-recording")
+    # Detach: the server outlives this command.
+    info_path(state_dir).write_text(json.dumps({"url": server.url, "pid": server.pid}))
+    return server.url, True, replayed
+
+
+def down(state_dir: Path, forget: bool = False) -> bool:
+    path = info_path(state_dir)
+    if not path.exists():
+        return False
+    info = json.loads(path.read_text())
+    MotoServer(info["url"], info["pid"]).stop()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info["pid"], signal.SIGTERM)
+    path.unlink()
+    if forget:
+        (state_dir / "recording.jsonl").unlink(missing_ok=True)
+    return True

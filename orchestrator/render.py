@@ -1,0 +1,70 @@
+"""Text and JSON renderings of results. Pure: strings in, strings out."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from orchestrator.runner import Status, UnitResult
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def ts() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def unit_line(r: UnitResult) -> str:
+    counts = f" (+{r.add} ~{r.change} -{r.destroy} ±{r.replace})" if (r.add or r.change or r.destroy or r.replace) else ""
+    detail = f": {r.detail}" if r.detail and r.status in (Status.FAILED, Status.SKIPPED) else ""
+    took = f" in {r.duration:.1f}s" if r.duration else ""
+    return f"[{ts()}] {r.unit:<14} {r.status.value}{took}{counts}{detail}"
+
+
+def summary_table(results: dict[str, UnitResult], order: list[str]) -> str:
+    head = f"{'UNIT':<14} {'STATUS':<11} {'ADD':>4} {'CHG':>4} {'DEL':>4} {'REP':>4} {'TIME':>7} {'RETRY':>5}  NOTE"
+    lines = [head]
+    for unit in order:
+        r = results[unit]
+        note = r.detail if r.status in (Status.FAILED, Status.SKIPPED) else "; ".join(r.hooks)
+        lines.append(
+            f"{unit:<14} {r.status.value:<11} {r.add:>4} {r.change:>4} {r.destroy:>4} {r.replace:>4} "
+            f"{r.duration:>6.1f}s {r.retries:>5}  {note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def report_dict(report, order: list[str], redactor) -> dict:
+    units = []
+    for unit in order:
+        r = report.units[unit]
+        units.append(
+            {
+                "unit": unit,
+                "status": r.status.value,
+                "detail": r.detail,
+                "add": r.add,
+                "change": r.change,
+                "destroy": r.destroy,
+                "replace": r.replace,
+                "duration_s": round(r.duration, 3),
+                "retries": r.retries,
+                "hooks": r.hooks,
+                "log": r.log_path,
+            }
+        )
+    out = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "command": report.command,
+        "environment": report.env_id,
+        "started": report.started,
+        "duration_s": round(report.ended - report.started, 3),
+        "result": "failed" if report.failed else ("changed" if report.changed else "ok"),
+        "units": units,
+        "smoke": [{"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts} for c in report.smoke],
+    }
+    return redactor.redact_obj(out)
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)

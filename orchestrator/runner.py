@@ -1,0 +1,142 @@
+"""The ready-queue: a unit starts as soon as its own dependencies succeeded.
+
+Pure scheduling: the action (plan/apply/destroy) is passed in. Bounded
+parallelism, deterministic order among ready units (by name), explicit status
+per unit, a failure skips exactly its dependents and names the cause.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import Enum
+
+from orchestrator.graph import UnitGraph
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    NO_CHANGES = "no changes"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.NO_CHANGES)
+
+
+@dataclass
+class UnitResult:
+    unit: str
+    status: Status = Status.PENDING
+    detail: str = ""
+    started: float | None = None
+    ended: float | None = None
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+    replace: int = 0
+    retries: int = 0
+    outputs: dict = field(default_factory=dict)
+    hooks: list[str] = field(default_factory=list)
+    log_path: str = ""
+    error: str = ""
+
+    @property
+    def duration(self) -> float:
+        if self.started is None or self.ended is None:
+            return 0.0
+        return self.ended - self.started
+
+
+Action = Callable[[str], UnitResult]
+
+
+class ReadyQueue:
+    def __init__(
+        self,
+        graph: UnitGraph,
+        action: Action,
+        *,
+        parallelism: int = 4,
+        on_start: Callable[[str], None] | None = None,
+        on_finish: Callable[[UnitResult], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        if parallelism < 1:
+            raise ValueError("parallelism must be at least 1")
+        self.graph = graph
+        self.action = action
+        self.parallelism = parallelism
+        self.on_start = on_start or (lambda u: None)
+        self.on_finish = on_finish or (lambda r: None)
+        self.clock = clock
+        self.stop = threading.Event()
+        self.results: dict[str, UnitResult] = {u: UnitResult(u) for u in graph.units}
+
+    def _ready(self) -> list[str]:
+        out = []
+        for unit in self.graph.units:
+            r = self.results[unit]
+            if r.status is Status.PENDING and all(self.results[d].status.ok for d in self.graph.dependencies(unit)):
+                out.append(unit)
+        return out
+
+    def _skip_dependents(self, unit: str, cause: str) -> None:
+        for dep in sorted(self.graph.descendants(unit)):
+            r = self.results[dep]
+            if r.status is Status.PENDING:
+                r.status = Status.SKIPPED
+                r.detail = cause
+                self.on_finish(r)
+
+    def _run(self, unit: str) -> UnitResult:
+        started = self.clock()
+        try:
+            result = self.action(unit)
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            result = UnitResult(unit, Status.FAILED, detail=str(exc) or type(exc).__name__)
+            result.error = getattr(exc, "stderr_tail", "") or ""
+            if isinstance(exc, KeyboardInterrupt):
+                self.stop.set()
+        result.started = started
+        result.ended = self.clock()
+        return result
+
+    def run(self) -> dict[str, UnitResult]:
+        running: dict[Future, str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="unit") as pool:
+            while True:
+                if not self.stop.is_set():
+                    for unit in self._ready():
+                        if len(running) >= self.parallelism:
+                            break
+                        self.results[unit].status = Status.RUNNING
+                        self.results[unit].started = self.clock()
+                        self.on_start(unit)
+                        running[pool.submit(self._run, unit)] = unit
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: running[f]):
+                    unit = running.pop(fut)
+                    result = fut.result()
+                    self.results[unit] = result
+                    self.on_finish(result)
+                    if not result.status.ok:
+                        verb = "failed" if result.status is Status.FAILED else "was skipped"
+                        self._skip_dependents(unit, f"{unit} {verb}")
+        for r in self.results.values():
+            if r.status is Status.PENDING:
+                r.status = Status.SKIPPED
+                r.detail = "interrupted before it started" if self.stop.is_set() else "not reached"
+                self.on_finish(r)
+        return self.results
+
+    def interrupt(self) -> None:
+        self.stop.set()

@@ -1,0 +1,96 @@
+"""Builds what a command works with: project, stack, environment, AWS, terraform.
+
+Local mode starts (or reuses) the emulator and points boto3, the aws provider
+and the S3 backend at it with test credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config import Environment, Project, Stack, load_environment, load_stack
+
+
+@dataclass(frozen=True)
+class Options:
+    local: bool = False
+    emulator_url: str | None = None
+    project_dir: str | None = None
+    work_dir: str | None = None
+    provider_mirror: str | None = None
+    terraform_bin: str | None = None
+    terraform_timeout: float = 3600.0
+    terraform_retries: int = 2
+
+
+@dataclass
+class Session:
+    project: Project
+    stack: Stack
+    env: Environment
+    aws: object
+    work_root: Path
+    emulator_url: str | None
+    redactor: object
+    options: Options
+
+    def terraform(self):
+        from orchestrator.terraform import Terraform, find_binary, write_cli_config
+
+        binary = find_binary(self.options.terraform_bin)
+        mirror = self.options.provider_mirror or _stack_mirror(self.stack)
+        cli_config = write_cli_config(self.work_root, mirror)
+        return Terraform(
+            binary,
+            cli_config=cli_config,
+            base_env=self.aws.terraform_env(),
+            redactor=self.redactor,
+            timeout=self.options.terraform_timeout,
+            max_retries=self.options.terraform_retries,
+        )
+
+
+def _stack_mirror(stack: Stack) -> str | None:
+    from orchestrator.config import read_toml
+
+    value = read_toml(stack.manifest_path).get("terraform", {}).get("provider_mirror", "")
+    return value or None
+
+
+def work_root(project: Project, options: Options) -> Path:
+    root = Path(options.work_dir or os.environ.get("ORCHESTRATOR_WORK_DIR") or project.root / ".orchestrator")
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def load(options: Options, env_name: str, suffix: str | None = None) -> tuple[Project, Stack, Environment]:
+    project = Project.find(options.project_dir)
+    stack = load_stack(project.terraform_dir)
+    env = load_environment(project.environments_dir, env_name, stack).with_suffix(suffix)
+    return project, stack, env
+
+
+@contextlib.contextmanager
+def open_session(options: Options, env_name: str, suffix: str | None = None, *, check_account: bool = True):
+    from orchestrator import local
+    from orchestrator.aws import Aws
+    from orchestrator.redact import Redactor
+
+    project, stack, env = load(options, env_name, suffix)
+    root = work_root(project, options)
+    with contextlib.ExitStack() as stack_ctx:
+        url = None
+        if options.local or options.emulator_url:
+            url = options.emulator_url or local.running(root / "local")
+            url = stack_ctx.enter_context(local.emulator(url, log_path=root / "moto.log"))
+        aws = Aws(env.region, endpoint_url=url)
+        if url:
+            # One emulated account serves every environment: the environment's
+            # real account id is swapped for the emulator's.
+            env = env.with_account(local.EMULATOR_ACCOUNT_ID)
+        if check_account:
+            aws.check_account(env.account_id, env.name)
+        yield Session(project, stack, env, aws, root, url, Redactor(), options)

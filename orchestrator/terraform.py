@@ -1,0 +1,487 @@
+"""The only module that runs the terraform binary.
+
+A thin subprocess wrapper (python-terraform and its forks break on Terraform
+1.11: see the README's design notes). Every call gets an explicit cwd
+(-chdir) and env, -input=false and TF_IN_AUTOMATION=1; output is streamed
+line by line to a per-unit log (through the redactor) and a callback; errors
+carry the command and the stderr tail. Each terraform runs in its own process
+group so an interrupt reaches it exactly once and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.errors import Interrupted, PrerequisiteError, StateLockedError, TerraformError
+from orchestrator.redact import Redactor
+
+# Exit codes each command accepts: plan -detailed-exitcode's 2 means "changes".
+PLAN_NO_CHANGES, PLAN_ERROR, PLAN_CHANGES = 0, 1, 2
+
+# Errors worth re-running the whole command for: throttling and network blips
+# between terraform and AWS or the registry. Nothing else is retried.
+TRANSIENT_PATTERNS = (
+    r"ThrottlingException",
+    r"Throttling: Rate exceeded",
+    r"RequestLimitExceeded",
+    r"TooManyRequestsException",
+    r"SlowDown",
+    r"connection reset by peer",
+    r"TLS handshake timeout",
+    r"i/o timeout",
+    r"net/http: request canceled",
+    r"ServiceUnavailable",
+    r"503 Service Unavailable",
+    r"failed to query available provider packages",
+)
+_TRANSIENT_RE = re.compile("|".join(TRANSIENT_PATTERNS))
+_LOCK_RE = re.compile(r"Error acquiring the state lock")
+
+STDERR_TAIL_LINES = 40
+
+
+def find_binary(explicit: str | None = None) -> str:
+    candidate = explicit or os.environ.get("ORCHESTRATOR_TERRAFORM") or "terraform"
+    path = shutil.which(candidate)
+    if not path:
+        raise PrerequisiteError(
+            f"terraform binary not found ({candidate!r} is not on PATH); install Terraform >= 1.11 or set ORCHESTRATOR_TERRAFORM"
+        )
+    return path
+
+
+def cli_config_text(mirror_dir: str | None, plugin_cache_dir: Path) -> str:
+    """The Terraform CLI config the orchestrator writes for itself."""
+    lines = [f'plugin_cache_dir = "{plugin_cache_dir}"', "plugin_cache_may_break_dependency_lock_file = false", ""]
+    if mirror_dir:
+        lines += [
+            "provider_installation {",
+            "  filesystem_mirror {",
+            f'    path    = "{mirror_dir}"',
+            '    include = ["registry.terraform.io/hashicorp/aws"]',
+            "  }",
+            "  direct {",
+            '    exclude = ["registry.terraform.io/hashicorp/aws"]',
+            "  }",
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_cli_config(work_dir: Path, mirror_dir: str | None) -> Path:
+    plugin_cache = work_dir / "plugin-cache"
+    plugin_cache.mkdir(parents=True, exist_ok=True)
+    path = work_dir / "terraform.rc"
+    text = cli_config_text(mirror_dir, plugin_cache)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
+def backend_config_args(config: Mapping[str, object]) -> list[str]:
+    """-backend-config=key=value, bools lowercased, in a stable order."""
+    out = []
+    for key in sorted(config):
+        value = config[key]
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append(f"-backend-config={key}={value}")
+    return out
+
+
+def build_args(command: str, *, flags: Iterable[str] = (), options: Mapping[str, object] | None = None) -> list[str]:
+    """Pure argument builder: terraform <command> -input=false -no-color [flags] [-k=v]."""
+    args = [command]
+    if command in ("init", "plan", "apply", "destroy", "import", "refresh"):
+        args.append("-input=false")
+    args.append("-no-color")
+    args.extend(flags)
+    for key, value in (options or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        args.append(f"-{key}={value}")
+    return args
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: list[str]
+    returncode: int
+    stdout: str
+    stderr_tail: str
+    duration: float
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    add: int = 0
+    change: int = 0
+    destroy: int = 0
+    replace: int = 0
+    resources: tuple[dict, ...] = field(default=(), repr=False)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.add or self.change or self.destroy or self.replace)
+
+    def text(self) -> str:
+        return f"+{self.add} ~{self.change} -{self.destroy} ±{self.replace}"
+
+    @classmethod
+    def from_plan_json(cls, plan: dict) -> PlanSummary:
+        add = change = destroy = replace = 0
+        changed = []
+        for rc in plan.get("resource_changes", []):
+            actions = rc.get("change", {}).get("actions", [])
+            if actions in (["no-op"], ["read"]):
+                continue
+            if "create" in actions and "delete" in actions:
+                replace += 1
+            elif actions == ["create"]:
+                add += 1
+            elif actions == ["update"]:
+                change += 1
+            elif actions == ["delete"]:
+                destroy += 1
+            else:
+                continue
+            changed.append({"address": rc.get("address"), "actions": actions})
+        return cls(add, change, destroy, replace, tuple(changed))
+
+
+class ProcessRegistry:
+    """Live terraform processes, so an interrupt reaches each one once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self.interrupted: int | None = None
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            if self.interrupted is not None:
+                _signal_group(proc, signal.SIGINT)
+            self._procs.add(proc)
+
+    def remove(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def interrupt_all(self, signum: int = signal.SIGINT, grace: float = 60.0) -> None:
+        """Forward one SIGINT to every terraform, wait up to ``grace`` s, then kill."""
+        with self._lock:
+            first = self.interrupted is None
+            self.interrupted = signum
+            procs = list(self._procs)
+        if first:
+            for proc in procs:
+                _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+
+    def live(self) -> int:
+        with self._lock:
+            return sum(1 for p in self._procs if p.poll() is None)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+REGISTRY = ProcessRegistry()
+
+
+@dataclass
+class Workspace:
+    """One working copy: (environment, suffix, unit). Source dir is shared and read-only;
+    .terraform, plan files and logs live in the per-environment work dir."""
+
+    unit: str
+    source_dir: Path
+    work_dir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.work_dir / ".terraform"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.work_dir / "tfplan"
+
+    @property
+    def var_file(self) -> Path:
+        return self.work_dir / "inputs.tfvars.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / "terraform.log"
+
+
+class Terraform:
+    def __init__(
+        self,
+        binary: str,
+        *,
+        cli_config: Path,
+        base_env: Mapping[str, str],
+        redactor: Redactor,
+        timeout: float = 3600.0,
+        max_retries: int = 2,
+        retry_delay: float = 5.0,
+        registry: ProcessRegistry = REGISTRY,
+    ):
+        self.binary = binary
+        self.cli_config = cli_config
+        self.base_env = dict(base_env)
+        self.redactor = redactor
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.registry = registry
+
+    # ---- process ---------------------------------------------------------
+    def env_for(self, ws: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update(
+            TF_IN_AUTOMATION="1",
+            TF_INPUT="0",
+            CHECKPOINT_DISABLE="1",
+            TF_CLI_CONFIG_FILE=str(self.cli_config),
+            TF_DATA_DIR=str(ws.data_dir),
+        )
+        env.pop("TF_LOG", None)
+        env.pop("TF_WORKSPACE", None)
+        if extra:
+            env.update(extra)
+        return env
+
+    def run(
+        self,
+        ws: Workspace,
+        args: list[str],
+        *,
+        ok_codes: tuple[int, ...] = (0,),
+        extra_env: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+        capture: bool = False,
+        log: bool = True,
+        retry_transient: bool = True,
+    ) -> CommandResult:
+        attempts = 0
+        while True:
+            attempts += 1
+            result = self._run_once(ws, args, extra_env=extra_env, on_line=on_line, capture=capture, log=log)
+            if result.returncode in ok_codes:
+                return CommandResult(**{**result.__dict__, "attempts": attempts})
+            if self.registry.interrupted is not None:
+                raise Interrupted(f"terraform {args[0]} of {ws.unit} interrupted", signum=self.registry.interrupted)
+            if _LOCK_RE.search(result.stderr_tail):
+                raise lock_error(ws.unit, result)
+            if retry_transient and attempts <= self.max_retries and _TRANSIENT_RE.search(result.stderr_tail):
+                if on_line:
+                    on_line(f"[orchestrator] transient error, retry {attempts}/{self.max_retries}")
+                time.sleep(self.retry_delay * attempts)
+                continue
+            raise TerraformError(
+                f"terraform {args[0]} failed for unit {ws.unit} (exit {result.returncode}): {first_error(result.stderr_tail)}",
+                command=["terraform", f"-chdir={ws.source_dir}", *args],
+                stderr_tail=result.stderr_tail,
+            )
+
+    def _run_once(self, ws, args, *, extra_env, on_line, capture, log) -> CommandResult:
+        ws.work_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [self.binary, f"-chdir={ws.source_dir}", *args]
+        env = self.env_for(ws, extra_env)
+        started = time.monotonic()
+        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        out_chunks: list[str] = []
+        log_file = open(ws.log_path, "a", encoding="utf-8") if log else None  # noqa: SIM115
+        try:
+            if log_file:
+                log_file.write(f"\n$ terraform {' '.join(args)}\n")
+                log_file.flush()
+            proc = subprocess.Popen(
+                cmd,
+                cwd=ws.work_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,  # own process group: signals go to it explicitly
+            )
+            self.registry.add(proc)
+
+            def pump_stderr():
+                for line in proc.stderr:
+                    clean = self.redactor.redact(line.rstrip("\n"))
+                    tail.append(clean)
+                    if log_file:
+                        log_file.write(clean + "\n")
+                    if on_line:
+                        on_line(clean)
+
+            t = threading.Thread(target=pump_stderr, daemon=True)
+            t.start()
+            timer = threading.Timer(self.timeout, _timeout_kill, args=(proc,))
+            timer.daemon = True
+            timer.start()
+            try:
+                for line in proc.stdout:
+                    if capture:
+                        out_chunks.append(line)
+                        continue
+                    clean = self.redactor.redact(line.rstrip("\n"))
+                    if log_file:
+                        log_file.write(clean + "\n")
+                    if on_line:
+                        on_line(clean)
+                proc.wait()
+                t.join()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    _signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+                self.registry.remove(proc)
+        finally:
+            if log_file:
+                log_file.close()
+        rc = proc.returncode
+        if rc < 0:  # killed by a signal (timeout or interrupt)
+            rc = 128 - rc
+        return CommandResult(
+            command=cmd,
+            returncode=rc,
+            stdout="".join(out_chunks),
+            stderr_tail="\n".join(tail),
+            duration=time.monotonic() - started,
+        )
+
+    # ---- commands ----------------------------------------------------------
+    def version(self) -> str:
+        out = subprocess.run([self.binary, "version", "-json"], capture_output=True, text=True, timeout=60)
+        try:
+            return json.loads(out.stdout)["terraform_version"]
+        except (ValueError, KeyError):
+            raise PrerequisiteError(f"cannot read the version of {self.binary}: {out.stderr.strip()[:200]}") from None
+
+    def init(self, ws: Workspace, backend_config: Mapping[str, object], *, reconfigure: bool = False, **kw):
+        flags = backend_config_args(backend_config) + ["-lockfile=readonly"]
+        if reconfigure:
+            flags.append("-reconfigure")
+        return self.run(ws, build_args("init", flags=flags), **kw)
+
+    def plan(
+        self,
+        ws: Workspace,
+        *,
+        destroy: bool = False,
+        refresh: bool = True,
+        lock_timeout: str = "0s",
+        var_file: bool = True,
+        **kw,
+    ) -> tuple[bool, CommandResult]:
+        """Saved plan with -detailed-exitcode: returns (has_changes, result)."""
+        flags = ["-detailed-exitcode", f"-out={ws.plan_path}"]
+        if destroy:
+            flags.append("-destroy")
+        if not refresh:
+            flags.append("-refresh=false")
+        if var_file and ws.var_file.exists():
+            flags.append(f"-var-file={ws.var_file}")
+        args = build_args("plan", flags=flags, options={"lock-timeout": lock_timeout})
+        result = self.run(ws, args, ok_codes=(PLAN_NO_CHANGES, PLAN_CHANGES), **kw)
+        return result.returncode == PLAN_CHANGES, result
+
+    def show_plan(self, ws: Workspace, **kw) -> dict:
+        result = self.run(ws, build_args("show", flags=["-json", str(ws.plan_path)]), capture=True, **kw)
+        return json.loads(result.stdout)
+
+    def apply(self, ws: Workspace, *, lock_timeout: str = "0s", **kw) -> CommandResult:
+        """Applies the saved plan, nothing else."""
+        args = build_args("apply", flags=["-auto-approve"], options={"lock-timeout": lock_timeout}) + [str(ws.plan_path)]
+        return self.run(ws, args, **kw)
+
+    def output(self, ws: Workspace, **kw) -> dict:
+        result = self.run(ws, build_args("output", flags=["-json"]), capture=True, **kw)
+        return {k: v.get("value") for k, v in json.loads(result.stdout or "{}").items()}
+
+    def force_unlock(self, ws: Workspace, lock_id: str, **kw) -> CommandResult:
+        return self.run(ws, build_args("force-unlock", flags=["-force", lock_id]), retry_transient=False, **kw)
+
+    def state_push(self, ws: Workspace, state_file: Path, **kw) -> CommandResult:
+        return self.run(ws, build_args("state", flags=["push", str(state_file)]), retry_transient=False, **kw)
+
+
+def _timeout_kill(proc: subprocess.Popen) -> None:
+    _signal_group(proc, signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+
+
+def first_error(stderr_tail: str) -> str:
+    """The first 'Error: ...' line of terraform's output, else its last line."""
+    for line in stderr_tail.splitlines():
+        stripped = line.strip("│ ").strip()
+        if stripped.startswith("Error:"):
+            return stripped[len("Error:") :].strip()
+    lines = [line for line in stderr_tail.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def error_block(stderr_tail: str) -> str:
+    """The 'Error:' block(s) of terraform's output, for printing on failure."""
+    lines = stderr_tail.splitlines()
+    for i, line in enumerate(lines):
+        if "Error:" in line:
+            return "\n".join(lines[i:])
+    return stderr_tail
+
+
+_LOCK_FIELD_RE = re.compile(r"^\s*│?\s*(ID|Path|Operation|Who|Version|Created):\s*(.*)$", re.M)
+
+
+def parse_lock_info(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2).strip() for m in _LOCK_FIELD_RE.finditer(text)}
+
+
+def lock_error(unit: str, result: CommandResult) -> StateLockedError:
+    info = parse_lock_info(result.stderr_tail)
+    lock_id = info.get("ID", "?")
+    who = info.get("Who", "unknown")
+    since = info.get("Created", "unknown time")
+    return StateLockedError(
+        f"state of unit {unit} is locked by {who} since {since} (lock id {lock_id}); "
+        f"if that run is dead: orchestrator force-unlock --unit {unit} {lock_id} (with the same --env/--suffix)",
+        command=result.command,
+        stderr_tail=result.stderr_tail,
+    )
