@@ -171,12 +171,14 @@ class Bootstrapper:
             self.steps.append(Step("state bucket", IN_PLACE, bucket))
 
         for piece, check, apply in self._bucket_pieces(bucket, key_arn):
-            if created:
+            if created and not (self.emulated and piece == "tls-only policy"):
                 apply()
                 self.steps.append(Step(piece, CREATED))
                 continue
             problem = check()
-            if problem is None:
+            if created and problem and problem.startswith("skip:"):
+                self.steps.append(Step(piece, SKIPPED, problem[5:]))
+            elif problem is None:
                 self.steps.append(Step(piece, IN_PLACE))
             elif problem.startswith("skip:"):
                 self.steps.append(Step(piece, SKIPPED, problem[5:]))

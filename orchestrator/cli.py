@@ -456,21 +456,20 @@ def force_unlock(
 
     Example: orchestrator force-unlock --env dev --unit network 3f2a...
     """
-    with _Guard() as guard:
-        with open_session_(ctx, env, suffix) as s:
-            if unit not in s.stack.units:
-                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
-            engine = _engine(s, guard)
-            from orchestrator.runner import UnitResult
+    with _Guard() as guard, open_session_(ctx, env, suffix) as s:
+        if unit not in s.stack.units:
+            raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+        engine = _engine(s, guard)
+        from orchestrator.runner import UnitResult
 
-            ws = engine.workspace(unit)
-            engine.ensure_init(unit, ws, UnitResult(unit))
-            engine.tf.force_unlock(ws, lock_id)
-            typer.echo(f"released lock {lock_id} on {unit}")
+        ws = engine.workspace(unit)
+        engine.ensure_init(unit, ws, UnitResult(unit))
+        engine.tf.force_unlock(ws, lock_id)
+        typer.echo(f"released lock {lock_id} on {unit}")
 
 
 # ---- local emulator ------------------------------------------------------------
-def _local_dir(ctx) -> "object":
+def _local_dir(ctx) -> object:
     from orchestrator.config import Project
     from orchestrator.session import work_root
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from orchestrator import backend as backend_mod
 from orchestrator.artifacts import build_zip
 from orchestrator.aws import Aws
-from orchestrator.config import COMMON_VARIABLES, Environment, Project, Stack, unit_variables
+from orchestrator.config import Environment, Project, Stack, unit_variables
 from orchestrator.errors import ConfigError, ProtectedEnvironmentError
 from orchestrator.graph import UnitGraph
 from orchestrator.hooks import HOOKS
@@ -176,9 +176,24 @@ class Engine:
         ws.work_dir.mkdir(parents=True, exist_ok=True)
         ws.var_file.write_text(json.dumps(values, indent=2, sort_keys=True))
 
+    def _guarded(self, action):
+        """Keeps what a unit got to (log path, counts, retries) when it fails."""
+
+        def run(unit: str) -> UnitResult:
+            result = UnitResult(unit, log_path=str(self.workspace(unit).log_path))
+            try:
+                return action(unit, result)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                result.status = Status.FAILED
+                result.detail = self.redactor.redact(str(exc))
+                result.error = self.redactor.redact(getattr(exc, "stderr_tail", "") or "")
+                return result
+
+        return run
+
     def _run_queue(self, graph: UnitGraph, action) -> dict[str, UnitResult]:
         self.queue = ReadyQueue(
-            graph, action, parallelism=self.parallelism, on_start=self.on_start, on_finish=self.on_finish
+            graph, self._guarded(action), parallelism=self.parallelism, on_start=self.on_start, on_finish=self.on_finish
         )
         return self.queue.run()
 
@@ -201,10 +216,8 @@ class Engine:
         results = self._run_queue(graph, self._deploy_unit)
         return RunReport("deploy", self.env.env_id, results, started, time.time())
 
-    def _deploy_unit(self, unit: str) -> UnitResult:
-        result = UnitResult(unit)
+    def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
-        result.log_path = str(ws.log_path)
         values = self.variables_for(unit, self._upstream())
         self._write_vars(ws, values)
         self.ensure_init(unit, ws, result)
@@ -249,10 +262,8 @@ class Engine:
         results = self._run_queue(graph, self._plan_unit)
         return RunReport(command, self.env.env_id, results, started, time.time())
 
-    def _plan_unit(self, unit: str) -> UnitResult:
-        result = UnitResult(unit)
+    def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
-        result.log_path = str(ws.log_path)
         upstream = {}
         for dep in self.stack.graph.ancestors(unit) | self.stack.units[unit].depends_on:
             outputs = self._state_outputs(dep)
@@ -295,10 +306,8 @@ class Engine:
         results = self._run_queue(self.stack.graph.reversed(), self._destroy_unit)
         return RunReport("teardown", self.env.env_id, results, started, time.time())
 
-    def _destroy_unit(self, unit: str) -> UnitResult:
-        result = UnitResult(unit)
+    def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
-        result.log_path = str(ws.log_path)
         if unit not in self._upstream():
             result.status = Status.NO_CHANGES
             result.detail = "no state"

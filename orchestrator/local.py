@@ -46,7 +46,7 @@ def _post(url: str, timeout: float = 600.0) -> int:
 
 def is_up(url: str) -> bool:
     try:
-        return _get(f"{url}/moto-api/data.json") == 200
+        return _get(f"{url}/moto-api/") == 200
     except (OSError, urllib.error.URLError):
         return False
 
@@ -149,10 +149,9 @@ def up(state_dir: Path, port: int | None = None) -> tuple[str, bool, int]:
     if url:
         return url, False, 0
     recording = state_dir / "recording.jsonl"
+    replayed = sum(1 for _ in recording.open()) if recording.exists() else 0
     server = start(port=port, log_path=state_dir / "moto.log", recording=recording)
-    replayed = 0
-    if recording.exists() and recording.stat().st_size:
-        replayed = sum(1 for _ in recording.open())
+    if replayed:
         _post(f"{server.url}/moto-api/recorder/replay-recording")
     # Detach: the server outlives this command.
     info_path(state_dir).write_text(json.dumps({"url": server.url, "pid": server.pid}))

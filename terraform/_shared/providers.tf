@@ -20,8 +20,10 @@ locals {
 }
 
 provider "aws" {
-  region              = var.region
-  allowed_account_ids = [var.account_id]
+  region = var.region
+  # Refuse any other account. The emulator skips the account lookup, so
+  # there is nothing to compare against there.
+  allowed_account_ids = local.emulated ? null : [var.account_id]
 
   skip_credentials_validation = local.emulated
   skip_requesting_account_id  = local.emulated

@@ -30,6 +30,7 @@ resource "aws_rds_cluster_parameter_group" "main" {
 }
 
 resource "aws_rds_cluster" "main" {
+  # checkov:skip=CKV2_AWS_8: Aurora's own continuous backups (backup_retention_days >= 7, validated) with point-in-time restore; AWS Backup plans are account-level
   cluster_identifier = "${local.name.prefix}-db-${local.name.suffix}"
   engine             = "aurora-postgresql"
   engine_version     = var.db_engine_version
@@ -77,7 +78,63 @@ resource "aws_rds_cluster_instance" "main" {
   publicly_accessible  = false
 
   auto_minor_version_upgrade            = true
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
   performance_insights_enabled          = true
   performance_insights_kms_key_id       = var.data_kms_key_arn
   performance_insights_retention_period = 7
+}
+
+# Enhanced monitoring: RDS publishes OS metrics with this role.
+data "aws_iam_policy_document" "monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "monitoring" {
+  name               = "${local.name.prefix}-rds-monitoring-${local.name.suffix}"
+  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+}
+
+data "aws_iam_policy_document" "monitoring" {
+  statement {
+    sid = "PublishOwnOsMetrics"
+    actions = [
+      "logs:CreateLogGroup",
+      "logs:PutRetentionPolicy",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "logs:DescribeLogStreams",
+      "logs:GetLogEvents",
+    ]
+    # RDS enhanced monitoring writes to this fixed log group only.
+    resources = [
+      "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:RDSOSMetrics",
+      "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:RDSOSMetrics:log-stream:*",
+    ]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "monitoring" {
+  name   = "publish-os-metrics"
+  role   = aws_iam_role.monitoring.id
+  policy = data.aws_iam_policy_document.monitoring.json
 }

@@ -96,8 +96,14 @@ variable "enable_rotation" {
 }
 
 variable "rotation_days" {
-  description = "Days between rotations."
+  description = "Days between rotations (at most 90)."
   type        = number
+  default     = 30
+
+  validation {
+    condition     = var.rotation_days >= 1 && var.rotation_days <= 90
+    error_message = "rotation_days must be between 1 and 90."
+  }
 }
 
 variable "rotation_lambda_zip" {

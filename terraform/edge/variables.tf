@@ -57,3 +57,13 @@ variable "alb_access_logs_bucket" {
   description = "Existing bucket for load balancer access logs; empty turns them off."
   type        = string
 }
+
+variable "log_retention_days" {
+  description = "Retention of the WAF log group."
+  type        = number
+}
+
+variable "logs_kms_key_arn" {
+  description = "KMS key for log groups (security unit); empty for the CloudWatch default encryption."
+  type        = string
+}

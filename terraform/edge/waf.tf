@@ -88,3 +88,26 @@ resource "aws_wafv2_web_acl_association" "alb" {
   resource_arn = aws_lb.main.arn
   web_acl_arn  = aws_wafv2_web_acl.main[0].arn
 }
+
+# WAF logs: the name must start with aws-waf-logs-.
+resource "aws_cloudwatch_log_group" "waf" {
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (staging, prod, every environment with WAF)
+  count = var.enable_waf ? 1 : 0
+
+  name              = "aws-waf-logs-${local.name.prefix}-${local.name.suffix}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
+}
+
+resource "aws_wafv2_web_acl_logging_configuration" "main" {
+  count = var.enable_waf ? 1 : 0
+
+  resource_arn            = aws_wafv2_web_acl.main[0].arn
+  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
+
+  redacted_fields {
+    single_header {
+      name = "authorization"
+    }
+  }
+}

@@ -8,6 +8,7 @@ locals {
 }
 
 resource "aws_vpc" "main" {
+  # checkov:skip=CKV2_AWS_11: the flow log (aws_flow_log.vpc, all traffic) is in the security unit, which owns the logs KMS key
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true

@@ -1,4 +1,5 @@
 resource "aws_cloudwatch_log_group" "app" {
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (staging, prod); dev uses CloudWatch's default encryption
   name              = "/ecs/${local.name.prefix}-api-${local.name.suffix}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn

@@ -1,0 +1,24 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def tmp_project(tmp_path) -> Path:
+    """A copy of environments/ and the manifest, with the units symlinked, to edit freely."""
+    (tmp_path / "terraform").mkdir()
+    shutil.copy(ROOT / "terraform" / "stack.toml", tmp_path / "terraform" / "stack.toml")
+    for unit in ("network", "security", "database", "edge", "observability", "app", "_shared"):
+        os.symlink(ROOT / "terraform" / unit, tmp_path / "terraform" / unit)
+    shutil.copytree(ROOT / "environments", tmp_path / "environments")
+    shutil.copytree(ROOT / "bootstrap", tmp_path / "bootstrap")
+    return tmp_path
