@@ -39,9 +39,23 @@ def build_zip(src: Path, out_dir: Path) -> Path:
     req = src / "requirements.txt"
     if req.exists():
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(stage),
-             "--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.12",
-             "-r", str(req)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--target",
+                str(stage),
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--python-version",
+                "3.12",
+                "-r",
+                str(req),
+            ],
             capture_output=True,
             text=True,
         )

@@ -39,7 +39,9 @@ class CallLog:
 class Aws:
     """Sessions and clients for one region, optionally against the local emulator."""
 
-    def __init__(self, region: str, *, endpoint_url: str | None = None, max_attempts: int = 5, profile: str | None = None):
+    def __init__(
+        self, region: str, *, endpoint_url: str | None = None, max_attempts: int = 5, profile: str | None = None
+    ):
         import boto3
         from botocore.config import Config
 

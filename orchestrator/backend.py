@@ -43,7 +43,9 @@ def _render(path: Path, **values: str) -> dict:
 
 
 class Bootstrapper:
-    def __init__(self, aws: Aws, env: Environment, bootstrap_dir: Path, *, emulated: bool, repair: bool, verify_only: bool):
+    def __init__(
+        self, aws: Aws, env: Environment, bootstrap_dir: Path, *, emulated: bool, repair: bool, verify_only: bool
+    ):
         self.aws = aws
         self.env = env
         self.backend = env.backend
@@ -111,7 +113,9 @@ class Bootstrapper:
                 Tags=[{"TagKey": k, "TagValue": v} for k, v in self._tags().items()],
             )["KeyMetadata"]
             key_id = meta["KeyId"]
-            self.kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=self.settings["kms"]["rotation_period_days"])
+            self.kms.enable_key_rotation(
+                KeyId=key_id, RotationPeriodInDays=self.settings["kms"]["rotation_period_days"]
+            )
             self.kms.create_alias(AliasName=alias, TargetKeyId=key_id)
             self.steps.append(Step("kms key", CREATED, f"{alias} -> {key_id}, rotation on"))
             return meta["Arn"]
@@ -229,7 +233,11 @@ class Bootstrapper:
         def check_ownership():
             conf = get(s3.get_bucket_ownership_controls) or {}
             rules = conf.get("OwnershipControls", {}).get("Rules", [])
-            return None if any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules) else "object ownership is not BucketOwnerEnforced"
+            return (
+                None
+                if any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
+                else "object ownership is not BucketOwnerEnforced"
+            )
 
         def check_policy():
             if self.emulated:
@@ -245,7 +253,10 @@ class Bootstrapper:
             conf = get(s3.get_bucket_lifecycle_configuration) or {}
             for rule in conf.get("Rules", []):
                 exp = rule.get("NoncurrentVersionExpiration", {})
-                if rule.get("Status") == "Enabled" and exp.get("NoncurrentDays") == self.backend.noncurrent_version_days:
+                if (
+                    rule.get("Status") == "Enabled"
+                    and exp.get("NoncurrentDays") == self.backend.noncurrent_version_days
+                ):
                     return None
             return f"no lifecycle rule expiring noncurrent versions after {self.backend.noncurrent_version_days} days"
 
@@ -262,7 +273,10 @@ class Bootstrapper:
                 ServerSideEncryptionConfiguration={
                     "Rules": [
                         {
-                            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                            "ApplyServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "aws:kms",
+                                "KMSMasterKeyID": key_arn,
+                            },
                             "BucketKeyEnabled": True,
                         }
                     ]
@@ -305,7 +319,9 @@ class Bootstrapper:
                                 "NoncurrentDays": self.backend.noncurrent_version_days,
                                 "NewerNoncurrentVersions": conf["newer_noncurrent_versions_kept"],
                             },
-                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": conf["abort_incomplete_multipart_days"]},
+                            "AbortIncompleteMultipartUpload": {
+                                "DaysAfterInitiation": conf["abort_incomplete_multipart_days"]
+                            },
                         }
                     ]
                 },
@@ -332,9 +348,7 @@ class Bootstrapper:
             pieces.append(("access logging", check_logging, apply_logging))
         if self.emulated:
             # Never call put_bucket_policy on the emulator (see check_policy).
-            pieces = [
-                (p, c, (lambda: None) if p == "tls-only policy" else a) for p, c, a in pieces
-            ]
+            pieces = [(p, c, (lambda: None) if p == "tls-only policy" else a) for p, c, a in pieces]
         return pieces
 
     def _ensure_log_bucket(self, log_bucket: str) -> None:
@@ -343,12 +357,16 @@ class Bootstrapper:
         self._create_bucket(log_bucket)
         self.s3.put_public_access_block(
             Bucket=log_bucket,
-            PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")},
+            PublicAccessBlockConfiguration={
+                k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+            },
         )
         # Server access logs support SSE-S3 only.
         self.s3.put_bucket_encryption(
             Bucket=log_bucket,
-            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
         )
         self.steps.append(Step("access log bucket", CREATED, log_bucket))
 

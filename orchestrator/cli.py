@@ -87,13 +87,45 @@ class _Guard:
 @app.callback()
 def main(
     ctx: typer.Context,
-    local: bool = typer.Option(False, "--local", envvar="ORCHESTRATOR_LOCAL", help="Run against a local emulator (moto server) started for this command."),
-    emulator_url: Optional[str] = typer.Option(None, "--emulator-url", envvar="ORCHESTRATOR_EMULATOR_URL", help="Use the emulator at this URL (implies --local)."),
-    project_dir: Optional[str] = typer.Option(None, "--project-dir", envvar="ORCHESTRATOR_PROJECT_DIR", help="Folder holding terraform/ and environments/."),
-    work_dir: Optional[str] = typer.Option(None, "--work-dir", envvar="ORCHESTRATOR_WORK_DIR", help="Working copies, logs and the plugin cache (default: <project>/.orchestrator)."),
-    provider_mirror: Optional[str] = typer.Option(None, "--provider-mirror", envvar="ORCHESTRATOR_PROVIDER_MIRROR", help="Terraform filesystem mirror holding hashicorp/aws."),
-    terraform_timeout: float = typer.Option(3600.0, "--terraform-timeout", envvar="ORCHESTRATOR_TERRAFORM_TIMEOUT", help="Seconds before one terraform command is stopped."),
-    terraform_retries: int = typer.Option(2, "--terraform-retries", envvar="ORCHESTRATOR_TERRAFORM_RETRIES", help="Re-runs of a terraform command on a transient error."),
+    local: bool = typer.Option(
+        False,
+        "--local",
+        envvar="ORCHESTRATOR_LOCAL",
+        help="Run against a local emulator (moto server) started for this command.",
+    ),
+    emulator_url: Optional[str] = typer.Option(
+        None,
+        "--emulator-url",
+        envvar="ORCHESTRATOR_EMULATOR_URL",
+        help="Use the emulator at this URL (implies --local).",
+    ),
+    project_dir: Optional[str] = typer.Option(
+        None, "--project-dir", envvar="ORCHESTRATOR_PROJECT_DIR", help="Folder holding terraform/ and environments/."
+    ),
+    work_dir: Optional[str] = typer.Option(
+        None,
+        "--work-dir",
+        envvar="ORCHESTRATOR_WORK_DIR",
+        help="Working copies, logs and the plugin cache (default: <project>/.orchestrator).",
+    ),
+    provider_mirror: Optional[str] = typer.Option(
+        None,
+        "--provider-mirror",
+        envvar="ORCHESTRATOR_PROVIDER_MIRROR",
+        help="Terraform filesystem mirror holding hashicorp/aws.",
+    ),
+    terraform_timeout: float = typer.Option(
+        3600.0,
+        "--terraform-timeout",
+        envvar="ORCHESTRATOR_TERRAFORM_TIMEOUT",
+        help="Seconds before one terraform command is stopped.",
+    ),
+    terraform_retries: int = typer.Option(
+        2,
+        "--terraform-retries",
+        envvar="ORCHESTRATOR_TERRAFORM_RETRIES",
+        help="Re-runs of a terraform command on a transient error.",
+    ),
 ):
     """Example: orchestrator --local deploy --env dev --yes"""
     from orchestrator.session import Options
@@ -307,8 +339,16 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
             for c in results:
                 err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
             if json_out:
-                typer.echo(to_json({"schema_version": 1, "command": "smoke", "environment": s.env.env_id,
-                                    "smoke": [c.__dict__ for c in results]}))
+                typer.echo(
+                    to_json(
+                        {
+                            "schema_version": 1,
+                            "command": "smoke",
+                            "environment": s.env.env_id,
+                            "smoke": [c.__dict__ for c in results],
+                        }
+                    )
+                )
             if not all(c.passed for c in results):
                 raise typer.Exit(7)
 
@@ -325,7 +365,9 @@ def teardown(
     env: str = EnvOpt,
     suffix: Optional[str] = SuffixOpt,
     allow_protected: bool = typer.Option(False, "--allow-protected", help="Needed for a protected environment (prod)."),
-    confirm_name: Optional[str] = typer.Option(None, "--confirm", help="The environment's name, typed back (protected environments)."),
+    confirm_name: Optional[str] = typer.Option(
+        None, "--confirm", help="The environment's name, typed back (protected environments)."
+    ),
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is set)."),
     json_out: bool = JsonOpt,
@@ -491,7 +533,9 @@ def local_up(ctx: typer.Context, port: Optional[int] = typer.Option(None, "--por
 
 
 @local_app.command("down")
-def local_down(ctx: typer.Context, forget: bool = typer.Option(False, "--forget", help="Also delete the recorded state.")):
+def local_down(
+    ctx: typer.Context, forget: bool = typer.Option(False, "--forget", help="Also delete the recorded state.")
+):
     """Stop the persistent emulator (its recorded state stays unless --forget).
 
     Example: orchestrator local down

@@ -104,7 +104,7 @@ def load_stack(terraform_dir: Path) -> Stack:
         inputs: dict[str, tuple[str, str]] = {}
         for var, ref in raw.get("inputs", {}).items():
             if not isinstance(ref, str) or ref.count(".") != 1:
-                raise ConfigError(f"{path}: unit {name!r}: input {var!r} must be \"<unit>.<output>\", got {ref!r}")
+                raise ConfigError(f'{path}: unit {name!r}: input {var!r} must be "<unit>.<output>", got {ref!r}')
             up, out = ref.split(".")
             if up not in raw_units:
                 raise ConfigError(f"{path}: unit {name!r}: input {var!r} names unknown unit {up!r}")
@@ -219,9 +219,7 @@ def _require(data: dict, key: str, type_name: str, path: Path, where: str = "") 
 def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environment:
     known = known_environments(environments_dir)
     if name not in known:
-        raise ConfigError(
-            f"unknown environment {name!r} (known: {', '.join(known) or f'none in {environments_dir}'})"
-        )
+        raise ConfigError(f"unknown environment {name!r} (known: {', '.join(known) or f'none in {environments_dir}'})")
     path = environments_dir / name / "env.toml"
     data = read_toml(path)
     region = _require(data, "region", "string", path)
@@ -236,7 +234,7 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         raise ConfigError(f"{path}: missing [backend] table")
     locking = raw_backend.get("locking", "lockfile")
     if locking not in ("lockfile", "dynamodb"):
-        raise ConfigError(f"{path}: setting 'backend.locking' must be \"lockfile\" or \"dynamodb\", got {locking!r}")
+        raise ConfigError(f'{path}: setting \'backend.locking\' must be "lockfile" or "dynamodb", got {locking!r}')
     backend = BackendSettings(
         bucket=_require(raw_backend, "bucket", "string", path, "backend."),
         key_prefix=_require(raw_backend, "key_prefix", "string", path, "backend."),
@@ -248,7 +246,7 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         noncurrent_version_days=raw_backend.get("noncurrent_version_days", 90),
     )
     if locking == "dynamodb" and not backend.dynamodb_table:
-        raise ConfigError(f"{path}: backend.locking = \"dynamodb\" needs backend.dynamodb_table")
+        raise ConfigError(f'{path}: backend.locking = "dynamodb" needs backend.dynamodb_table')
     if not backend.kms_alias.startswith("alias/"):
         raise ConfigError(f"{path}: setting 'backend.kms_alias' must start with 'alias/'")
 

@@ -41,9 +41,11 @@ class RunReport:
 
     @property
     def failed(self) -> bool:
-        return any(r.status is Status.FAILED for r in self.units.values()) or any(
-            not c.passed for c in self.smoke
-        ) or any(r.status is Status.SKIPPED for r in self.units.values())
+        return (
+            any(r.status is Status.FAILED for r in self.units.values())
+            or any(not c.passed for c in self.smoke)
+            or any(r.status is Status.SKIPPED for r in self.units.values())
+        )
 
     @property
     def changed(self) -> bool:
@@ -121,7 +123,9 @@ class Engine:
                 up, out = spec.inputs[name]
                 outputs = upstream.get(up)
                 if outputs is None or out not in outputs:
-                    raise ConfigError(f"unit {unit}: input {name} needs output {out!r} of unit {up}, which it does not have")
+                    raise ConfigError(
+                        f"unit {unit}: input {name} needs output {out!r} of unit {up}, which it does not have"
+                    )
                 values[name] = outputs[out]
             elif name in self.env.settings:
                 values[name] = self.env.settings[name]
@@ -130,8 +134,7 @@ class Engine:
             if var in declared and (switch is None or self.env.settings.get(switch)):
                 values[var] = str(build_zip(spec.path / rel, self.work_root / "artifacts"))
         missing = [
-            n for n, d in declared.items()
-            if n not in values and not d.has_default and n not in spec.generated_secrets
+            n for n, d in declared.items() if n not in values and not d.has_default and n not in spec.generated_secrets
         ]
         if missing:
             raise ConfigError(
@@ -227,7 +230,10 @@ class Engine:
         if changed:
             summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
             result.add, result.change, result.destroy, result.replace = (
-                summary.add, summary.change, summary.destroy, summary.replace,
+                summary.add,
+                summary.change,
+                summary.destroy,
+                summary.replace,
             )
             if self.confirm is not None:
                 with self._confirm_lock:
@@ -282,7 +288,10 @@ class Engine:
         if changed:
             summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
             result.add, result.change, result.destroy, result.replace = (
-                summary.add, summary.change, summary.destroy, summary.replace,
+                summary.add,
+                summary.change,
+                summary.destroy,
+                summary.replace,
             )
             result.detail = ", ".join(c["address"] for c in summary.resources[:5])
         result.status = Status.SUCCEEDED

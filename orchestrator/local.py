@@ -84,7 +84,9 @@ def moto_env(recording: Path | None = None, ecs_running: int = 1) -> dict[str, s
     return env
 
 
-def start(*, port: int | None = None, log_path: Path | None = None, recording: Path | None = None, timeout: float = 60.0) -> MotoServer:
+def start(
+    *, port: int | None = None, log_path: Path | None = None, recording: Path | None = None, timeout: float = 60.0
+) -> MotoServer:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115

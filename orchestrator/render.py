@@ -15,7 +15,9 @@ def ts() -> str:
 
 
 def unit_line(r: UnitResult) -> str:
-    counts = f" (+{r.add} ~{r.change} -{r.destroy} ±{r.replace})" if (r.add or r.change or r.destroy or r.replace) else ""
+    counts = (
+        f" (+{r.add} ~{r.change} -{r.destroy} ±{r.replace})" if (r.add or r.change or r.destroy or r.replace) else ""
+    )
     detail = f": {r.detail}" if r.detail and r.status in (Status.FAILED, Status.SKIPPED) else ""
     took = f" in {r.duration:.1f}s" if r.duration else ""
     return f"[{ts()}] {r.unit:<14} {r.status.value}{took}{counts}{detail}"
@@ -61,7 +63,9 @@ def report_dict(report, order: list[str], redactor) -> dict:
         "duration_s": round(report.ended - report.started, 3),
         "result": "failed" if report.failed else ("changed" if report.changed else "ok"),
         "units": units,
-        "smoke": [{"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts} for c in report.smoke],
+        "smoke": [
+            {"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts} for c in report.smoke
+        ],
     }
     return redactor.redact_obj(out)
 

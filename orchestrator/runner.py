@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from orchestrator.graph import UnitGraph
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

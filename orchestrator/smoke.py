@@ -99,7 +99,11 @@ def build_checks(aws: Aws, outputs: dict[str, dict], settings: dict) -> list[Che
         cluster = aws.client("rds").describe_db_clusters(DBClusterIdentifier=db["cluster_id"])["DBClusters"][0]
         if cluster["Status"] != "available":
             raise NotYet(f"cluster {db['cluster_id']} is {cluster['Status']}")
-        value = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=db["secret_arn"], VersionStage="AWSCURRENT")["SecretString"])
+        value = json.loads(
+            aws.client("secretsmanager").get_secret_value(SecretId=db["secret_arn"], VersionStage="AWSCURRENT")[
+                "SecretString"
+            ]
+        )
         if value.get("host") != cluster["Endpoint"]:
             raise Fail(f"secret host {value.get('host')!r} is not the cluster endpoint {cluster['Endpoint']!r}")
         if int(value.get("port", 0)) != int(cluster["Port"]):

@@ -426,7 +426,9 @@ class Terraform:
 
     def apply(self, ws: Workspace, *, lock_timeout: str = "0s", **kw) -> CommandResult:
         """Applies the saved plan, nothing else."""
-        args = build_args("apply", flags=["-auto-approve"], options={"lock-timeout": lock_timeout}) + [str(ws.plan_path)]
+        args = build_args("apply", flags=["-auto-approve"], options={"lock-timeout": lock_timeout}) + [
+            str(ws.plan_path)
+        ]
         return self.run(ws, args, **kw)
 
     def output(self, ws: Workspace, **kw) -> dict:

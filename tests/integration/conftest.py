@@ -72,8 +72,18 @@ def postgres(tmp_path_factory):
         capture_output=True,
     )
     subprocess.run(
-        [*prefix, "pg_ctl", "-D", str(data), "-l", str(base / "pg.log"), "-w", "-o",
-         f"-p {port} -h 127.0.0.1 -k {base}", "start"],
+        [
+            *prefix,
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(base / "pg.log"),
+            "-w",
+            "-o",
+            f"-p {port} -h 127.0.0.1 -k {base}",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )

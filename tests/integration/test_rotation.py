@@ -26,8 +26,11 @@ def rotate(monkeypatch_module=None):
 @pytest.fixture
 def sm(moto_url):
     return boto3.client(
-        "secretsmanager", endpoint_url=moto_url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "secretsmanager",
+        endpoint_url=moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
 
 
@@ -40,13 +43,22 @@ def rotation_lambda(moto_url, tmp_path_factory):
     iam = boto3.client("iam", **kw)
     role = iam.create_role(
         RoleName=f"rotation-{uuid.uuid4().hex[:6]}",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
     )["Role"]["Arn"]
     package = build_zip(SRC.parent, tmp_path_factory.mktemp("artifacts"))
     return boto3.client("lambda", **kw).create_function(
-        FunctionName=f"rotation-{uuid.uuid4().hex[:6]}", Runtime="python3.12", Role=role,
-        Handler="rotate.handler", Code={"ZipFile": package.read_bytes()},
+        FunctionName=f"rotation-{uuid.uuid4().hex[:6]}",
+        Runtime="python3.12",
+        Role=role,
+        Handler="rotate.handler",
+        Code={"ZipFile": package.read_bytes()},
     )["FunctionArn"]
 
 
@@ -65,15 +77,26 @@ def db_role(postgres):
 
 def connect_plain(value):
     return pg8000.native.Connection(
-        user=value["username"], password=value["password"], host=value["host"],
-        port=int(value["port"]), database=value.get("dbname", "postgres"), timeout=5,
+        user=value["username"],
+        password=value["password"],
+        host=value["host"],
+        port=int(value["port"]),
+        database=value.get("dbname", "postgres"),
+        timeout=5,
     )
 
 
 def can_login(postgres, username, password):
     try:
-        connect_plain({"username": username, "password": password, "host": postgres["host"],
-                       "port": postgres["port"], "dbname": "postgres"}).close()
+        connect_plain(
+            {
+                "username": username,
+                "password": password,
+                "host": postgres["host"],
+                "port": postgres["port"],
+                "dbname": "postgres",
+            }
+        ).close()
         return True
     except pg8000.exceptions.InterfaceError:
         return False
@@ -82,13 +105,25 @@ def can_login(postgres, username, password):
 
 
 def make_secret(sm, postgres, role, lambda_arn, *, with_host=True):
-    value = {"engine": "postgres", "username": role["username"], "password": role["password"],
-             "port": postgres["port"], "dbname": "postgres", "extra": "kept"}
+    value = {
+        "engine": "postgres",
+        "username": role["username"],
+        "password": role["password"],
+        "port": postgres["port"],
+        "dbname": "postgres",
+        "extra": "kept",
+    }
     if with_host:
         value["host"] = postgres["host"]
-    arn = sm.create_secret(Name=f"payments-db-credentials-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))["ARN"]
-    sm.rotate_secret(SecretId=arn, RotationLambdaARN=lambda_arn,
-                     RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    arn = sm.create_secret(Name=f"payments-db-credentials-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))[
+        "ARN"
+    ]
+    sm.rotate_secret(
+        SecretId=arn,
+        RotationLambdaARN=lambda_arn,
+        RotationRules={"AutomaticallyAfterDays": 30},
+        RotateImmediately=False,
+    )
     return arn, value
 
 
@@ -101,7 +136,9 @@ def rotate_once(rotate, sm, arn):
     token = str(uuid.uuid4())
     rotate.create_secret(sm, arn, token, connect_plain)
     for step in ("setSecret", "testSecret", "finishSecret"):
-        rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm, connect=connect_plain)
+        rotate.handler(
+            {"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm, connect=connect_plain
+        )
     return token
 
 
@@ -128,7 +165,9 @@ def test_rotation_twice_then_steps_are_idempotent(rotate, sm, postgres, db_role,
     current = current_value(sm, arn)
     assert can_login(postgres, db_role["username"], current["password"])
     # finishSecret again on the current version: a no-op, not an error
-    rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "finishSecret"}, None, client=sm, connect=connect_plain)
+    rotate.handler(
+        {"SecretId": arn, "ClientRequestToken": token, "Step": "finishSecret"}, None, client=sm, connect=connect_plain
+    )
     assert current_value(sm, arn) == current
 
 
@@ -138,7 +177,9 @@ def test_set_secret_without_host_fails_without_leaking_password(rotate, sm, post
     rotate.create_secret(sm, arn, token, connect_plain)
     pending = json.loads(sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")["SecretString"])
     with pytest.raises(rotate.RotationError) as exc:
-        rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "setSecret"}, None, client=sm, connect=connect_plain)
+        rotate.handler(
+            {"SecretId": arn, "ClientRequestToken": token, "Step": "setSecret"}, None, client=sm, connect=connect_plain
+        )
     assert "no host" in str(exc.value)
     assert pending["password"] not in str(exc.value) and before["password"] not in str(exc.value)
     # the database password did not change
@@ -148,8 +189,12 @@ def test_set_secret_without_host_fails_without_leaking_password(rotate, sm, post
 def test_unknown_token_is_refused(rotate, sm, postgres, db_role, rotation_lambda):
     arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
     with pytest.raises(rotate.RotationError, match="has no stage"):
-        rotate.handler({"SecretId": arn, "ClientRequestToken": str(uuid.uuid4()), "Step": "setSecret"}, None,
-                       client=sm, connect=connect_plain)
+        rotate.handler(
+            {"SecretId": arn, "ClientRequestToken": str(uuid.uuid4()), "Step": "setSecret"},
+            None,
+            client=sm,
+            connect=connect_plain,
+        )
 
 
 def test_package_builds_reproducibly(tmp_path):

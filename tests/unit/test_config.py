@@ -133,7 +133,11 @@ def test_manifest_graph_has_no_cycle_and_expected_edges(project_root):
 
 def test_manifest_cycle_is_named(tmp_project):
     path = tmp_project / "terraform" / "stack.toml"
-    path.write_text(path.read_text().replace('[units.network]\npath = "network"', '[units.network]\npath = "network"\ndepends_on = ["app"]'))
+    path.write_text(
+        path.read_text().replace(
+            '[units.network]\npath = "network"', '[units.network]\npath = "network"\ndepends_on = ["app"]'
+        )
+    )
     with pytest.raises(GraphError) as exc:
         stack_of(tmp_project)
     assert "cycle" in str(exc.value) and "network" in str(exc.value) and "app" in str(exc.value)

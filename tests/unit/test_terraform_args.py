@@ -11,7 +11,12 @@ from orchestrator.terraform import (
 
 
 def test_build_args_adds_input_false_for_mutating_commands():
-    assert build_args("plan", flags=["-detailed-exitcode"]) == ["plan", "-input=false", "-no-color", "-detailed-exitcode"]
+    assert build_args("plan", flags=["-detailed-exitcode"]) == [
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+    ]
     assert build_args("output", flags=["-json"]) == ["output", "-no-color", "-json"]
 
 

@@ -82,9 +82,9 @@ def create_secret(client, arn, token, connect):
         return
     except client.exceptions.ResourceNotFoundException:
         pass
-    password = client.get_random_password(
-        PasswordLength=PASSWORD_LENGTH, ExcludeCharacters=EXCLUDE_CHARACTERS
-    )["RandomPassword"]
+    password = client.get_random_password(PasswordLength=PASSWORD_LENGTH, ExcludeCharacters=EXCLUDE_CHARACTERS)[
+        "RandomPassword"
+    ]
     pending = dict(current, password=password)
     client.put_secret_value(
         SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]
