@@ -178,6 +178,11 @@ class Environment:
 
         return replace(self, account_id=account_id)
 
+    def with_settings(self, overrides: dict[str, Any]) -> Environment:
+        from dataclasses import replace
+
+        return replace(self, settings={**self.settings, **overrides})
+
     def common_variables(self, emulator_endpoint: str = "") -> dict[str, Any]:
         return {
             "region": self.region,
@@ -274,6 +279,20 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         backend=backend,
         settings=settings,
     )
+
+
+def load_emulator_overrides(environments_dir: Path, stack: Stack) -> dict[str, Any]:
+    """environments/emulator.toml: settings replaced in local-emulator mode only."""
+    path = environments_dir / "emulator.toml"
+    if not path.exists():
+        return {}
+    raw = read_toml(path).get("settings", {})
+    out = {}
+    for key, value in raw.items():
+        if key not in stack.settings_schema:
+            raise ConfigError(f"{path}: unknown setting 'settings.{key}' (not declared in {stack.manifest_path})")
+        out[key] = _require(raw, key, stack.settings_schema[key], path, "settings.")
+    return out
 
 
 _VARIABLE_RE = re.compile(r'^variable\s+"([A-Za-z0-9_]+)"\s*\{', re.M)

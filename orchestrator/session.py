@@ -11,7 +11,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config import Environment, Project, Stack, load_environment, load_stack
+from orchestrator.config import (
+    Environment,
+    Project,
+    Stack,
+    load_emulator_overrides,
+    load_environment,
+    load_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def open_session(options: Options, env_name: str, suffix: str | None = None, *, 
             # One emulated account serves every environment: the environment's
             # real account id is swapped for the emulator's.
             env = env.with_account(local.EMULATOR_ACCOUNT_ID)
+            env = env.with_settings(load_emulator_overrides(project.environments_dir, stack))
         if check_account:
             aws.check_account(env.account_id, env.name)
         yield Session(project, stack, env, aws, root, url, Redactor(), options)

@@ -52,10 +52,10 @@ resource "aws_ecs_task_definition" "api" {
   }])
 }
 
-# Fails the plan early if the edge unit's listener is gone, and orders the
-# service after it.
-data "aws_lb_listener" "api" {
-  arn = var.listener_arn
+# The listener lives in the edge unit (applied first by the orchestrator);
+# this anchor makes the service's dependency on it explicit here too.
+resource "terraform_data" "listener" {
+  input = var.listener_arn
 }
 
 resource "aws_ecs_service" "api" {
@@ -65,7 +65,7 @@ resource "aws_ecs_service" "api" {
   desired_count   = var.desired_count
   launch_type     = "FARGATE"
 
-  health_check_grace_period_seconds = 60
+  health_check_grace_period_seconds = var.health_check_grace_period_seconds
   availability_zone_rebalancing     = "ENABLED"
 
   network_configuration {
@@ -89,7 +89,7 @@ resource "aws_ecs_service" "api" {
   deployment_maximum_percent         = 200
 
   depends_on = [
-    data.aws_lb_listener.api,
+    terraform_data.listener,
     aws_iam_role_policy.execution,
     aws_iam_role_policy.task,
   ]

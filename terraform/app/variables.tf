@@ -78,6 +78,11 @@ variable "task_memory" {
   type        = number
 }
 
+variable "health_check_grace_period_seconds" {
+  description = "Seconds a new task may fail load balancer health checks while it starts."
+  type        = number
+}
+
 variable "desired_count" {
   description = "Tasks the service keeps running."
   type        = number

@@ -80,7 +80,7 @@ resource "aws_rds_cluster_instance" "main" {
   auto_minor_version_upgrade            = true
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.monitoring.arn
-  performance_insights_enabled          = true
+  performance_insights_enabled          = var.performance_insights
   performance_insights_kms_key_id       = var.data_kms_key_arn
   performance_insights_retention_period = 7
 }

@@ -60,6 +60,11 @@ variable "db_master_password" {
   ephemeral   = true
 }
 
+variable "performance_insights" {
+  description = "Performance Insights (KMS-encrypted with the data key) on every instance."
+  type        = bool
+}
+
 variable "backup_retention_days" {
   description = "Automated backup retention (at least 7 days)."
   type        = number

@@ -63,6 +63,7 @@ resource "aws_subnet" "private" {
 }
 
 resource "aws_route_table" "public" {
+  # checkov:skip=CKV2_PAY_1: the public route table routes 0.0.0.0/0 through the internet gateway by design
   vpc_id = aws_vpc.main.id
 
   tags = {

@@ -1,0 +1,58 @@
+# The two commands that work on a fresh machine:
+#   make demo   - local emulator, bootstrap, deploy dev, print the outputs
+#   make test   - lint, static checks, the whole test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VERSION := 3.2.533
+MIRROR := $(shell ORCHESTRATOR_PROVIDER_MIRROR=$(ORCHESTRATOR_PROVIDER_MIRROR) scripts/find-mirror.sh 2>/dev/null)
+export ORCHESTRATOR_PROVIDER_MIRROR := $(MIRROR)
+ORCH := $(BIN)/orchestrator
+
+.PHONY: venv checkov-venv lint checkov test test-fast demo demo-down clean
+
+$(BIN)/orchestrator: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/orchestrator
+
+# checkov pins an old boto3: it lives in its own virtualenv.
+.venv-checkov/bin/checkov:
+	$(PY) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+
+checkov-venv: .venv-checkov/bin/checkov
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	terraform fmt -check -recursive terraform
+
+checkov: checkov-venv
+	.venv-checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact \
+		--external-checks-dir checks
+
+test: venv checkov-venv lint checkov
+	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/pytest -ra -m "not platform" $(PYTEST_ARGS)
+
+demo: venv
+	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
+	$(ORCH) local up
+	$(ORCH) --local bootstrap --env dev
+	$(ORCH) --local deploy --env dev --yes
+	$(ORCH) --local outputs --env dev
+
+demo-down: venv
+	$(ORCH) --local teardown --env dev --yes
+	$(ORCH) local down --forget
+
+clean:
+	-$(ORCH) local down
+	rm -rf .orchestrator
