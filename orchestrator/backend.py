@@ -138,7 +138,6 @@ class Bootstrapper:
 
         try:
             self.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=self.account_id)
-            return True
         except ClientError as exc:
             code = error_code(exc)
             if code in ("404", "NoSuchBucket", "NotFound"):
@@ -148,6 +147,17 @@ class Bootstrapper:
                     f"state bucket {bucket} exists but is not owned by account {self.account_id}; choose another name"
                 ) from None
             raise
+        # Belt and braces (some S3 implementations ignore ExpectedBucketOwner):
+        # a bucket of ours is in our own bucket list.
+        try:
+            names = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
+        except ClientError:
+            return True  # no s3:ListAllMyBuckets: the owner check above stands
+        if bucket not in names:
+            raise BackendError(
+                f"state bucket {bucket} exists but is not owned by account {self.account_id}; choose another name"
+            )
+        return True
 
     def _create_bucket(self, bucket: str) -> None:
         kwargs = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}

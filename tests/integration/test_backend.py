@@ -1,0 +1,131 @@
+"""Bootstrap against a real moto server: idempotent, posture verified with Get* calls,
+drift reported and repaired only when asked."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from tests.helpers import FIXTURE_STACK, Cli
+
+
+@pytest.fixture(scope="module")
+def cli(moto_url, mirror, tmp_path_factory):
+    return Cli(FIXTURE_STACK, tmp_path_factory.mktemp("work"), moto_url, mirror)
+
+
+@pytest.fixture
+def aws(moto_url):
+    def client(service):
+        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+    return client
+
+
+BUCKET = "fixture-tfstate-dev-123456789012"
+
+
+def test_bootstrap_twice_second_run_makes_no_mutating_call(cli):
+    first = cli("bootstrap", "--env", "dev")
+    assert first.exit_code == 0, first.output
+    assert "state bucket         created" in first.stdout
+    second = cli("bootstrap", "--env", "dev")
+    assert second.exit_code == 0, second.output
+    assert "mutating AWS calls: 0" in second.stdout
+    for piece in ("kms key", "state bucket", "versioning", "encryption", "public access block", "object ownership", "lifecycle"):
+        assert any(line.startswith(f"- {piece}") and "in place" in line for line in second.stdout.splitlines()), piece
+    assert "tls-only policy      skipped" in second.stdout  # the emulator cannot apply it (see README)
+
+
+def test_posture_with_get_calls(cli, aws):
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    s3, kms = aws("s3"), aws("kms")
+    key = kms.describe_key(KeyId="alias/fixture-tfstate-dev")["KeyMetadata"]
+    assert key["KeyState"] == "Enabled"
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == key["Arn"]
+    assert rule["BucketKeyEnabled"] is True
+    pab = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(pab[k] for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
+    own = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"][0]
+    assert own["ObjectOwnership"] == "BucketOwnerEnforced"
+    lc = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"][0]
+    assert lc["Status"] == "Enabled" and lc["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+
+
+def test_tls_only_policy_document():
+    """The policy real AWS gets (the emulator cannot enforce it): deny every non-TLS request."""
+    from pathlib import Path
+
+    from orchestrator.backend import _render
+
+    policy = _render(Path(FIXTURE_STACK / "bootstrap" / "state-bucket-policy.json"), partition="aws", bucket="b")
+    deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(deny["Resource"]) == {"arn:aws:s3:::b", "arn:aws:s3:::b/*"}
+
+
+def test_weaker_bucket_is_reported_and_fixed_only_with_repair(cli, aws):
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    s3 = aws("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    s3.delete_public_access_block(Bucket=BUCKET)
+
+    plain = cli("bootstrap", "--env", "dev")
+    assert plain.exit_code == 4
+    assert "! versioning" in plain.stdout and "drift" in plain.stdout
+    assert "--repair" in plain.stderr
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Suspended"  # untouched
+
+    verify = cli("bootstrap", "--env", "dev", "--verify")
+    assert verify.exit_code == 4 and "drifted" in verify.stderr
+
+    repaired = cli("bootstrap", "--env", "dev", "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "versioning           repaired" in repaired.stdout
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    assert cli("bootstrap", "--env", "dev", "--verify").exit_code == 0
+
+
+def test_dynamodb_lock_table(cli, aws):
+    result = cli("bootstrap", "--env", "staging")
+    assert result.exit_code == 0, result.output
+    ddb = aws("dynamodb")
+    table = ddb.describe_table(TableName="fixture-tfstate-locks-staging")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["SSEType"] == "KMS"
+    assert table["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}]
+    pitr = ddb.describe_continuous_backups(TableName="fixture-tfstate-locks-staging")["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    again = cli("bootstrap", "--env", "staging")
+    assert "mutating AWS calls: 0" in again.stdout and "lock table           in place" in again.stdout
+
+
+def test_bucket_owned_by_someone_else_is_refused_and_nothing_is_created(cli, aws, tmp_path):
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(
+        env_file.read_text().replace(BUCKET, "someone-elses-state").replace("alias/fixture-tfstate-dev", "alias/fixture-other")
+    )
+    # Another account (moto maps assumed-role credentials to that account) owns the name.
+    creds = aws("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="other")["Credentials"]
+    boto3.client(
+        "s3", endpoint_url=cli.emulator, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+    ).create_bucket(Bucket="someone-elses-state")
+    other = Cli(project, tmp_path / "w", cli.emulator, cli.mirror)
+    result = other("bootstrap", "--env", "dev")
+    assert result.exit_code == 4, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: state bucket someone-elses-state exists but is not owned by account 123456789012; choose another name"
+    )
+    assert "someone-elses-state" not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}

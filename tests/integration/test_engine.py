@@ -1,0 +1,153 @@
+"""The deploy engine on the small fixture stack: real terraform, real S3 backend on moto.
+
+base (a log group) -> mid -> leaf, base -> side. Cheap enough to run many times.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import boto3
+import pytest
+
+from tests.helpers import FIXTURE_STACK, Cli
+
+
+@pytest.fixture(scope="module")
+def cli(moto_url, mirror, tmp_path_factory):
+    c = Cli(FIXTURE_STACK, tmp_path_factory.mktemp("work"), moto_url, mirror)
+    for env in ("dev", "staging"):
+        r = c("bootstrap", "--env", env)
+        assert r.exit_code == 0, r.output
+    return c
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    def client(service):
+        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+    return client
+
+
+@pytest.fixture(scope="module")
+def deployed_dev(cli):
+    r = cli("deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def unit_status(report):
+    return {u["unit"]: u["status"] for u in report["units"]}
+
+
+def outputs(cli, env, *extra):
+    r = cli("outputs", "--env", env, "--json", *extra)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_deploy_applies_in_order_and_wires_outputs(cli, deployed_dev):
+    assert unit_status(deployed_dev) == {"base": "succeeded", "mid": "succeeded", "side": "succeeded", "leaf": "succeeded"}
+    assert [u["unit"] for u in deployed_dev["units"]][0] == "base"
+    out = outputs(cli, "dev")
+    assert out["base"]["log_group_name"] == "/fixture/fixture-base-dev"
+    assert out["mid"]["message"] == "hello dev from /fixture/fixture-base-dev"
+    assert out["leaf"]["value"] == "leaf of hello dev from /fixture/fixture-base-dev"
+    assert out["side"]["value"] == "leaf of /fixture/fixture-base-dev"
+
+
+def test_state_is_encrypted_with_the_state_key_and_locking_is_on(cli, deployed_dev, aws):
+    key = aws("kms").describe_key(KeyId="alias/fixture-tfstate-dev")["KeyMetadata"]["Arn"]
+    head = aws("s3").head_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/dev/base.tfstate")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == key
+    backend = json.loads((cli.work / "envs" / "dev" / "base" / ".terraform" / "terraform.tfstate").read_text())
+    conf = backend["backend"]["config"]
+    assert conf["encrypt"] is True and conf["kms_key_id"] == key
+    assert conf["use_lockfile"] is True
+    assert conf["key"] == "fixture/dev/base.tfstate"
+
+
+def test_second_deploy_changes_nothing_and_reuses_working_copies(cli, deployed_dev):
+    r = cli("deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert set(unit_status(report).values()) == {"no changes"}
+    assert report["result"] == "ok"
+    log = (cli.work / "envs" / "dev" / "base" / "terraform.log").read_text()
+    assert log.count("$ terraform init") == 1  # initialised once, reused
+
+
+def test_two_environments_side_by_side(cli, deployed_dev, aws):
+    before = aws("s3").head_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/dev/base.tfstate")["ETag"]
+    r = cli("deploy", "--env", "staging", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    assert outputs(cli, "staging")["mid"]["message"] == "hello staging from /fixture/fixture-base-staging"
+    assert outputs(cli, "dev")["mid"]["message"] == "hello dev from /fixture/fixture-base-dev"
+    after = aws("s3").head_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/dev/base.tfstate")["ETag"]
+    assert before == after
+    staging_backend = json.loads((cli.work / "envs" / "staging" / "base" / ".terraform" / "terraform.tfstate").read_text())
+    assert staging_backend["backend"]["config"]["dynamodb_table"] == "fixture-tfstate-locks-staging"
+    assert (cli.work / "envs" / "dev" / "base" / ".terraform") != (cli.work / "envs" / "staging" / "base" / ".terraform")
+
+
+def test_only_pulls_in_dependencies(cli, deployed_dev):
+    r = cli("deploy", "--env", "dev", "--only", "mid", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    assert set(unit_status(json.loads(r.stdout))) == {"base", "mid"}
+
+
+def test_only_with_unknown_unit_is_an_error(cli):
+    r = cli("deploy", "--env", "dev", "--only", "nope", "--yes")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: unknown unit(s): nope (known: base, leaf, mid, side)"
+
+
+def test_failed_unit_skips_exactly_its_dependents(cli, moto_url, mirror, tmp_path):
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(env_file.read_text().replace('greeting = "hello dev"', 'greeting = "fail"'))
+    broken = Cli(project, cli.work, moto_url, mirror)
+    r = broken("deploy", "--env", "dev", "--suffix", "broken", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 7
+    status = {u["unit"]: (u["status"], u["detail"]) for u in json.loads(r.stdout)["units"]}
+    assert status["base"][0] == "succeeded" and status["side"][0] == "succeeded"
+    assert status["mid"][0] == "failed" and "greeting must not be" in r.stderr
+    assert status["leaf"] == ("skipped", "mid failed")
+    assert "--- mid failed (full log:" in r.stderr
+    r = broken("teardown", "--env", "dev", "--suffix", "broken", "--yes")
+    assert r.exit_code == 0, r.output
+
+
+def test_suffix_copy_envs_and_teardown(cli, deployed_dev, aws):
+    r = cli("deploy", "--env", "dev", "--suffix", "pr1", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    listed = cli("envs", "--env", "dev", "--json")
+    found = json.loads(listed.stdout)
+    assert found["dev"] == ["base", "leaf", "mid", "side"] and found["dev-pr1"] == ["base", "leaf", "mid", "side"]
+    r = cli("teardown", "--env", "dev", "--suffix", "pr1", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    order = [u["unit"] for u in report["units"]]
+    assert order.index("leaf") < order.index("mid") < order.index("base")
+    groups = aws("logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-dev")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["/fixture/fixture-base-dev"]  # the copy's is gone, dev's stays
+    assert "dev-pr1" not in json.loads(cli("envs", "--env", "dev", "--json").stdout)
+
+
+def test_protected_environment_teardown_is_refused_and_changes_nothing(cli, aws):
+    r = cli("deploy", "--env", "staging", "--yes", "--no-smoke")
+    assert r.exit_code == 0
+    before = aws("s3").list_object_versions(Bucket="fixture-tfstate-staging-123456789012")["Versions"]
+    for args in ([], ["--allow-protected"], ["--allow-protected", "--confirm", "dev"], ["--confirm", "staging"]):
+        r = cli("teardown", "--env", "staging", "--yes", *args)
+        assert r.exit_code == 8, (args, r.output)
+        assert r.stderr.strip() == (
+            "error: environment staging is protected: teardown needs --allow-protected and --confirm staging (nothing was changed)"
+        )
+    after = aws("s3").list_object_versions(Bucket="fixture-tfstate-staging-123456789012")["Versions"]
+    assert len(before) == len(after)
+    assert aws("logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-staging")["logGroups"]
