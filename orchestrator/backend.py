@@ -378,6 +378,20 @@ class Bootstrapper:
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "S3ServerAccessLogs",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:{self.partition}:s3:::{log_bucket}/*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": self.account_id}},
+                }
+            ],
+        }
+        self.s3.put_bucket_policy(Bucket=log_bucket, Policy=json.dumps(policy))
         self.steps.append(Step("access log bucket", CREATED, log_bucket))
 
     # ---- DynamoDB lock table ------------------------------------------------

@@ -228,7 +228,7 @@ class Engine:
         changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
         result.retries += r.attempts - 1
         if changed:
-            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            summary = PlanSummary.from_plan_text(r.stdout)
             result.add, result.change, result.destroy, result.replace = (
                 summary.add,
                 summary.change,
@@ -286,7 +286,7 @@ class Engine:
         )
         result.retries += r.attempts - 1
         if changed:
-            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            summary = PlanSummary.from_plan_text(r.stdout)
             result.add, result.change, result.destroy, result.replace = (
                 summary.add,
                 summary.change,
@@ -330,7 +330,7 @@ class Engine:
         )
         result.retries += r.attempts - 1
         if changed:
-            summary = PlanSummary.from_plan_json(self.tf.show_plan(ws))
+            summary = PlanSummary.from_plan_text(r.stdout)
             result.destroy = summary.destroy
             r = self.tf.apply(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
             result.retries += r.attempts - 1

@@ -144,6 +144,19 @@ class PlanSummary:
         return f"+{self.add} ~{self.change} -{self.destroy} ±{self.replace}"
 
     @classmethod
+    def from_plan_text(cls, text: str) -> PlanSummary:
+        """From plan's human output: saves a `show -json` (one more provider start) per unit."""
+        counts = {"create": 0, "update": 0, "delete": 0, "replace": 0}
+        changed = []
+        for m in _PLAN_LINE_RE.finditer(text):
+            action = _PLAN_ACTIONS[m.group(2)]
+            if action is None:
+                continue
+            counts[action] += 1
+            changed.append({"address": m.group(1), "actions": _ACTION_LISTS[action]})
+        return cls(counts["create"], counts["update"], counts["delete"], counts["replace"], tuple(changed))
+
+    @classmethod
     def from_plan_json(cls, plan: dict) -> PlanSummary:
         add = change = destroy = replace = 0
         changed = []
@@ -163,6 +176,27 @@ class PlanSummary:
                 continue
             changed.append({"address": rc.get("address"), "actions": actions})
         return cls(add, change, destroy, replace, tuple(changed))
+
+
+_PLAN_LINE_RE = re.compile(
+    r"^\s*# (\S+(?: \S+)*?) (will be created|will be updated in-place|will be destroyed|must be replaced|"
+    r"will be read during apply|will be replaced, as requested)$",
+    re.M,
+)
+_PLAN_ACTIONS = {
+    "will be created": "create",
+    "will be updated in-place": "update",
+    "will be destroyed": "delete",
+    "must be replaced": "replace",
+    "will be replaced, as requested": "replace",
+    "will be read during apply": None,
+}
+_ACTION_LISTS = {
+    "create": ["create"],
+    "update": ["update"],
+    "delete": ["delete"],
+    "replace": ["delete", "create"],
+}
 
 
 class ProcessRegistry:
@@ -358,6 +392,7 @@ class Terraform:
                         out_chunks.append(line)
                         continue
                     clean = self.redactor.redact(line.rstrip("\n"))
+                    out_chunks.append(clean + "\n")
                     if log_file:
                         log_file.write(clean + "\n")
                     if on_line:

@@ -22,3 +22,12 @@ def tmp_project(tmp_path) -> Path:
     shutil.copytree(ROOT / "environments", tmp_path / "environments")
     shutil.copytree(ROOT / "bootstrap", tmp_path / "bootstrap")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def checkov() -> str:
+    """checkov lives in its own virtualenv (it pins an old boto3)."""
+    path = os.environ.get("CHECKOV") or str(ROOT / ".venv-checkov" / "bin" / "checkov")
+    if not Path(path).exists():
+        pytest.fail(f"checkov not found at {path}: make checkov-venv")
+    return path

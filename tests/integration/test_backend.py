@@ -3,8 +3,6 @@ drift reported and repaired only when asked."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
 
@@ -19,8 +17,14 @@ def cli(moto_url, mirror, tmp_path_factory):
 @pytest.fixture
 def aws(moto_url):
     def client(service):
-        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service,
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
     return client
 
 
@@ -34,7 +38,15 @@ def test_bootstrap_twice_second_run_makes_no_mutating_call(cli):
     second = cli("bootstrap", "--env", "dev")
     assert second.exit_code == 0, second.output
     assert "mutating AWS calls: 0" in second.stdout
-    for piece in ("kms key", "state bucket", "versioning", "encryption", "public access block", "object ownership", "lifecycle"):
+    for piece in (
+        "kms key",
+        "state bucket",
+        "versioning",
+        "encryption",
+        "public access block",
+        "object ownership",
+        "lifecycle",
+    ):
         assert any(line.startswith(f"- {piece}") and "in place" in line for line in second.stdout.splitlines()), piece
     assert "tls-only policy      skipped" in second.stdout  # the emulator cannot apply it (see README)
 
@@ -114,13 +126,21 @@ def test_bucket_owned_by_someone_else_is_refused_and_nothing_is_created(cli, aws
     shutil.copytree(FIXTURE_STACK, project)
     env_file = project / "environments" / "dev" / "env.toml"
     env_file.write_text(
-        env_file.read_text().replace(BUCKET, "someone-elses-state").replace("alias/fixture-tfstate-dev", "alias/fixture-other")
+        env_file.read_text()
+        .replace(BUCKET, "someone-elses-state")
+        .replace("alias/fixture-tfstate-dev", "alias/fixture-other")
     )
     # Another account (moto maps assumed-role credentials to that account) owns the name.
-    creds = aws("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="other")["Credentials"]
+    creds = aws("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="other")[
+        "Credentials"
+    ]
     boto3.client(
-        "s3", endpoint_url=cli.emulator, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+        "s3",
+        endpoint_url=cli.emulator,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
     ).create_bucket(Bucket="someone-elses-state")
     other = Cli(project, tmp_path / "w", cli.emulator, cli.mirror)
     result = other("bootstrap", "--env", "dev")

@@ -26,8 +26,14 @@ def cli(moto_url, mirror, tmp_path_factory):
 @pytest.fixture(scope="module")
 def aws(moto_url):
     def client(service):
-        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service,
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
     return client
 
 
@@ -49,7 +55,12 @@ def outputs(cli, env, *extra):
 
 
 def test_deploy_applies_in_order_and_wires_outputs(cli, deployed_dev):
-    assert unit_status(deployed_dev) == {"base": "succeeded", "mid": "succeeded", "side": "succeeded", "leaf": "succeeded"}
+    assert unit_status(deployed_dev) == {
+        "base": "succeeded",
+        "mid": "succeeded",
+        "side": "succeeded",
+        "leaf": "succeeded",
+    }
     assert [u["unit"] for u in deployed_dev["units"]][0] == "base"
     out = outputs(cli, "dev")
     assert out["base"]["log_group_name"] == "/fixture/fixture-base-dev"
@@ -88,9 +99,13 @@ def test_two_environments_side_by_side(cli, deployed_dev, aws):
     assert outputs(cli, "dev")["mid"]["message"] == "hello dev from /fixture/fixture-base-dev"
     after = aws("s3").head_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/dev/base.tfstate")["ETag"]
     assert before == after
-    staging_backend = json.loads((cli.work / "envs" / "staging" / "base" / ".terraform" / "terraform.tfstate").read_text())
+    staging_backend = json.loads(
+        (cli.work / "envs" / "staging" / "base" / ".terraform" / "terraform.tfstate").read_text()
+    )
     assert staging_backend["backend"]["config"]["dynamodb_table"] == "fixture-tfstate-locks-staging"
-    assert (cli.work / "envs" / "dev" / "base" / ".terraform") != (cli.work / "envs" / "staging" / "base" / ".terraform")
+    assert (cli.work / "envs" / "dev" / "base" / ".terraform") != (
+        cli.work / "envs" / "staging" / "base" / ".terraform"
+    )
 
 
 def test_only_pulls_in_dependencies(cli, deployed_dev):

@@ -102,3 +102,29 @@ def test_parse_lock_info():
 )
 def test_first_error(tail, expected):
     assert first_error(tail) == expected
+
+
+PLAN_TEXT = """
+Terraform will perform the following actions:
+
+  # aws_iam_role.monitoring will be created
+  + resource "aws_iam_role" "monitoring" {
+  # aws_rds_cluster_instance.main[0] will be updated in-place
+  # aws_sns_topic_subscription.email["ops@acme-payments.com"] must be replaced
+-/+ resource "aws_sns_topic_subscription" "email" {
+  # aws_lb.main will be destroyed
+  # aws_lb.old (deposed object 1a2b3c) will be destroyed
+  # data.aws_iam_policy_document.rotation will be read during apply
+  # terraform_data.x will be replaced, as requested
+
+Plan: 3 to add, 1 to change, 4 to destroy.
+"""
+
+
+def test_plan_summary_from_text_matches_the_plan_line():
+    s = PlanSummary.from_plan_text(PLAN_TEXT)
+    assert (s.add, s.change, s.destroy, s.replace) == (1, 1, 2, 2)
+    # terraform's own count: add = creates + replaces, destroy = deletes + replaces
+    assert (s.add + s.replace, s.change, s.destroy + s.replace) == (3, 1, 4)
+    assert s.resources[2]["address"] == 'aws_sns_topic_subscription.email["ops@acme-payments.com"]'
+    assert s.resources[4]["address"] == "aws_lb.old (deposed object 1a2b3c)"
