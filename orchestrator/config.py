@@ -288,7 +288,7 @@ def load_emulator_overrides(environments_dir: Path, stack: Stack) -> dict[str, A
         return {}
     raw = read_toml(path).get("settings", {})
     out = {}
-    for key, value in raw.items():
+    for key in raw:
         if key not in stack.settings_schema:
             raise ConfigError(f"{path}: unknown setting 'settings.{key}' (not declared in {stack.manifest_path})")
         out[key] = _require(raw, key, stack.settings_schema[key], path, "settings.")
