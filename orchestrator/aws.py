@@ -53,7 +53,14 @@ class Aws:
             kwargs.update(aws_access_key_id="test", aws_secret_access_key="test")
         elif profile:
             kwargs["profile_name"] = profile
-        self._session = boto3.session.Session(**kwargs)
+        from botocore.exceptions import ProfileNotFound
+
+        try:
+            self._session = boto3.session.Session(**kwargs)
+        except ProfileNotFound as exc:
+            raise PrerequisiteError(
+                f"AWS profile {exc.kwargs.get('profile')!r} not found (check AWS_PROFILE and ~/.aws/config)"
+            ) from None
         self._config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=10,

@@ -26,7 +26,7 @@ class Cli:
             base += ["--emulator-url", self.emulator]
         if self.mirror:
             base += ["--provider-mirror", self.mirror]
-        run_env = {"CI": "", "ORCHESTRATOR_LOCAL": "", "ORCHESTRATOR_EMULATOR_URL": ""}
+        run_env = {"CI": None, "ORCHESTRATOR_LOCAL": None, "ORCHESTRATOR_EMULATOR_URL": None}
         run_env.update(env or {})
         result = CliRunner().invoke(app, [*base, *args], env=run_env, input=input, catch_exceptions=False)
         return result

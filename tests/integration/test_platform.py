@@ -1,0 +1,157 @@
+"""The real platform, deployed once per run through the CLI on moto server:
+bootstrap, deploy dev, secret host = cluster endpoint, smoke, a no-op second
+deploy (no new secret version), a suffix copy beside it, teardown of both
+leaving nothing tagged, and prod's teardown refused."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from tests.helpers import ROOT, Cli
+
+pytestmark = pytest.mark.platform
+SUFFIXES = ("dev", "dev-pr1")
+
+
+@pytest.fixture(scope="module")
+def cli(moto_url, mirror, tmp_path_factory):
+    return Cli(ROOT, tmp_path_factory.mktemp("platform-work"), moto_url, mirror)
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    def client(service):
+        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+    return client
+
+
+@pytest.fixture(scope="module")
+def first_deploy(cli):
+    r = cli("bootstrap", "--env", "dev")
+    assert r.exit_code == 0, r.output
+    r = cli("deploy", "--env", "dev", "--yes", "--json")
+    assert r.exit_code == 0, r.stderr[-4000:]
+    return json.loads(r.stdout)
+
+
+def outputs(cli, *args):
+    r = cli("outputs", "--env", "dev", "--json", *args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def secret_versions(aws, arn):
+    return {v["VersionId"] for v in aws("secretsmanager").list_secret_version_ids(SecretId=arn)["Versions"]}
+
+
+def test_first_deploy_applies_every_unit_and_smoke_passes(first_deploy):
+    assert {u["unit"]: u["status"] for u in first_deploy["units"]} == {
+        u: "succeeded" for u in ("network", "security", "database", "edge", "observability", "app")
+    }
+    assert first_deploy["smoke"] and all(c["passed"] for c in first_deploy["smoke"]), first_deploy["smoke"]
+    db = next(u for u in first_deploy["units"] if u["unit"] == "database")
+    assert any(h.startswith("write_db_endpoint: changed") for h in db["hooks"])
+
+
+def test_secret_host_is_the_cluster_endpoint_and_password_kept(cli, first_deploy, aws):
+    db = outputs(cli, "database")["database"]
+    cluster = aws("rds").describe_db_clusters(DBClusterIdentifier=db["cluster_id"])["DBClusters"][0]
+    value = json.loads(aws("secretsmanager").get_secret_value(SecretId=db["secret_arn"], VersionStage="AWSCURRENT")["SecretString"])
+    assert value["host"] == cluster["Endpoint"] == db["cluster_endpoint"]
+    assert value["port"] == cluster["Port"] and value["dbname"] == "payments"
+    assert value["username"] == "payments_admin" and len(value["password"]) >= 24
+    # The first version (written by terraform, write-only) had no host; ours added one.
+    assert len(secret_versions(aws, db["secret_arn"])) == 2
+
+
+def test_smoke_command_passes(cli, first_deploy):
+    r = cli("smoke", "--env", "dev", "--json")
+    assert r.exit_code == 0, r.output
+    checks = json.loads(r.stdout)["smoke"]
+    assert {c["name"] for c in checks} >= {"nat gateways", "private routes", "database + secret host", "ecs service",
+                                          "load balancer", "sns subscriptions dlq"}
+
+
+def test_second_deploy_applies_nothing_and_writes_no_secret_version(cli, first_deploy, aws):
+    arn = outputs(cli, "database")["database"]["secret_arn"]
+    before = secret_versions(aws, arn)
+    r = cli("deploy", "--env", "dev", "--yes", "--json")
+    assert r.exit_code == 0, r.stderr[-4000:]
+    report = json.loads(r.stdout)
+    assert {u["status"] for u in report["units"]} == {"no changes"}, report["units"]
+    assert report["result"] == "ok"
+    assert secret_versions(aws, arn) == before
+
+
+def test_plan_and_drift_report_nothing(cli, first_deploy):
+    r = cli("drift", "--env", "dev", "--json")
+    assert r.exit_code == 0, r.stderr[-3000:]
+    assert all(u["add"] + u["change"] + u["destroy"] + u["replace"] == 0 for u in json.loads(r.stdout)["units"])
+
+
+def test_drift_is_detected(cli, first_deploy, aws):
+    name = outputs(cli, "observability")["observability"]["log_group_name"]
+    aws("logs").put_retention_policy(logGroupName=name, retentionInDays=1)
+    r = cli("drift", "--env", "dev", "--only", "observability", "--json")
+    assert r.exit_code == 2, r.output
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert units["observability"]["change"] == 1
+    # put it back through a deploy of that unit
+    r = cli("deploy", "--env", "dev", "--only", "observability", "--yes")
+    assert r.exit_code == 0, r.stderr[-3000:]
+
+
+def test_suffix_copy_deploys_beside_dev(cli, first_deploy):
+    r = cli("deploy", "--env", "dev", "--suffix", "pr1", "--yes", "--json")
+    assert r.exit_code == 0, r.stderr[-4000:]
+    assert all(c["passed"] for c in json.loads(r.stdout)["smoke"])
+    mine = outputs(cli)
+    copy = outputs(cli, "--suffix", "pr1")
+    assert mine["network"]["vpc_id"] != copy["network"]["vpc_id"]
+    assert copy["database"]["cluster_id"] == "payments-db-dev-pr1"
+    envs = json.loads(cli("envs", "--env", "dev", "--json").stdout)
+    assert set(envs) == {"dev", "dev-pr1"}
+
+
+def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
+    before = aws("s3").list_buckets()["Buckets"]
+    r = cli("teardown", "--env", "prod", "--yes")
+    assert r.exit_code == 8
+    assert r.stderr.strip() == (
+        "error: environment prod is protected: teardown needs --allow-protected and --confirm prod (nothing was changed)"
+    )
+    assert aws("s3").list_buckets()["Buckets"] == before
+
+
+def tagged(aws, suffixes):
+    found = []
+    pages = aws("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": "EnvironmentSuffix", "Values": list(suffixes)}]
+    )
+    kms = aws("kms")
+    for page in pages:
+        for r in page["ResourceTagMappingList"]:
+            arn = r["ResourceARN"]
+            if ":kms:" in arn and kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion":
+                continue  # a deleted key waits out its deletion window
+            found.append(arn)
+    return found
+
+
+def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):
+    assert tagged(aws, SUFFIXES), "the tagging API sees the deployed resources"
+    for args in (("--suffix", "pr1"), ()):
+        r = cli("teardown", "--env", "dev", "--yes", "--json", *args)
+        assert r.exit_code == 0, r.stderr[-4000:]
+        order = [u["unit"] for u in json.loads(r.stdout)["units"]]
+        assert order[0] == "app" and order[-1] == "network"
+    assert tagged(aws, SUFFIXES) == []
+    assert not [v for v in aws("ec2").describe_vpcs()["Vpcs"]
+                if any(t["Key"] == "EnvironmentSuffix" and t["Value"] in SUFFIXES for t in v.get("Tags", []))]
+    assert not [c for c in aws("rds").describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"].startswith("payments-db-dev")]
+    assert not aws("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": ["payments-db-credentials-dev"]}])["SecretList"]
+    assert json.loads(cli("envs", "--env", "dev", "--json").stdout) == {}
