@@ -24,8 +24,14 @@ def cli(moto_url, mirror, tmp_path_factory):
 @pytest.fixture(scope="module")
 def aws(moto_url):
     def client(service):
-        return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service,
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
     return client
 
 
@@ -60,7 +66,9 @@ def test_first_deploy_applies_every_unit_and_smoke_passes(first_deploy):
 def test_secret_host_is_the_cluster_endpoint_and_password_kept(cli, first_deploy, aws):
     db = outputs(cli, "database")["database"]
     cluster = aws("rds").describe_db_clusters(DBClusterIdentifier=db["cluster_id"])["DBClusters"][0]
-    value = json.loads(aws("secretsmanager").get_secret_value(SecretId=db["secret_arn"], VersionStage="AWSCURRENT")["SecretString"])
+    value = json.loads(
+        aws("secretsmanager").get_secret_value(SecretId=db["secret_arn"], VersionStage="AWSCURRENT")["SecretString"]
+    )
     assert value["host"] == cluster["Endpoint"] == db["cluster_endpoint"]
     assert value["port"] == cluster["Port"] and value["dbname"] == "payments"
     assert value["username"] == "payments_admin" and len(value["password"]) >= 24
@@ -72,8 +80,14 @@ def test_smoke_command_passes(cli, first_deploy):
     r = cli("smoke", "--env", "dev", "--json")
     assert r.exit_code == 0, r.output
     checks = json.loads(r.stdout)["smoke"]
-    assert {c["name"] for c in checks} >= {"nat gateways", "private routes", "database + secret host", "ecs service",
-                                          "load balancer", "sns subscriptions dlq"}
+    assert {c["name"] for c in checks} >= {
+        "nat gateways",
+        "private routes",
+        "database + secret host",
+        "ecs service",
+        "load balancer",
+        "sns subscriptions dlq",
+    }
 
 
 def test_second_deploy_applies_nothing_and_writes_no_secret_version(cli, first_deploy, aws):
@@ -129,8 +143,10 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
 
 def tagged(aws, suffixes):
     found = []
-    pages = aws("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": "EnvironmentSuffix", "Values": list(suffixes)}]
+    pages = (
+        aws("resourcegroupstaggingapi")
+        .get_paginator("get_resources")
+        .paginate(TagFilters=[{"Key": "EnvironmentSuffix", "Values": list(suffixes)}])
     )
     kms = aws("kms")
     for page in pages:
@@ -150,8 +166,17 @@ def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):
         order = [u["unit"] for u in json.loads(r.stdout)["units"]]
         assert order[0] == "app" and order[-1] == "network"
     assert tagged(aws, SUFFIXES) == []
-    assert not [v for v in aws("ec2").describe_vpcs()["Vpcs"]
-                if any(t["Key"] == "EnvironmentSuffix" and t["Value"] in SUFFIXES for t in v.get("Tags", []))]
-    assert not [c for c in aws("rds").describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"].startswith("payments-db-dev")]
-    assert not aws("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": ["payments-db-credentials-dev"]}])["SecretList"]
+    assert not [
+        v
+        for v in aws("ec2").describe_vpcs()["Vpcs"]
+        if any(t["Key"] == "EnvironmentSuffix" and t["Value"] in SUFFIXES for t in v.get("Tags", []))
+    ]
+    assert not [
+        c
+        for c in aws("rds").describe_db_clusters()["DBClusters"]
+        if c["DBClusterIdentifier"].startswith("payments-db-dev")
+    ]
+    assert not aws("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": ["payments-db-credentials-dev"]}])[
+        "SecretList"
+    ]
     assert json.loads(cli("envs", "--env", "dev", "--json").stdout) == {}
