@@ -72,9 +72,10 @@ class _Guard:
         if threading.current_thread() is threading.main_thread():
             for s, h in self._old.items():
                 signal.signal(s, h)
+        if self.signum is not None and (ev is None or isinstance(ev, (typer.Exit, OrchestratorError))):
+            err(f"run interrupted by {signal.Signals(self.signum).name}")
+            raise typer.Exit(128 + self.signum)
         if ev is None or isinstance(ev, typer.Exit):
-            if self.signum is not None and ev is None:
-                raise typer.Exit(128 + self.signum)
             return False
         if isinstance(ev, OrchestratorError):
             abort(ev)
@@ -257,6 +258,9 @@ def deploy(
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is set)."),
     lock_timeout: str = typer.Option("0s", "--lock-timeout", help="How long to wait for a state lock, e.g. 2m."),
     smoke_checks: bool = typer.Option(True, "--smoke/--no-smoke", help="Run smoke checks after a full deploy."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Skip units that succeeded in the journal with the same inputs (after a failure)."
+    ),
     json_out: bool = JsonOpt,
 ):
     """Plan and apply every unit in dependency order, then run smoke checks.
@@ -272,6 +276,7 @@ def deploy(
         with open_session(_opts(ctx), env, suffix) as s:
             s.stack.graph.subset(only_list) if only_list else None
             engine = _engine(s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm)
+            engine.resume = resume
             report = engine.deploy(only_list)
             order = [u for u in s.stack.graph.order() if u in report.units]
             if smoke_checks and not only_list and not report.failed and guard.signum is None:
@@ -450,6 +455,39 @@ def outputs(
                 typer.echo(f"{u}:" + ("" if outs is not None else " (not deployed)"))
                 for k, v in (outs or {}).items():
                     typer.echo(f"  {k} = {v if isinstance(v, str) else to_json(v).replace(chr(10), ' ')}")
+
+
+@app.command()
+def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
+    """Last run of each unit from the journal: result, when, by whom.
+
+    Example: orchestrator status --env prod
+    """
+    with _Guard():
+        import time as _time
+
+        from orchestrator.backend import resolve_key_arn
+        from orchestrator.journal import Journal
+        from orchestrator.render import to_json
+
+        with open_session_(ctx, env, suffix) as s:
+            doc = Journal(s.aws, s.env, resolve_key_arn(s.aws, s.env), s.redactor).load()
+            if json_out:
+                typer.echo(to_json({"schema_version": 1, "environment": s.env.env_id, **doc}))
+                return
+            if not doc["units"]:
+                typer.echo(f"no run recorded for {s.env.env_id}")
+                return
+            typer.echo(f"{'UNIT':<14} {'LAST':<9} {'STATUS':<11} {'WHEN (UTC)':<20} {'BY':<24} RUN")
+            for unit in s.stack.graph.order():
+                rec = doc["units"].get(unit)
+                if not rec:
+                    typer.echo(f"{unit:<14} -")
+                    continue
+                when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(rec["at"]))
+                typer.echo(
+                    f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}"
+                )
 
 
 @app.command()

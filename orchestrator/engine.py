@@ -22,6 +22,7 @@ from orchestrator.config import Environment, Project, Stack, unit_variables
 from orchestrator.errors import ConfigError, ProtectedEnvironmentError
 from orchestrator.graph import UnitGraph
 from orchestrator.hooks import HOOKS
+from orchestrator.journal import fingerprint
 from orchestrator.redact import Redactor
 from orchestrator.runner import ReadyQueue, Status, UnitResult
 from orchestrator.terraform import PlanSummary, Terraform, Workspace, error_block
@@ -70,6 +71,7 @@ class Engine:
         on_start: Callable[[str], None] | None = None,
         on_finish: Callable[[UnitResult], None] | None = None,
         on_line: Callable[[str, str], None] | None = None,
+        resume: bool = False,
     ):
         self.project = project
         self.stack = stack
@@ -86,10 +88,21 @@ class Engine:
         self.on_finish = on_finish
         self.on_line = on_line
         self._key_arn: str | None = None
+        self._command = ""
         self._outputs: dict[str, dict] = {}
         self._outputs_lock = threading.Lock()
         self._confirm_lock = threading.Lock()
         self.queue: ReadyQueue | None = None
+        self.resume = resume
+        self._journal = None
+
+    @property
+    def journal(self):
+        if self._journal is None:
+            from orchestrator.journal import Journal
+
+            self._journal = Journal(self.aws, self.env, self.key_arn(), self.redactor)
+        return self._journal
 
     # ---- shared pieces -----------------------------------------------------
     @property
@@ -170,6 +183,18 @@ class Engine:
         result.retries += r.attempts - 1
         marker.write_text(fp)
 
+    def recover_errored_state(self, unit: str, ws: Workspace, result: UnitResult) -> None:
+        """Init, then push back a state that a failed write left behind (errored.tfstate)
+        before anything else runs for the unit."""
+        self.ensure_init(unit, ws, result)
+        errored = ws.work_dir / "errored.tfstate"
+        if errored.exists():
+            if self.on_line:
+                self.on_line(unit, f"[orchestrator] pushing back {errored} left by a failed state write")
+            self.tf.state_push(ws, errored, on_line=self._line(unit))
+            errored.rename(ws.work_dir / f"errored.tfstate.pushed-{int(time.time())}")
+            result.hooks.append("recovered errored.tfstate")
+
     def _line(self, unit: str):
         if not self.on_line:
             return None
@@ -185,12 +210,21 @@ class Engine:
         def run(unit: str) -> UnitResult:
             result = UnitResult(unit, log_path=str(self.workspace(unit).log_path))
             try:
-                return action(unit, result)
+                result = action(unit, result)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                 result.status = Status.FAILED
                 result.detail = self.redactor.redact(str(exc))
                 result.error = self.redactor.redact(getattr(exc, "stderr_tail", "") or "")
-                return result
+            if self._command in ("deploy", "teardown"):
+                self.journal.record(
+                    unit,
+                    command=self._command,
+                    status=result.status.value,
+                    fp=result.fingerprint if self._command == "deploy" else None,
+                    outputs=result.outputs,
+                    detail=result.detail,
+                )
+            return result
 
         return run
 
@@ -212,18 +246,46 @@ class Engine:
         return backend_mod.read_state_outputs(self.aws, self.env, unit)
 
     # ---- deploy ------------------------------------------------------------
+    def _journaled(self, command: str, graph: UnitGraph, action) -> RunReport:
+        self._command = command
+        self.journal.start(command)
+        started = time.time()
+        report = RunReport(command, self.env.env_id, {}, started)
+        try:
+            report.units = self._run_queue(graph, action)
+        finally:
+            report.ended = time.time()
+            result = (
+                "interrupted"
+                if self.queue is not None and self.queue.stop.is_set()
+                else ("failed" if report.failed else "ok")
+            )
+            self.journal.finish(result)
+        return report
+
     def deploy(self, only: list[str] | None = None) -> RunReport:
         graph = self.graph(only)
         self.key_arn()
-        started = time.time()
-        results = self._run_queue(graph, self._deploy_unit)
-        return RunReport("deploy", self.env.env_id, results, started, time.time())
+        return self._journaled("deploy", graph, self._deploy_unit)
 
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
         values = self.variables_for(unit, self._upstream())
+        result.fingerprint = fingerprint(values, self.stack.units[unit].path)
+        if self.resume:
+            last = self.journal.unit(unit)
+            if (
+                last
+                and last["status"] in (Status.SUCCEEDED.value, Status.NO_CHANGES.value)
+                and (last.get("fingerprint") == result.fingerprint)
+            ):
+                result.status = Status.NO_CHANGES
+                result.detail = f"resumed: unchanged since run {last['run_id']}"
+                result.outputs = last.get("outputs") or {}
+                self._record_outputs(unit, result.outputs)
+                return result
         self._write_vars(ws, values)
-        self.ensure_init(unit, ws, result)
+        self.recover_errored_state(unit, ws, result)
         extra = self.secret_env(unit)
         changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
         result.retries += r.attempts - 1
@@ -280,7 +342,7 @@ class Engine:
             upstream[dep] = outputs
         values = self.variables_for(unit, upstream)
         self._write_vars(ws, values)
-        self.ensure_init(unit, ws, result)
+        self.recover_errored_state(unit, ws, result)
         changed, r = self.tf.plan(
             ws, lock_timeout=self.lock_timeout, extra_env=self.secret_env(unit), on_line=self._line(unit)
         )
@@ -311,9 +373,7 @@ class Engine:
             outputs = self._state_outputs(unit)
             if outputs is not None:
                 self._record_outputs(unit, outputs)
-        started = time.time()
-        results = self._run_queue(self.stack.graph.reversed(), self._destroy_unit)
-        return RunReport("teardown", self.env.env_id, results, started, time.time())
+        return self._journaled("teardown", self.stack.graph.reversed(), self._destroy_unit)
 
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
@@ -323,7 +383,7 @@ class Engine:
             return result
         values = self.variables_for(unit, self._upstream())
         self._write_vars(ws, values)
-        self.ensure_init(unit, ws, result)
+        self.recover_errored_state(unit, ws, result)
         extra = self.secret_env(unit)
         changed, r = self.tf.plan(
             ws, destroy=True, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit)

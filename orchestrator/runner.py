@@ -46,6 +46,7 @@ class UnitResult:
     hooks: list[str] = field(default_factory=list)
     log_path: str = ""
     error: str = ""
+    fingerprint: str | None = None
 
     @property
     def duration(self) -> float:

@@ -45,15 +45,17 @@ class Session:
     options: Options
 
     def terraform(self):
-        from orchestrator.terraform import Terraform, find_binary, write_cli_config
+        from orchestrator.terraform import Terraform, find_binary, tf_log_env, write_cli_config
 
         binary = find_binary(self.options.terraform_bin)
+        base_env = self.aws.terraform_env()
+        base_env.update(tf_log_env(self.work_root))
         mirror = self.options.provider_mirror or _stack_mirror(self.stack)
         cli_config = write_cli_config(self.work_root, mirror)
         return Terraform(
             binary,
             cli_config=cli_config,
-            base_env=self.aws.terraform_env(),
+            base_env=base_env,
             redactor=self.redactor,
             timeout=self.options.terraform_timeout,
             max_retries=self.options.terraform_retries,

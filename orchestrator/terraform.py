@@ -61,6 +61,25 @@ def find_binary(explicit: str | None = None) -> str:
     return path
 
 
+def tf_log_env(work_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """TF_LOG writes request bodies (secrets included): refused unless explicitly
+    allowed, and then written only to a 0600 file, never to the terminal."""
+    environ = os.environ if environ is None else environ
+    level = environ.get("TF_LOG", "")
+    if not level:
+        return {}
+    if environ.get("ORCHESTRATOR_ALLOW_TF_LOG") != "1":
+        raise PrerequisiteError(
+            "TF_LOG is set: terraform debug logs can hold secrets; unset it, or set ORCHESTRATOR_ALLOW_TF_LOG=1 "
+            "to write them to a private file"
+        )
+    path = work_dir / "terraform-debug.log"
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return {"TF_LOG": level, "TF_LOG_PATH": str(path)}
+
+
 def cli_config_text(mirror_dir: str | None, plugin_cache_dir: Path) -> str:
     """The Terraform CLI config the orchestrator writes for itself."""
     lines = [f'plugin_cache_dir = "{plugin_cache_dir}"', "plugin_cache_may_break_dependency_lock_file = false", ""]
@@ -307,7 +326,8 @@ class Terraform:
             TF_CLI_CONFIG_FILE=str(self.cli_config),
             TF_DATA_DIR=str(ws.data_dir),
         )
-        env.pop("TF_LOG", None)
+        if "TF_LOG_PATH" not in self.base_env:
+            env.pop("TF_LOG", None)
         env.pop("TF_WORKSPACE", None)
         if extra:
             env.update(extra)

@@ -166,3 +166,73 @@ def test_protected_environment_teardown_is_refused_and_changes_nothing(cli, aws)
     after = aws("s3").list_object_versions(Bucket="fixture-tfstate-staging-123456789012")["Versions"]
     assert len(before) == len(after)
     assert aws("logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-staging")["logGroups"]
+
+
+def plan_count(work, env_id, unit):
+    log = work / "envs" / env_id / unit / "terraform.log"
+    return log.read_text().count("$ terraform plan") if log.exists() else 0
+
+
+def test_resume_skips_units_that_succeeded_with_unchanged_inputs(cli, moto_url, mirror, tmp_path):
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    good = env_file.read_text()
+    env_file.write_text(good.replace('greeting = "hello dev"', 'greeting = "fail"'))
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    r = c("deploy", "--env", "dev", "--suffix", "resume", "--yes", "--no-smoke")
+    assert r.exit_code == 7
+    env_file.write_text(good)  # the cause, fixed
+    before = {u: plan_count(c.work, "dev-resume", u) for u in ("base", "side", "mid", "leaf")}
+    r = c("deploy", "--env", "dev", "--suffix", "resume", "--yes", "--no-smoke", "--resume", "--json")
+    assert r.exit_code == 0, r.output
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    for u in ("base", "side"):
+        assert units[u]["status"] == "no changes" and units[u]["detail"].startswith("resumed: unchanged since run")
+        assert plan_count(c.work, "dev-resume", u) == before[u]  # not planned again
+    assert units["mid"]["status"] == "succeeded" and units["leaf"]["status"] == "succeeded"
+    assert outputs(c, "dev", "--suffix", "resume")["leaf"]["value"] == "leaf of hello dev from /fixture/fixture-base-dev-resume"
+    status = c("status", "--env", "dev", "--suffix", "resume", "--json")
+    doc = json.loads(status.stdout)
+    assert {u: rec["status"] for u, rec in doc["units"].items()} == {
+        "base": "no changes", "side": "no changes", "mid": "succeeded", "leaf": "succeeded"}
+    assert [run["result"] for run in doc["runs"]] == ["failed", "ok"]
+    r = c("teardown", "--env", "dev", "--suffix", "resume", "--yes")
+    assert r.exit_code == 0, r.output
+
+
+def test_journal_is_encrypted_in_the_state_bucket(cli, deployed_dev, aws):
+    head = aws("s3").head_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/_runs/dev/journal.json")
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+
+def test_errored_state_is_pushed_back_before_the_unit_runs(cli, deployed_dev, aws):
+    s3 = aws("s3")
+    bucket, key = "fixture-tfstate-dev-123456789012", "fixture/dev/base.tfstate"
+    current = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert current["resources"]
+    # A failed state write: terraform kept the newer state locally as errored.tfstate,
+    # while the remote one still predates the apply.
+    errored = dict(current, serial=current["serial"] + 5)
+    older = dict(current, serial=current["serial"] + 1, resources=[], outputs={})
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(older).encode(), ServerSideEncryption="aws:kms")
+    (cli.work / "envs" / "dev" / "base" / "errored.tfstate").write_text(json.dumps(errored))
+    r = cli("deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    base = next(u for u in json.loads(r.stdout)["units"] if u["unit"] == "base")
+    assert base["status"] == "no changes"  # not a second log group
+    assert "recovered errored.tfstate" in base["hooks"]
+    assert not (cli.work / "envs" / "dev" / "base" / "errored.tfstate").exists()
+    restored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert restored["resources"] and restored["serial"] == errored["serial"]
+
+
+def test_tf_log_is_refused_unless_allowed(cli, deployed_dev):
+    r = cli("plan", "--env", "dev", env={"TF_LOG": "DEBUG"})
+    assert r.exit_code == 3
+    assert r.stderr.strip().startswith("error: TF_LOG is set: terraform debug logs can hold secrets")
+    r = cli("plan", "--env", "dev", "--only", "base", env={"TF_LOG": "DEBUG", "ORCHESTRATOR_ALLOW_TF_LOG": "1"})
+    assert r.exit_code == 0, r.output
+    debug = cli.work / "terraform-debug.log"
+    assert debug.stat().st_size > 0 and oct(debug.stat().st_mode & 0o777) == "0o600"
+    assert "[DEBUG]" not in r.stderr

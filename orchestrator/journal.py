@@ -1,0 +1,108 @@
+"""The run journal: per unit, the last status, input fingerprint and outputs,
+kept in the state bucket (SSE-KMS, under its own prefix) so `deploy --resume`
+can skip what already succeeded with the same inputs, and `status` can say
+what ran when and by whom."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from orchestrator.aws import Aws
+from orchestrator.config import Environment
+from orchestrator.redact import Redactor
+
+JOURNAL_VERSION = 1
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def fingerprint(values: dict, unit_dir: Path) -> str:
+    """Everything a unit's plan depends on that the orchestrator controls:
+    its variable values (upstream outputs included) and its source files."""
+    h = hashlib.sha256(json.dumps(values, sort_keys=True).encode())
+    for f in sorted(p for p in unit_dir.rglob("*") if p.is_file() and ".terraform" not in p.parts):
+        if "__pycache__" in f.parts:
+            continue
+        h.update(str(f.relative_to(unit_dir)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+class Journal:
+    def __init__(self, aws: Aws, env: Environment, key_arn: str, redactor: Redactor):
+        self.s3 = aws.client("s3", env.backend.region)
+        self.bucket = env.backend.bucket
+        self.key = f"{env.backend.key_prefix}/_runs/{env.env_id}/journal.json"
+        self.key_arn = key_arn
+        self.redactor = redactor
+        self.lock = threading.Lock()
+        self.run_id = uuid.uuid4().hex[:12]
+        self.doc: dict | None = None
+
+    def load(self) -> dict:
+        if self.doc is None:
+            try:
+                body = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+                self.doc = json.loads(body)
+            except self.s3.exceptions.NoSuchKey:
+                self.doc = {"version": JOURNAL_VERSION, "units": {}, "runs": []}
+        return self.doc
+
+    def _save(self) -> None:
+        body = json.dumps(self.redactor.redact_obj(self.doc), indent=2, sort_keys=True).encode()
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self.key,
+            Body=body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=self.key_arn,
+            ContentType="application/json",
+        )
+
+    def start(self, command: str) -> None:
+        with self.lock:
+            doc = self.load()
+            doc["runs"] = (doc.get("runs") or [])[-19:] + [
+                {"run_id": self.run_id, "command": command, "who": who(), "started": time.time(), "result": "running"}
+            ]
+            self._save()
+
+    def finish(self, result: str) -> None:
+        with self.lock:
+            doc = self.load()
+            for run in doc["runs"]:
+                if run["run_id"] == self.run_id:
+                    run["result"] = result
+                    run["ended"] = time.time()
+            self._save()
+
+    def unit(self, unit: str) -> dict | None:
+        return self.load()["units"].get(unit)
+
+    def record(self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""):
+        with self.lock:
+            doc = self.load()
+            doc["units"][unit] = {
+                "status": status,
+                "command": command,
+                "fingerprint": fp,
+                "outputs": outputs or {},
+                "detail": detail,
+                "run_id": self.run_id,
+                "who": who(),
+                "at": time.time(),
+            }
+            self._save()
