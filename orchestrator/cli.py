@@ -26,7 +26,10 @@ app.add_typer(local_app, name="local")
 
 EnvOpt = typer.Option(..., "--env", "-e", help="Environment: a folder under environments/.")
 SuffixOpt = typer.Option(None, "--suffix", "-s", help="Copy of the environment beside it, e.g. pr42.")
-JsonOpt = typer.Option(False, "--json", help="Write the run report as JSON on stdout.")
+JsonOpt = typer.Option(
+    False, "--json", help="Write the run report as JSON on stdout (schema: docs/report-schema.json)."
+)
+EventsOpt = typer.Option(False, "--events", help="Stream NDJSON events on stdout as units start and finish.")
 
 
 def _opts(ctx: typer.Context):
@@ -176,14 +179,27 @@ def bootstrap(
 
 
 # ---- engine commands -----------------------------------------------------------
-def _progress(json_mode: bool):
-    from orchestrator.render import ts, unit_line
+def _progress(events: bool):
+    """Plain timestamped lines on stderr; with --events also NDJSON events on stdout."""
+    import json as _json
+    import time as _time
+
+    from orchestrator.render import event, ts, unit_line
+
+    lock = threading.Lock()
+
+    def emit(obj):
+        if events:
+            with lock:
+                typer.echo(_json.dumps(obj))
 
     def on_start(unit):
         err(f"[{ts()}] {unit:<14} started")
+        emit({"event": "unit_started", "unit": unit, "at": _time.time()})
 
     def on_finish(result):
         err(unit_line(result))
+        emit(event("unit_finished", result))
 
     return on_start, on_finish
 
@@ -203,10 +219,10 @@ def _confirm_factory(yes: bool):
     return confirm
 
 
-def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, json_mode=False):
+def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=False):
     from orchestrator.engine import Engine
 
-    on_start, on_finish = _progress(json_mode)
+    on_start, on_finish = _progress(events)
     engine = Engine(
         project=s.project,
         stack=s.stack,
@@ -262,6 +278,7 @@ def deploy(
         False, "--resume", help="Skip units that succeeded in the journal with the same inputs (after a failure)."
     ),
     json_out: bool = JsonOpt,
+    events: bool = EventsOpt,
 ):
     """Plan and apply every unit in dependency order, then run smoke checks.
 
@@ -275,7 +292,9 @@ def deploy(
         confirm = _confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             s.stack.graph.subset(only_list) if only_list else None
-            engine = _engine(s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm)
+            engine = _engine(
+                s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
+            )
             engine.resume = resume
             report = engine.deploy(only_list)
             order = [u for u in s.stack.graph.order() if u in report.units]
@@ -285,13 +304,13 @@ def deploy(
             _finish(report, s, json_out, order)
 
 
-def _plan_command(ctx, env, suffix, only, json_out, command):
+def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
     with _Guard() as guard:
         from orchestrator.session import open_session
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         with open_session(_opts(ctx), env, suffix) as s:
-            engine = _engine(s, guard)
+            engine = _engine(s, guard, events=events)
             report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
             _finish(report, s, json_out, order, exit_changed=True)
@@ -304,12 +323,13 @@ def plan(
     suffix: Optional[str] = SuffixOpt,
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
     json_out: bool = JsonOpt,
+    events: bool = EventsOpt,
 ):
     """Plan every deployed unit (with refresh). Exit 0: no differences; 2: differences.
 
     Example: orchestrator plan --env staging
     """
-    _plan_command(ctx, env, suffix, only, json_out, "plan")
+    _plan_command(ctx, env, suffix, only, json_out, "plan", events)
 
 
 @app.command()
@@ -319,12 +339,13 @@ def drift(
     suffix: Optional[str] = SuffixOpt,
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
     json_out: bool = JsonOpt,
+    events: bool = EventsOpt,
 ):
     """Detect drift between state and AWS. Exit 0: none; 2: drift found.
 
     Example: orchestrator drift --env prod --json
     """
-    _plan_command(ctx, env, suffix, only, json_out, "drift")
+    _plan_command(ctx, env, suffix, only, json_out, "drift", events)
 
 
 @app.command()
@@ -376,6 +397,7 @@ def teardown(
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is set)."),
     json_out: bool = JsonOpt,
+    events: bool = EventsOpt,
 ):
     """Destroy every unit in reverse dependency order. Protected environments are refused.
 
@@ -399,7 +421,7 @@ def teardown(
             if not typer.confirm(f"destroy every unit of {target}?", default=False, err=True):
                 raise typer.Exit(1)
         with open_session_(ctx, env, suffix) as s:
-            engine = _engine(s, guard, parallelism=parallelism)
+            engine = _engine(s, guard, parallelism=parallelism, events=events)
             report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
             order = list(reversed(s.stack.graph.order()))
             _finish(report, s, json_out, order)
@@ -488,6 +510,65 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
                 typer.echo(
                     f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}"
                 )
+
+
+@app.command()
+def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
+    """Check the machine and the environment: terraform, provider mirror, credentials and account, backend posture.
+
+    Example: orchestrator doctor --env dev
+    """
+    with _Guard():
+        import json as _json
+        from pathlib import Path
+
+        checks: list[dict] = []
+
+        def add(name, ok, detail):
+            checks.append({"check": name, "ok": ok, "detail": detail})
+
+        from orchestrator.errors import OrchestratorError as _Err
+        from orchestrator.session import open_session, work_root
+        from orchestrator.terraform import Terraform, find_binary
+
+        opts = _opts(ctx)
+        try:
+            binary = find_binary(opts.terraform_bin)
+            version = Terraform(binary, cli_config=Path("/dev/null"), base_env={}, redactor=None).version()
+            major, minor = (int(x) for x in version.split(".")[:2])
+            add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
+        except _Err as exc:
+            add("terraform", False, exc.message)
+        mirror = opts.provider_mirror
+        if mirror:
+            ok = (Path(mirror) / "registry.terraform.io" / "hashicorp" / "aws").is_dir()
+            add("provider mirror", ok, f"{mirror}" + ("" if ok else ": no registry.terraform.io/hashicorp/aws in it"))
+        else:
+            add("provider mirror", True, "none configured: providers come from the registry")
+        try:
+            with open_session(opts, env) as s:
+                add(
+                    "credentials and account",
+                    True,
+                    f"account {s.env.account_id} ({'emulator' if s.emulator_url else 'AWS'})",
+                )
+                from orchestrator.backend import DRIFT, Bootstrapper
+
+                result = Bootstrapper(
+                    s.aws, s.env, s.project.bootstrap_dir, emulated=bool(s.emulator_url), repair=False, verify_only=True
+                ).run()
+                drift = [f"{st.piece}: {st.detail}" for st in result.steps if st.status == DRIFT]
+                add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
+                add("work dir", True, str(work_root(s.project, opts)))
+        except _Err as exc:
+            add("credentials and account", False, exc.message)
+        if json_out:
+            typer.echo(_json.dumps({"schema_version": 1, "environment": env, "checks": checks}, indent=2))
+        else:
+            for c in checks:
+                typer.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<24} {c['detail']}")
+        if not all(c["ok"] for c in checks):
+            raise typer.Exit(3)
 
 
 @app.command()

@@ -180,7 +180,7 @@ class Engine:
         if marker.exists() and marker.read_text() == fp and (ws.data_dir / "terraform.tfstate").exists():
             return
         r = self.tf.init(ws, conf, reconfigure=True, on_line=self._line(unit))
-        result.retries += r.attempts - 1
+        result.count(r)
         marker.write_text(fp)
 
     def recover_errored_state(self, unit: str, ws: Workspace, result: UnitResult) -> None:
@@ -288,7 +288,7 @@ class Engine:
         self.recover_errored_state(unit, ws, result)
         extra = self.secret_env(unit)
         changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
-        result.retries += r.attempts - 1
+        result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.add, result.change, result.destroy, result.replace = (
@@ -307,7 +307,7 @@ class Engine:
                     return result
             # Exactly the saved plan that was shown.
             r = self.tf.apply(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
-            result.retries += r.attempts - 1
+            result.count(r)
             result.status = Status.SUCCEEDED
         else:
             result.status = Status.NO_CHANGES
@@ -346,7 +346,7 @@ class Engine:
         changed, r = self.tf.plan(
             ws, lock_timeout=self.lock_timeout, extra_env=self.secret_env(unit), on_line=self._line(unit)
         )
-        result.retries += r.attempts - 1
+        result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.add, result.change, result.destroy, result.replace = (
@@ -388,12 +388,12 @@ class Engine:
         changed, r = self.tf.plan(
             ws, destroy=True, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit)
         )
-        result.retries += r.attempts - 1
+        result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.destroy = summary.destroy
             r = self.tf.apply(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
-            result.retries += r.attempts - 1
+            result.count(r)
             result.status = Status.SUCCEEDED
         else:
             result.status = Status.NO_CHANGES

@@ -51,6 +51,7 @@ def report_dict(report, order: list[str], redactor) -> dict:
                 "replace": r.replace,
                 "duration_s": round(r.duration, 3),
                 "retries": r.retries,
+                "terraform_s": r.timings,
                 "hooks": r.hooks,
                 "log": r.log_path,
             }
@@ -72,3 +73,19 @@ def report_dict(report, order: list[str], redactor) -> dict:
 
 def to_json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
+
+
+def event(name: str, r: UnitResult) -> dict:
+    return {
+        "event": name,
+        "unit": r.unit,
+        "status": r.status.value,
+        "detail": r.detail,
+        "add": r.add,
+        "change": r.change,
+        "destroy": r.destroy,
+        "replace": r.replace,
+        "duration_s": round(r.duration, 3),
+        "retries": r.retries,
+        "at": time.time(),
+    }

@@ -47,6 +47,14 @@ class UnitResult:
     log_path: str = ""
     error: str = ""
     fingerprint: str | None = None
+    # seconds spent in each terraform command (init, plan, apply, ...)
+    timings: dict = field(default_factory=dict)
+
+    def count(self, command_result) -> None:
+        """Account one terraform command: its retries and its time."""
+        self.retries += command_result.attempts - 1
+        name = command_result.command[2] if len(command_result.command) > 2 else "?"
+        self.timings[name] = round(self.timings.get(name, 0.0) + command_result.duration, 3)
 
     @property
     def duration(self) -> float:

@@ -66,7 +66,7 @@ resource "aws_ecs_service" "api" {
   launch_type     = "FARGATE"
 
   health_check_grace_period_seconds = var.health_check_grace_period_seconds
-  availability_zone_rebalancing     = var.az_rebalancing == "" ? null : var.az_rebalancing
+  availability_zone_rebalancing     = "ENABLED"
 
   network_configuration {
     subnets          = var.private_subnet_ids

@@ -83,16 +83,6 @@ variable "health_check_grace_period_seconds" {
   type        = number
 }
 
-variable "az_rebalancing" {
-  description = "ECS availability-zone rebalancing: ENABLED or DISABLED (empty: the service default)."
-  type        = string
-
-  validation {
-    condition     = contains(["", "ENABLED", "DISABLED"], var.az_rebalancing)
-    error_message = "az_rebalancing must be ENABLED, DISABLED or empty."
-  }
-}
-
 variable "desired_count" {
   description = "Tasks the service keeps running."
   type        = number

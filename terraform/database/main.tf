@@ -81,8 +81,8 @@ resource "aws_rds_cluster_instance" "main" {
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.monitoring.arn
   performance_insights_enabled          = var.performance_insights
-  performance_insights_kms_key_id       = var.data_kms_key_arn
-  performance_insights_retention_period = 7
+  performance_insights_kms_key_id       = var.performance_insights ? var.data_kms_key_arn : null
+  performance_insights_retention_period = var.performance_insights ? 7 : null
 }
 
 # Enhanced monitoring: RDS publishes OS metrics with this role.

@@ -191,11 +191,18 @@ def test_resume_skips_units_that_succeeded_with_unchanged_inputs(cli, moto_url, 
         assert units[u]["status"] == "no changes" and units[u]["detail"].startswith("resumed: unchanged since run")
         assert plan_count(c.work, "dev-resume", u) == before[u]  # not planned again
     assert units["mid"]["status"] == "succeeded" and units["leaf"]["status"] == "succeeded"
-    assert outputs(c, "dev", "--suffix", "resume")["leaf"]["value"] == "leaf of hello dev from /fixture/fixture-base-dev-resume"
+    assert (
+        outputs(c, "dev", "--suffix", "resume")["leaf"]["value"]
+        == "leaf of hello dev from /fixture/fixture-base-dev-resume"
+    )
     status = c("status", "--env", "dev", "--suffix", "resume", "--json")
     doc = json.loads(status.stdout)
     assert {u: rec["status"] for u, rec in doc["units"].items()} == {
-        "base": "no changes", "side": "no changes", "mid": "succeeded", "leaf": "succeeded"}
+        "base": "no changes",
+        "side": "no changes",
+        "mid": "succeeded",
+        "leaf": "succeeded",
+    }
     assert [run["result"] for run in doc["runs"]] == ["failed", "ok"]
     r = c("teardown", "--env", "dev", "--suffix", "resume", "--yes")
     assert r.exit_code == 0, r.output

@@ -56,14 +56,33 @@ def test_sigint_during_apply(moto_url, mirror, tmp_path):
         shutil.copy(project / "terraform" / "base" / f, slow / f)
     (slow / "main.tf").write_text(SLOW_UNIT)
     manifest = project / "terraform" / "stack.toml"
-    manifest.write_text(manifest.read_text() + '\n[units.slow]\npath = "slow"\ninputs = { upstream = "base.log_group_name" }\n')
+    manifest.write_text(
+        manifest.read_text() + '\n[units.slow]\npath = "slow"\ninputs = { upstream = "base.log_group_name" }\n'
+    )
     work = tmp_path / "w"
     cli = Cli(project, work, moto_url, mirror)
     assert cli("bootstrap", "--env", "dev").exit_code == 0
 
-    cmd = [sys.executable, "-m", "orchestrator", "--project-dir", str(project), "--work-dir", str(work),
-           "--emulator-url", moto_url, "--provider-mirror", mirror,
-           "deploy", "--env", "dev", "--suffix", "int", "--yes", "--no-smoke"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "--project-dir",
+        str(project),
+        "--work-dir",
+        str(work),
+        "--emulator-url",
+        moto_url,
+        "--provider-mirror",
+        mirror,
+        "deploy",
+        "--env",
+        "dev",
+        "--suffix",
+        "int",
+        "--yes",
+        "--no-smoke",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("CI",)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     log = work / "envs" / "dev-int" / "slow" / "terraform.log"
@@ -84,13 +103,21 @@ def test_sigint_during_apply(moto_url, mirror, tmp_path):
     assert "Traceback" not in err
     assert terraform_processes(str(work)) == []
 
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fixture-tfstate-dev-123456789012",
-                                                  Prefix="fixture/dev-int/").get("Contents", [])]
+    s3 = boto3.client(
+        "s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket="fixture-tfstate-dev-123456789012", Prefix="fixture/dev-int/").get(
+            "Contents", []
+        )
+    ]
     assert not [k for k in keys if k.endswith(".tflock")], keys
-    journal = json.loads(s3.get_object(Bucket="fixture-tfstate-dev-123456789012",
-                                       Key="fixture/_runs/dev-int/journal.json")["Body"].read())
+    journal = json.loads(
+        s3.get_object(Bucket="fixture-tfstate-dev-123456789012", Key="fixture/_runs/dev-int/journal.json")[
+            "Body"
+        ].read()
+    )
     assert journal["runs"][-1]["result"] == "interrupted"
 
     r = cli("deploy", "--env", "dev", "--suffix", "int", "--yes", "--no-smoke", "--json")
