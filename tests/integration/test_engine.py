@@ -54,6 +54,27 @@ def outputs(cli, env, *extra):
     return json.loads(r.stdout)
 
 
+def test_json_report_validates_against_its_schema(deployed_dev):
+    import jsonschema
+
+    from tests.helpers import ROOT
+
+    jsonschema.validate(deployed_dev, json.loads((ROOT / "docs" / "report-schema.json").read_text()))
+
+
+def test_events_stream_ndjson(cli, deployed_dev):
+    r = cli("plan", "--env", "dev", "--only", "mid", "--events")
+    assert r.exit_code == 0, r.output
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(e["event"], e["unit"]) for e in events] == [
+        ("unit_started", "base"),
+        ("unit_finished", "base"),
+        ("unit_started", "mid"),
+        ("unit_finished", "mid"),
+    ]
+    assert events[1]["status"] == "succeeded" and events[1]["add"] == 0
+
+
 def test_deploy_applies_in_order_and_wires_outputs(cli, deployed_dev):
     assert unit_status(deployed_dev) == {
         "base": "succeeded",

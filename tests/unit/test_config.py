@@ -185,3 +185,11 @@ def test_every_unit_variable_has_a_source(project_root):
                 or decl.has_default
             )
             assert sourced, f"{unit.name}: {name}"
+
+
+def test_settings_reference_is_up_to_date(project_root):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(project_root / "scripts" / "settings_doc.py"), "--check"])
+    assert r.returncode == 0, "docs/settings.md is stale: run scripts/settings_doc.py"

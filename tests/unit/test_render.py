@@ -1,0 +1,73 @@
+"""The summary table and the JSON report against golden files; the report against its schema."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from orchestrator.engine import RunReport
+from orchestrator.redact import Redactor
+from orchestrator.render import report_dict, summary_table
+from orchestrator.runner import Status, UnitResult
+from orchestrator.smoke import CheckResult
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report-schema.json").read_text())
+ORDER = ["network", "security", "database", "edge", "observability", "app"]
+
+
+def sample() -> RunReport:
+    r = {
+        "network": UnitResult("network", Status.NO_CHANGES, started=0, ended=9.9, timings={"plan": 9.5}),
+        "security": UnitResult(
+            "security", Status.SUCCEEDED, started=10, ended=44, add=22, timings={"plan": 12.0, "apply": 20.1}
+        ),
+        "database": UnitResult(
+            "database",
+            Status.FAILED,
+            detail="terraform apply failed for unit database (exit 1): boom",
+            started=44,
+            ended=100.5,
+            add=6,
+            retries=1,
+            log_path="/w/envs/dev/database/terraform.log",
+        ),
+        "edge": UnitResult("edge", Status.SUCCEEDED, started=44, ended=90, add=3, change=1, replace=1),
+        "observability": UnitResult(
+            "observability",
+            Status.SUCCEEDED,
+            started=44,
+            ended=80,
+            hooks=["write_db_endpoint: unchanged (secret already has host db)"],
+        ),
+        "app": UnitResult("app", Status.SKIPPED, detail="database failed"),
+    }
+    return RunReport(
+        "deploy",
+        "dev-pr1",
+        r,
+        started=1_800_000_000.0,
+        ended=1_800_000_100.5,
+        smoke=[CheckResult("nat gateways", True, "1 NAT gateway(s) available", 1)],
+    )
+
+
+def test_summary_table_golden():
+    assert summary_table(sample().units, ORDER) + "\n" == (GOLDEN / "summary.txt").read_text()
+
+
+def test_json_report_golden_and_schema():
+    report = report_dict(sample(), ORDER, Redactor())
+    jsonschema.validate(report, SCHEMA)
+    assert json.dumps(report, indent=2) + "\n" == (GOLDEN / "report.json").read_text()
+    assert report["result"] == "failed"
+
+
+def test_schema_rejects_an_unknown_status():
+    report = report_dict(sample(), ORDER, Redactor())
+    report["units"][0]["status"] = "exploded"
+    try:
+        jsonschema.validate(report, SCHEMA)
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("schema accepted an unknown status")
