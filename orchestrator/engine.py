@@ -356,7 +356,7 @@ class Engine:
                 summary.replace,
             )
             result.detail = ", ".join(c["address"] for c in summary.resources[:5])
-        result.status = Status.SUCCEEDED
+        result.status = Status.SUCCEEDED if changed else Status.NO_CHANGES
         ws.plan_path.unlink(missing_ok=True)
         return result
 

@@ -72,7 +72,7 @@ def test_events_stream_ndjson(cli, deployed_dev):
         ("unit_started", "mid"),
         ("unit_finished", "mid"),
     ]
-    assert events[1]["status"] == "succeeded" and events[1]["add"] == 0
+    assert events[1]["status"] == "no changes" and events[1]["add"] == 0
 
 
 def test_deploy_applies_in_order_and_wires_outputs(cli, deployed_dev):
