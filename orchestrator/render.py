@@ -89,3 +89,25 @@ def event(name: str, r: UnitResult) -> dict:
         "retries": r.retries,
         "at": time.time(),
     }
+
+
+def graph_text(g) -> str:
+    lines = []
+    for level, units in enumerate(g.levels()):
+        for u in units:
+            deps = ", ".join(sorted(g.dependencies(u))) or "-"
+            lines.append(f"{'  ' * level}{u}  (after: {deps})")
+    return "\n".join(lines)
+
+
+def graph_dot(g) -> str:
+    lines = ["digraph units {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    lines += [f'  "{u}";' for u in g.order()]
+    lines += [f'  "{d}" -> "{u}";' for u in g.order() for d in sorted(g.dependencies(u))]
+    return "\n".join(lines + ["}"])
+
+
+def graph_mermaid(g) -> str:
+    lines = ["graph LR"]
+    lines += [f"  {d} --> {u}" for u in g.order() for d in sorted(g.dependencies(u))]
+    return "\n".join(lines)

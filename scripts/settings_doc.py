@@ -54,7 +54,7 @@ def render() -> str:
         "| `backend.region` | string | region of the state bucket |",
         "| `backend.kms_alias` | string | alias of the state key (`alias/...`) |",
         "| `backend.locking` | string | `lockfile` (S3 native, default) or `dynamodb` |",
-        "| `backend.dynamodb_table` | string | lock table when `locking = \"dynamodb\"` |",
+        '| `backend.dynamodb_table` | string | lock table when `locking = "dynamodb"` |',
         "| `backend.access_log_bucket` | string | server access logs of the state bucket (optional) |",
         "| `backend.noncurrent_version_days` | number | old state versions expire after (default 90) |",
         "",

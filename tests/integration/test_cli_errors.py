@@ -52,8 +52,8 @@ def test_invalid_suffix(cli):
 
 
 def test_unknown_graph_format(cli):
-    r = cli("graph", "--format", "png")
-    assert r.exit_code == 2 and one_line(r) == "error: unknown format 'png': text, dot or mermaid"
+    r = cli("graph", "--format", "gif")
+    assert r.exit_code == 2 and one_line(r) == "error: unknown format 'gif': text, dot, mermaid, png or svg"
 
 
 def test_missing_credentials(cli):

@@ -71,3 +71,18 @@ def test_schema_rejects_an_unknown_status():
     except jsonschema.ValidationError:
         return
     raise AssertionError("schema accepted an unknown status")
+
+
+def test_graph_renderings():
+    from orchestrator.graph import UnitGraph
+    from orchestrator.render import graph_dot, graph_mermaid, graph_text
+
+    g = UnitGraph({"network": [], "security": ["network"], "edge": ["network", "security"]})
+    assert graph_text(g) == "network  (after: -)\n  security  (after: network)\n    edge  (after: network, security)"
+    assert '"network" -> "edge";' in graph_dot(g) and '"security" -> "edge";' in graph_dot(g)
+    assert graph_mermaid(g).splitlines() == [
+        "graph LR",
+        "  network --> security",
+        "  network --> edge",
+        "  security --> edge",
+    ]
