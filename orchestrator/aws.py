@@ -62,7 +62,7 @@ class Aws:
                 f"AWS profile {exc.kwargs.get('profile')!r} not found (check AWS_PROFILE and ~/.aws/config)"
             ) from None
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},  # attempts, first one included
             connect_timeout=10,
             read_timeout=60,
             # S3 path-style for the emulator (no wildcard DNS on 127.0.0.1).

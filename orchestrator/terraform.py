@@ -401,12 +401,7 @@ class Terraform:
                     if on_line:
                         on_line(clean)
 
-            t = threading.Thread(target=pump_stderr, daemon=True)
-            t.start()
-            timer = threading.Timer(self.timeout, _timeout_kill, args=(proc,))
-            timer.daemon = True
-            timer.start()
-            try:
+            def pump_stdout():
                 for line in proc.stdout:
                     if capture:
                         out_chunks.append(line)
@@ -417,13 +412,25 @@ class Terraform:
                         log_file.write(clean + "\n")
                     if on_line:
                         on_line(clean)
+
+            pumps = [threading.Thread(target=f, daemon=True) for f in (pump_stderr, pump_stdout)]
+            for t in pumps:
+                t.start()
+            timer = threading.Timer(self.timeout, _timeout_kill, args=(proc,))
+            timer.daemon = True
+            timer.start()
+            try:
                 proc.wait()
-                t.join()
             finally:
                 timer.cancel()
                 if proc.poll() is None:
                     _signal_group(proc, signal.SIGKILL)
                     proc.wait()
+                # terraform is gone: nothing of its process group may outlive it
+                # (a straggler would also hold the pipes open).
+                _signal_group(proc, signal.SIGKILL)
+                for t in pumps:
+                    t.join(timeout=10)
                 self.registry.remove(proc)
         finally:
             if log_file:

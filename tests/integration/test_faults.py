@@ -1,0 +1,176 @@
+"""Faults between the clients and moto server (tests/faultproxy.py): throttling, 503,
+connection resets, latency, a reply lost after the server acted. Each scenario ends
+converged (nothing duplicated, a following run changes nothing) or failed cleanly (a
+clear error, no lock left), and the attempts seen at the proxy match the retries
+configured: botocore's standard mode, max_attempts, nothing stacked on top."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from orchestrator.aws import Aws
+from orchestrator.errors import HookError
+from orchestrator.hooks import write_db_endpoint
+from orchestrator.redact import Redactor
+from tests.faultproxy import FaultProxy, Rule
+from tests.helpers import FIXTURE_STACK, Cli
+
+MAX_ATTEMPTS = 4
+
+
+@pytest.fixture
+def proxy(moto_url):
+    p = FaultProxy(moto_url)
+    url = p.start()
+    p.url = url
+    yield p
+    p.stop()
+
+
+def direct(moto_url, service):
+    return boto3.client(
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+
+
+@pytest.fixture
+def secret(moto_url, request):
+    sm = direct(moto_url, "secretsmanager")
+    name = f"payments-db-credentials-{request.node.name[-40:].replace('[', '-').replace(']', '')}"
+    arn = sm.create_secret(
+        Name=name,
+        SecretString=json.dumps(
+            {"engine": "postgres", "username": "payments_admin", "password": "canary-Pa55word-xyz", "port": 5432}
+        ),
+    )["ARN"]
+    return arn
+
+
+OUTPUTS = {
+    "cluster_endpoint": "payments-db-dev.cluster-x.us-east-1.rds.amazonaws.com",
+    "db_port": 5432,
+    "db_name": "payments",
+}
+
+
+def versions(moto_url, arn):
+    return direct(moto_url, "secretsmanager").list_secret_version_ids(SecretId=arn)["Versions"]
+
+
+def test_secret_update_retries_throttling_then_succeeds(proxy, secret, moto_url):
+    proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=2))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    result = write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    assert result.changed
+    assert proxy.count("PutSecretValue") == 3  # 2 throttled + 1
+    assert len(versions(moto_url, secret)) == 2
+
+
+def test_secret_update_always_throttled_fails_cleanly_after_max_attempts(proxy, secret, moto_url):
+    proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=-1))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    with pytest.raises(HookError) as exc:
+        write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    assert str(exc.value) == f"write_db_endpoint: ThrottlingException on {secret}"
+    assert "canary-Pa55word" not in str(exc.value)
+    assert proxy.count("PutSecretValue") == MAX_ATTEMPTS
+    assert len(versions(moto_url, secret)) == 1
+
+
+def test_access_denied_is_never_retried(proxy, secret):
+    proxy.rules.append(Rule("secretsmanager.GetSecretValue", "access_denied", times=-1))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    with pytest.raises(HookError, match="AccessDeniedException"):
+        write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    assert proxy.count("GetSecretValue") == 1
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+def test_secret_update_survives_503_and_resets(proxy, secret, moto_url, fault):
+    proxy.rules.append(Rule("secretsmanager.GetSecretValue", fault, times=1))
+    proxy.rules.append(Rule("secretsmanager.PutSecretValue", fault, times=1))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert proxy.count("GetSecretValue") == 2 and proxy.count("PutSecretValue") == 2
+    assert len(versions(moto_url, secret)) == 2
+
+
+def test_lost_reply_after_the_server_acted_duplicates_nothing(proxy, secret, moto_url):
+    proxy.rules.append(Rule("secretsmanager.PutSecretValue", "lost_reply", times=1))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert proxy.count("PutSecretValue") == 2  # the retry carries the same ClientRequestToken
+    assert len(versions(moto_url, secret)) == 2  # initial + exactly one
+    # a second run converges: nothing to write
+    assert not write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+
+
+def test_added_latency_is_only_slower(proxy, secret):
+    proxy.rules.append(Rule("secretsmanager.GetSecretValue", "latency", times=1, seconds=2.0))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert proxy.count("GetSecretValue") == 1
+
+
+def test_bootstrap_through_throttling_503_and_resets_converges(proxy, mirror, tmp_path, moto_url):
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(
+        env_file.read_text()
+        .replace("fixture-tfstate-dev-", "fixture-faults-dev-")
+        .replace("alias/fixture-tfstate-dev", "alias/fixture-faults-dev")
+    )
+    proxy.rules += [
+        Rule("kms.DescribeKey", "throttle", times=2),
+        Rule("kms.CreateKey", "503", times=1),
+        Rule("S3:PUT", "503", times=2),
+        Rule("S3:HEAD", "reset", times=1),
+        Rule("kms.EnableKeyRotation", "reset", times=1),
+    ]
+    cli = Cli(project, tmp_path / "w", proxy.url, mirror)
+    r = cli("bootstrap", "--env", "dev")
+    assert r.exit_code == 0, r.output
+    assert proxy.count("CreateKey") == 2 and proxy.count("kms.DescribeKey") >= 3
+    keys = [
+        a for a in direct(moto_url, "kms").list_aliases()["Aliases"] if a["AliasName"] == "alias/fixture-faults-dev"
+    ]
+    assert len(keys) == 1
+    proxy.rules.clear()
+    again = cli("bootstrap", "--env", "dev")
+    assert again.exit_code == 0 and "mutating AWS calls: 0" in again.stdout
+
+
+def test_deploy_of_the_fixture_stack_through_faults_converges(proxy, mirror, tmp_path, moto_url):
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    cli = Cli(project, tmp_path / "w", proxy.url, mirror)
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    proxy.rules += [
+        Rule("logs.CreateLogGroup", "throttle", times=2),  # the aws provider retries it
+        Rule("S3:PUT", "503", times=1),  # a state write, retried by the S3 backend
+        Rule("logs.DescribeLogGroups", "latency", times=3, seconds=1.0),
+    ]
+    r = cli("deploy", "--env", "dev", "--suffix", "faults", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    assert proxy.count("CreateLogGroup") == 3
+    groups = direct(moto_url, "logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-dev-faults")
+    assert len(groups["logGroups"]) == 1
+    proxy.rules.clear()
+    r = cli("plan", "--env", "dev", "--suffix", "faults", "--json")
+    assert r.exit_code == 0, r.output  # nothing differs, nothing duplicated
+    keys = [
+        o["Key"]
+        for o in direct(moto_url, "s3")
+        .list_objects_v2(Bucket="fixture-tfstate-dev-123456789012", Prefix="fixture/dev-faults/")
+        .get("Contents", [])
+    ]
+    assert not [k for k in keys if k.endswith(".tflock")]
+    assert cli("teardown", "--env", "dev", "--suffix", "faults", "--yes").exit_code == 0
