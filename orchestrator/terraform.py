@@ -373,7 +373,7 @@ class Terraform:
         started = time.monotonic()
         tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         out_chunks: list[str] = []
-        log_file = open(ws.log_path, "a", encoding="utf-8") if log else None  # noqa: SIM115
+        log_file = open(ws.log_path, "a", encoding="utf-8", buffering=1) if log else None  # noqa: SIM115
         try:
             if log_file:
                 log_file.write(f"\n$ terraform {' '.join(args)}\n")
