@@ -498,10 +498,11 @@ class Terraform:
         return {k: v.get("value") for k, v in json.loads(result.stdout or "{}").items()}
 
     def force_unlock(self, ws: Workspace, lock_id: str, **kw) -> CommandResult:
-        return self.run(ws, build_args("force-unlock", flags=["-force", lock_id]), retry_transient=False, **kw)
+        return self.run(ws, ["force-unlock", "-force", lock_id], retry_transient=False, **kw)
 
     def state_push(self, ws: Workspace, state_file: Path, **kw) -> CommandResult:
-        return self.run(ws, build_args("state", flags=["push", str(state_file)]), retry_transient=False, **kw)
+        # Subcommand first: "state -no-color push" is not a command.
+        return self.run(ws, ["state", "push", str(state_file)], retry_transient=False, **kw)
 
 
 def _timeout_kill(proc: subprocess.Popen) -> None:
