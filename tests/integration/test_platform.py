@@ -170,7 +170,12 @@ def tagged(aws, suffixes):
     pages = (
         aws("resourcegroupstaggingapi")
         .get_paginator("get_resources")
-        .paginate(TagFilters=[{"Key": "EnvironmentSuffix", "Values": list(suffixes)}])
+        .paginate(
+            TagFilters=[
+                {"Key": "EnvironmentSuffix", "Values": list(suffixes)},
+                {"Key": "Project", "Values": ["payment-platform"]},
+            ]
+        )
     )
     kms = aws("kms")
     for page in pages:
@@ -189,7 +194,8 @@ def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):
         assert r.exit_code == 0, r.stderr[-4000:]
         order = [u["unit"] for u in json.loads(r.stdout)["units"]]
         assert order[0] == "app" and order[-1] == "network"
-    assert tagged(aws, SUFFIXES) == []
+    left = tagged(aws, SUFFIXES)
+    assert left == [], "\n".join(left)
     assert not [
         v
         for v in aws("ec2").describe_vpcs()["Vpcs"]
