@@ -125,6 +125,70 @@ def test_second_deploy_applies_nothing_and_writes_no_secret_version(cli, settled
     assert secret_versions(aws, arn) == before
 
 
+def test_the_database_password_appears_nowhere(cli, settled, aws):
+    """Canary: the real master password, read from Secrets Manager, is in no output,
+    log, journal, JSON report or HTML report the orchestrator wrote."""
+    arn = outputs(cli, "database")["database"]["secret_arn"]
+    password = json.loads(
+        aws("secretsmanager").get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+    )["password"]
+    texts = []
+    for args in (
+        ("status", "--env", "dev", "--json"),
+        ("outputs", "--env", "dev", "--json"),
+        ("plan", "--env", "dev", "--only", "database", "--json"),
+        ("smoke", "--env", "dev", "--json"),
+    ):
+        r = cli(*args)
+        texts += [r.stdout, r.stderr]
+    for f in cli.work.rglob("*"):
+        if f.is_file() and f.suffix not in (".zip",) and ".terraform" not in f.parts:
+            texts.append(f.read_text(errors="replace"))
+    s3 = aws("s3")
+    texts.append(
+        s3.get_object(Bucket="acme-payments-tfstate-dev-123456789012", Key="payment-platform/_runs/dev/journal.json")[
+            "Body"
+        ]
+        .read()
+        .decode()
+    )
+    state = (
+        s3.get_object(Bucket="acme-payments-tfstate-dev-123456789012", Key="payment-platform/dev/database.tfstate")[
+            "Body"
+        ]
+        .read()
+        .decode()
+    )
+    texts.append(state)  # write-only: not even the state holds it
+    assert len(texts) > 20
+    assert sum(t.count(password) for t in texts) == 0
+
+
+def test_smoke_checks_retry_through_throttling(cli, settled):
+    from orchestrator.aws import Aws
+    from orchestrator.smoke import run_smoke
+    from tests.faultproxy import FaultProxy, Rule
+
+    proxy = FaultProxy(cli.emulator)
+    url = proxy.start()
+    try:
+        proxy.rules += [
+            Rule("DescribeNatGateways", "throttle", times=2),
+            Rule("DescribeDBClusters", "503", times=1),
+            Rule("DescribeLoadBalancers", "reset", times=1),
+        ]
+        results = run_smoke(
+            Aws("us-east-1", endpoint_url=url, max_attempts=4),
+            {u: outputs(cli)[u] for u in ("network", "database", "app", "edge", "observability")},
+            {"single_nat_gateway": True, "az_count": 2, "desired_count": 1},
+        )
+        assert all(r.passed for r in results), results
+        assert proxy.count("DescribeNatGateways") == 3 and proxy.count("DescribeDBClusters") == 2
+        assert proxy.count("DescribeLoadBalancers") == 2
+    finally:
+        proxy.stop()
+
+
 def test_plan_and_drift_report_nothing(cli, first_deploy):
     r = cli("drift", "--env", "dev", "--json")
     assert r.exit_code == 0, r.stderr[-3000:]
