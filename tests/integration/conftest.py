@@ -35,6 +35,23 @@ def moto_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def aws(moto_url):
+    """boto3 clients straight to the session's moto server, for checking what the CLI did."""
+    import boto3
+
+    def client(service):
+        return boto3.client(
+            service,
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    return client
+
+
+@pytest.fixture(scope="session")
 def mirror():
     m = provider_mirror()
     if not m:

@@ -14,20 +14,6 @@ def cli(moto_url, mirror, tmp_path_factory):
     return Cli(FIXTURE_STACK, tmp_path_factory.mktemp("work"), moto_url, mirror)
 
 
-@pytest.fixture
-def aws(moto_url):
-    def client(service):
-        return boto3.client(
-            service,
-            endpoint_url=moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-    return client
-
-
 BUCKET = "fixture-tfstate-dev-123456789012"
 
 

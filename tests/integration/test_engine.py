@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import boto3
 import pytest
 
 from tests.helpers import FIXTURE_STACK, Cli
@@ -21,20 +20,6 @@ def cli(moto_url, mirror, tmp_path_factory):
         r = c("bootstrap", "--env", env)
         assert r.exit_code == 0, r.output
     return c
-
-
-@pytest.fixture(scope="module")
-def aws(moto_url):
-    def client(service):
-        return boto3.client(
-            service,
-            endpoint_url=moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-    return client
 
 
 @pytest.fixture(scope="module")

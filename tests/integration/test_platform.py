@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from tests.helpers import ROOT, Cli
@@ -19,20 +18,6 @@ SUFFIXES = ("dev", "dev-pr1")
 @pytest.fixture(scope="module")
 def cli(moto_url, mirror, tmp_path_factory):
     return Cli(ROOT, tmp_path_factory.mktemp("platform-work"), moto_url, mirror)
-
-
-@pytest.fixture(scope="module")
-def aws(moto_url):
-    def client(service):
-        return boto3.client(
-            service,
-            endpoint_url=moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-    return client
 
 
 @pytest.fixture(scope="module")
