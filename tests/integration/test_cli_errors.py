@@ -1,16 +1,16 @@
-"""Each bad input: one clear line on stderr, a non-zero exit, nothing changed."""
+"""Every bad input: one clear line on stderr, a non-zero exit, and nothing changed
+in AWS (the emulator's buckets, objects and keys are the same before and after).
+The same list is the "Bad inputs" table in the README."""
 
 from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT, Cli
-
-
-@pytest.fixture
-def cli(tmp_path):
-    return Cli(ROOT, tmp_path / "work")
-
 
 # None unsets a variable for the run.
 NO_CREDS = {
@@ -27,73 +27,176 @@ NO_CREDS = {
 }
 
 
-def test_profile_that_does_not_exist(cli):
-    r = cli("bootstrap", "--env", "dev", env={**NO_CREDS, "AWS_PROFILE": "nope"})
-    assert r.exit_code == 3
-    assert one_line(r) == "error: AWS profile 'nope' not found (check AWS_PROFILE and ~/.aws/config)"
+def edit(path: str, old: str, new: str):
+    def apply(root: Path):
+        f = root / path
+        text = f.read_text()
+        assert old in text, (path, old)
+        f.write_text(text.replace(old, new, 1))
+
+    return apply
 
 
-def one_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+@dataclass
+class Case:
+    name: str
+    args: tuple[str, ...]
+    exit: int
+    line: str  # the line, or its start when it ends with "…"
+    local: bool = True
+    env: dict = field(default_factory=dict)
+    mutate: object = None
 
 
-def test_unknown_environment_lists_known_ones(cli):
-    r = cli("deploy", "--env", "qa", "--yes")
-    assert r.exit_code == 2
-    assert one_line(r) == "error: unknown environment 'qa' (known: dev, prod, staging)"
-
-
-def test_invalid_suffix(cli):
-    r = cli("deploy", "--env", "dev", "--suffix", "PR-1", "--yes")
-    assert r.exit_code == 2
-    assert one_line(r).startswith("error: invalid suffix 'PR-1'")
-
-
-def test_unknown_graph_format(cli):
-    r = cli("graph", "--format", "gif")
-    assert r.exit_code == 2 and one_line(r) == "error: unknown format 'gif': text, dot, mermaid, png or svg"
-
-
-def test_missing_credentials(cli):
-    r = cli("bootstrap", "--env", "dev", env=NO_CREDS)
-    assert r.exit_code == 3
-    assert one_line(r).startswith("error: no AWS credentials found")
-
-
-def test_wrong_account_for_the_environment(cli, moto_url):
-    # Not local mode: real-AWS code path, pointed at moto by boto3's own AWS_ENDPOINT_URL.
-    env = {**NO_CREDS, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": moto_url}
-    r = cli("bootstrap", "--env", "prod", env=env)
-    assert r.exit_code == 3
-    assert one_line(r) == (
-        "error: AWS account 123456789012 is not environment prod's account 345678901234; "
-        "switch credentials (AWS_PROFILE) before anything changes"
-    )
-
-
-def test_missing_terraform_binary(cli, moto_url, tmp_path):
-    c = Cli(ROOT, tmp_path / "w", moto_url)
-    r = c("plan", "--env", "dev", env={"ORCHESTRATOR_TERRAFORM": "/nonexistent/terraform"})
-    assert r.exit_code == 3
-    assert one_line(r) == (
+CASES = [
+    Case(
+        "unknown environment",
+        ("deploy", "--env", "qa", "--yes"),
+        2,
+        "error: unknown environment 'qa' (known: dev, prod, staging)",
+    ),
+    Case(
+        "malformed settings file",
+        ("deploy", "--env", "dev", "--yes"),
+        2,
+        "error: {root}/environments/dev/env.toml: invalid TOML: …",
+        mutate=edit("environments/dev/env.toml", "az_count = 2\n", "az_count = = 2\n"),
+    ),
+    Case(
+        "missing setting",
+        ("plan", "--env", "dev"),
+        2,
+        "error: {root}/environments/dev/env.toml: missing setting 'settings.az_count' (number)",
+        mutate=edit("environments/dev/env.toml", "az_count = 2\n", ""),
+    ),
+    Case(
+        "wrongly typed setting",
+        ("plan", "--env", "dev"),
+        2,
+        "error: {root}/environments/dev/env.toml: setting 'settings.az_count' must be number, got str 'two'",
+        mutate=edit("environments/dev/env.toml", "az_count = 2\n", 'az_count = "two"\n'),
+    ),
+    Case(
+        "unknown unit",
+        ("deploy", "--env", "dev", "--only", "nope", "--yes"),
+        2,
+        "error: unknown unit(s): nope (known: app, database, edge, network, observability, security)",
+    ),
+    Case(
+        "cycle in the manifest",
+        ("deploy", "--env", "dev", "--yes"),
+        2,
+        "error: dependency cycle: …",
+        mutate=edit(
+            "terraform/stack.toml",
+            '[units.network]\npath = "network"',
+            '[units.network]\npath = "network"\ndepends_on = ["app"]',
+        ),
+    ),
+    Case(
+        "invalid suffix",
+        ("deploy", "--env", "dev", "--suffix", "PR-1", "--yes"),
+        2,
+        "error: invalid suffix 'PR-1': 1-10 characters, a lowercase letter first, then a-z or 0-9 (e.g. pr42)",
+    ),
+    Case(
+        "no terminal and no --yes",
+        ("deploy", "--env", "dev"),
+        2,
+        "error: changes need confirmation but stdin is not a terminal: pass --yes",
+    ),
+    Case(
+        "missing terraform binary",
+        ("plan", "--env", "dev"),
+        3,
         "error: terraform binary not found ('/nonexistent/terraform' is not on PATH); "
-        "install Terraform >= 1.11 or set ORCHESTRATOR_TERRAFORM"
-    )
-
-
-def test_not_bootstrapped(cli, moto_url, tmp_path):
-    c = Cli(ROOT, tmp_path / "w", moto_url)
-    r = c("plan", "--env", "staging")
-    assert r.exit_code == 4
-    assert one_line(r) == (
+        "install Terraform >= 1.11 or set ORCHESTRATOR_TERRAFORM",
+        env={"ORCHESTRATOR_TERRAFORM": "/nonexistent/terraform"},
+    ),
+    Case(
+        "no credentials",
+        ("bootstrap", "--env", "dev"),
+        3,
+        "error: no AWS credentials found …",
+        local=False,
+        env=NO_CREDS,
+    ),
+    Case(
+        "unknown profile",
+        ("bootstrap", "--env", "dev"),
+        3,
+        "error: AWS profile 'nope' not found (check AWS_PROFILE and ~/.aws/config)",
+        local=False,
+        env={**NO_CREDS, "AWS_PROFILE": "nope"},
+    ),
+    Case(
+        "wrong AWS account",
+        ("bootstrap", "--env", "prod"),
+        3,
+        "error: AWS account 123456789012 is not environment prod's account 345678901234; "
+        "switch credentials (AWS_PROFILE) before anything changes",
+        local=False,
+        env={**NO_CREDS, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": "{moto}"},
+    ),
+    Case(
+        "backend not bootstrapped",
+        ("plan", "--env", "staging"),
+        4,
         "error: state bucket acme-payments-tfstate-staging-234567890123 does not exist; "
-        "run: orchestrator bootstrap --env staging"
-    )
+        "run: orchestrator bootstrap --env staging",
+    ),
+    Case(
+        "teardown of a protected environment",
+        ("teardown", "--env", "prod", "--yes"),
+        8,
+        "error: environment prod is protected: teardown needs --allow-protected and --confirm prod "
+        "(nothing was changed)",
+    ),
+    Case(
+        "protected, wrong name typed back",
+        ("teardown", "--env", "prod", "--allow-protected", "--confirm", "dev", "--yes"),
+        8,
+        "error: environment prod is protected: …",
+    ),
+    Case("TF_LOG without permission", ("plan", "--env", "dev"), 3, "error: TF_LOG is set: …", env={"TF_LOG": "DEBUG"}),
+    Case(
+        "unknown graph format",
+        ("graph", "--format", "gif"),
+        2,
+        "error: unknown format 'gif': text, dot, mermaid, png or svg",
+    ),
+]
 
 
-def test_confirmation_needed_without_a_terminal(cli):
-    r = cli("deploy", "--env", "dev")
-    assert r.exit_code == 2
-    assert one_line(r) == "error: changes need confirmation but stdin is not a terminal: pass --yes"
+def snapshot(aws):
+    s3 = aws("s3")
+    objects = {}
+    for b in s3.list_buckets()["Buckets"]:
+        objects[b["Name"]] = sorted(
+            (o["Key"], o["ETag"]) for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
+        )
+    return objects, sorted(k["KeyId"] for k in aws("kms").list_keys()["Keys"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, tmp_path, moto_url, aws):
+    root = ROOT
+    if case.mutate:
+        root = tmp_path / "project"
+        for d in ("terraform", "environments", "bootstrap"):
+            shutil.copytree(ROOT / d, root / d, symlinks=True)
+        # the units' shared files are relative symlinks: keep them pointing inside the copy
+        case.mutate(root)
+    before = snapshot(aws)
+    cli = Cli(root, tmp_path / "work", moto_url if case.local else None)
+    env = {k: (v.format(moto=moto_url) if isinstance(v, str) else v) for k, v in case.env.items()}
+    r = cli(*case.args, env=env)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == case.exit, r.output
+    assert len(lines) == 1, r.stderr
+    expected = case.line.format(root=root)
+    if expected.endswith("…"):
+        assert lines[0].startswith(expected[:-1]), lines[0]
+    else:
+        assert lines[0] == expected
+    assert snapshot(aws) == before
