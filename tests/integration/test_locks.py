@@ -1,0 +1,81 @@
+"""A state lock left by a dead run: detected and reported (who, since when, the
+exact unlock command), --lock-timeout waits for it, force-unlock releases it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.helpers import FIXTURE_STACK, Cli
+
+BUCKET = "fixture-tfstate-dev-123456789012"
+LOCK_KEY = "fixture/dev-lock/base.tfstate.tflock"
+LOCK_ID = "6f0c7c6e-2b1d-4f1e-9c55-0d4e1a2b3c4d"
+
+
+@pytest.fixture(scope="module")
+def cli(moto_url, mirror, tmp_path_factory):
+    c = Cli(FIXTURE_STACK, tmp_path_factory.mktemp("locks"), moto_url, mirror)
+    assert c("bootstrap", "--env", "dev").exit_code == 0
+    r = c("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    yield c
+    c("teardown", "--env", "dev", "--suffix", "lock", "--yes")
+
+
+def plant_lock(aws):
+    info = {
+        "ID": LOCK_ID,
+        "Operation": "OperationTypeApply",
+        "Info": "",
+        "Who": "ghost@dead-runner",
+        "Version": "1.11.4",
+        "Created": "2026-11-29T01:02:03.000000Z",
+        "Path": f"{BUCKET}/{LOCK_KEY[:-7]}",
+    }
+    aws("s3").put_object(Bucket=BUCKET, Key=LOCK_KEY, Body=json.dumps(info).encode())
+
+
+def lock_exists(aws):
+    return any(
+        o["Key"] == LOCK_KEY
+        for o in aws("s3").list_objects_v2(Bucket=BUCKET, Prefix="fixture/dev-lock/").get("Contents", [])
+    )
+
+
+def test_a_held_lock_is_reported_with_holder_and_unlock_command(cli, aws):
+    plant_lock(aws)
+    r = cli("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 7
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert units["base"]["status"] == "failed"
+    assert units["base"]["detail"] == (
+        f"state of unit base is locked by ghost@dead-runner since 2026-11-29 01:02:03 +0000 UTC (lock id {LOCK_ID}); "
+        f"if that run is dead: orchestrator force-unlock --unit base {LOCK_ID} (with the same --env/--suffix)"
+    )
+    assert units["mid"]["detail"] == "base failed"
+    assert lock_exists(aws)  # someone else's lock is never removed behind their back
+
+
+def test_lock_timeout_waits_for_the_lock(cli, aws):
+    plant_lock(aws)
+    remover = threading.Timer(4.0, lambda: aws("s3").delete_object(Bucket=BUCKET, Key=LOCK_KEY))
+    remover.start()
+    t0 = time.monotonic()
+    r = cli("deploy", "--env", "dev", "--suffix", "lock", "--only", "base", "--yes", "--lock-timeout", "60s")
+    remover.join()
+    assert r.exit_code == 0, r.output
+    assert time.monotonic() - t0 >= 4.0
+
+
+def test_force_unlock_releases_a_dead_runs_lock(cli, aws):
+    plant_lock(aws)
+    r = cli("force-unlock", "--env", "dev", "--suffix", "lock", "--unit", "base", LOCK_ID)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"released lock {LOCK_ID} on base"
+    assert not lock_exists(aws)
+    r = cli("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
