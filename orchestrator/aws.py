@@ -25,11 +25,21 @@ LOCAL_CREDENTIALS = {
 @dataclass
 class CallLog:
     calls: list[tuple[str, str]] = field(default_factory=list)
+    attempts: int = 0  # HTTP requests sent: calls + botocore's retries
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, service: str, operation: str) -> None:
         with self.lock:
             self.calls.append((service, operation))
+
+    def attempt(self) -> None:
+        with self.lock:
+            self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        with self.lock:
+            return max(0, self.attempts - len(self.calls))
 
     def mutating(self) -> list[tuple[str, str]]:
         with self.lock:
@@ -79,11 +89,15 @@ class Aws:
                     service, region_name=key[1], endpoint_url=self.endpoint_url, config=self._config
                 )
                 c.meta.events.register("before-call", self._record)
+                c.meta.events.register("request-created", self._attempt)
                 self._clients[key] = c
             return self._clients[key]
 
     def _record(self, model=None, **_):
         self.call_log.record(model.service_model.service_name, model.name)
+
+    def _attempt(self, **_):
+        self.call_log.attempt()
 
     def account_id(self) -> str:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError

@@ -316,8 +316,12 @@ class Engine:
         self._record_outputs(unit, outputs)
         result.outputs = outputs
         for hook in self.stack.units[unit].post_apply:
+            retries_before = self.aws.call_log.retries
             hr = HOOKS[hook](self.aws, outputs, self.redactor)
-            result.hooks.append(f"{hr.name}: {'changed' if hr.changed else 'unchanged'} ({hr.detail})")
+            aws_retries = self.aws.call_log.retries - retries_before
+            result.retries += aws_retries
+            note = f", {aws_retries} AWS retries" if aws_retries else ""
+            result.hooks.append(f"{hr.name}: {'changed' if hr.changed else 'unchanged'} ({hr.detail}{note})")
             if hr.changed and result.status is Status.NO_CHANGES:
                 result.status = Status.SUCCEEDED
         return result

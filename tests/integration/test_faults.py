@@ -174,3 +174,10 @@ def test_deploy_of_the_fixture_stack_through_faults_converges(proxy, mirror, tmp
     ]
     assert not [k for k in keys if k.endswith(".tflock")]
     assert cli("teardown", "--env", "dev", "--suffix", "faults", "--yes").exit_code == 0
+
+
+def test_botocore_retries_are_counted(proxy, secret):
+    proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=2))
+    aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
+    write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    assert aws.call_log.retries == 2
