@@ -215,6 +215,9 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
 
 
 def tagged(aws, suffixes):
+    """Live resources tagged with these environments. What AWS itself keeps visible
+    after deletion does not count: a key waiting out its deletion window, a NAT
+    gateway in state "deleted", a deregistered (INACTIVE) task definition."""
     found = []
     pages = (
         aws("resourcegroupstaggingapi")
@@ -226,12 +229,19 @@ def tagged(aws, suffixes):
             ]
         )
     )
-    kms = aws("kms")
     for page in pages:
         for r in page["ResourceTagMappingList"]:
             arn = r["ResourceARN"]
-            if ":kms:" in arn and kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion":
-                continue  # a deleted key waits out its deletion window
+            if ":kms:" in arn and aws("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion":
+                continue
+            if ":natgateway/" in arn:
+                nat = aws("ec2").describe_nat_gateways(NatGatewayIds=[arn.rsplit("/", 1)[1]])["NatGateways"][0]
+                if nat["State"] in ("deleting", "deleted"):
+                    continue
+            if ":task-definition/" in arn:
+                td = aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                if td["status"] == "INACTIVE":
+                    continue
             found.append(arn)
     return found
 
