@@ -51,7 +51,7 @@ demo: venv
 
 demo-down: venv
 	$(ORCH) --local teardown --env dev --yes
-	$(ORCH) local down --forget
+	$(ORCH) local down
 
 clean:
 	-$(ORCH) local down

@@ -81,6 +81,25 @@ class Aws:
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 
+    def client_once(self, service: str, region: str | None = None):
+        """A client that never retries: for calls that are not idempotent (e.g. kms
+        CreateKey), where a retry after a lost reply would create a duplicate."""
+        from botocore.config import Config
+
+        key = (service + "#once", region or self.region)
+        with self._lock:
+            if key not in self._clients:
+                c = self._session.client(
+                    service,
+                    region_name=key[1],
+                    endpoint_url=self.endpoint_url,
+                    config=self._config.merge(Config(retries={"mode": "standard", "total_max_attempts": 1})),
+                )
+                c.meta.events.register("before-call", self._record)
+                c.meta.events.register("request-created", self._attempt)
+                self._clients[key] = c
+            return self._clients[key]
+
     def client(self, service: str, region: str | None = None):
         key = (service, region or self.region)
         with self._lock:

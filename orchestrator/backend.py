@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import string
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from orchestrator.config import Environment, read_toml
 from orchestrator.errors import BackendError
 
 CREATED, IN_PLACE, REPAIRED, DRIFT, SKIPPED = "created", "in place", "repaired", "drift", "skipped"
+# Tag on the state key naming the alias it is meant for: finds a key whose CreateKey reply was lost.
+ALIAS_TAG = "orchestrator:alias"
+THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
 @dataclass(frozen=True)
@@ -106,18 +110,19 @@ class Bootstrapper:
             desc = string.Template(self.settings["kms"]["description"]).substitute(
                 project=self.env.project, environment=self.env.name
             )
-            meta = self.kms.create_key(
-                Description=desc,
-                KeyUsage="ENCRYPT_DECRYPT",
-                Policy=json.dumps(policy),
-                Tags=[{"TagKey": k, "TagValue": v} for k, v in self._tags().items()],
-            )["KeyMetadata"]
+            meta, adopted = self._create_key_once(alias, desc, policy)
             key_id = meta["KeyId"]
             self.kms.enable_key_rotation(
                 KeyId=key_id, RotationPeriodInDays=self.settings["kms"]["rotation_period_days"]
             )
-            self.kms.create_alias(AliasName=alias, TargetKeyId=key_id)
-            self.steps.append(Step("kms key", CREATED, f"{alias} -> {key_id}, rotation on"))
+            try:
+                self.kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+            except self.kms.exceptions.AlreadyExistsException:
+                # a retried CreateAlias whose first reply was lost: fine if it is ours
+                if self.kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] != key_id:
+                    raise BackendError(f"alias {alias} appeared for another key while bootstrapping") from None
+            note = " (adopted the key an interrupted run created)" if adopted else ""
+            self.steps.append(Step("kms key", CREATED, f"{alias} -> {key_id}, rotation on{note}"))
             return meta["Arn"]
         rotation = self.kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled")
         if rotation:
@@ -131,6 +136,59 @@ class Bootstrapper:
                 ),
             )
         return meta["Arn"]
+
+    def _orphaned_key(self, alias: str) -> dict | None:
+        """A key a previous attempt created for this alias but never aliased (its reply was lost)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            pages = self.aws.client("resourcegroupstaggingapi", self.backend.region).get_paginator("get_resources")
+            arns = [
+                r["ResourceARN"]
+                for page in pages.paginate(
+                    ResourceTypeFilters=["kms:key"], TagFilters=[{"Key": ALIAS_TAG, "Values": [alias]}]
+                )
+                for r in page["ResourceTagMappingList"]
+            ]
+        except ClientError:
+            return None  # no tag:GetResources permission: nothing to adopt
+        for arn in arns:
+            meta = self.kms.describe_key(KeyId=arn)["KeyMetadata"]
+            if meta["KeyState"] == "Enabled" and not self.kms.list_aliases(KeyId=meta["KeyId"])["Aliases"]:
+                return meta
+        return None
+
+    def _create_key_once(self, alias: str, desc: str, policy: dict) -> tuple[dict, bool]:
+        """CreateKey is not idempotent: it is sent without botocore's retries, and after a
+        failure that may have reached KMS, an orphan tagged for this alias is adopted
+        instead of creating a second key."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        orphan = self._orphaned_key(alias)
+        if orphan:
+            return orphan, True
+        once = self.aws.client_once("kms", self.backend.region)
+        tags = {**self._tags(), ALIAS_TAG: alias}
+        last: Exception | None = None
+        for attempt in range(3):
+            try:
+                meta = once.create_key(
+                    Description=desc,
+                    KeyUsage="ENCRYPT_DECRYPT",
+                    Policy=json.dumps(policy),
+                    Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()],
+                )["KeyMetadata"]
+                return meta, False
+            except (BotoCoreError, ClientError) as exc:
+                status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if isinstance(exc, ClientError) and status < 500 and error_code(exc) not in THROTTLING:
+                    raise
+                last = exc
+                orphan = self._orphaned_key(alias)
+                if orphan:
+                    return orphan, True
+                time.sleep(min(2**attempt, 5))
+        raise BackendError(f"cannot create the KMS key for {alias}: {type(last).__name__}")
 
     # ---- S3 ----------------------------------------------------------------
     def _bucket_exists(self, bucket: str) -> bool:

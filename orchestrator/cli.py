@@ -732,30 +732,27 @@ def _local_dir(ctx) -> object:
 
 @local_app.command("up")
 def local_up(ctx: typer.Context, port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1.")):
-    """Start a persistent emulator; later --local commands use it.
+    """Start one emulator that later --local commands share (one emulated account).
 
     Example: orchestrator local up
     """
     with _Guard():
         from orchestrator import local
 
-        url, started, replayed = local.up(_local_dir(ctx), port)
-        state = "started" if started else "already running"
-        typer.echo(f"emulator {state} at {url}" + (f" ({replayed} recorded requests replayed)" if replayed else ""))
+        url, started = local.up(_local_dir(ctx), port)
+        typer.echo(f"emulator {'started' if started else 'already running'} at {url}")
 
 
 @local_app.command("down")
-def local_down(
-    ctx: typer.Context, forget: bool = typer.Option(False, "--forget", help="Also delete the recorded state.")
-):
-    """Stop the persistent emulator (its recorded state stays unless --forget).
+def local_down(ctx: typer.Context):
+    """Stop the shared emulator (its emulated account goes with it).
 
     Example: orchestrator local down
     """
     with _Guard():
         from orchestrator import local
 
-        stopped = local.down(_local_dir(ctx), forget=forget)
+        stopped = local.down(_local_dir(ctx))
         typer.echo("emulator stopped" if stopped else "no emulator running")
 
 

@@ -1,9 +1,11 @@
 """The local emulator: moto server as a child process on 127.0.0.1.
 
 `with emulator(...)` starts one for a command and stops it at exit;
-`local up` / `local down` keep one running between commands, its requests
-recorded to disk and replayed (with a fixed random seed, so ids come back the
-same) when it is started again.
+`local up` / `local down` keep one running between commands (its address in
+<work>/local/local.json), so several commands work on the same emulated account.
+moto has no snapshot of its own: replaying its request recorder after a restart
+did not bring KMS key ids back (aliases then point nowhere), so the emulated
+account lives as long as the server does.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class MotoServer:
                 os.kill(self.pid, signal.SIGTERM)
 
 
-def moto_env(recording: Path | None = None, ecs_running: int = 1) -> dict[str, str]:
+def moto_env(ecs_running: int = 1) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MOTO_IAM_LOAD_MANAGED_POLICIES="true",
@@ -79,14 +81,10 @@ def moto_env(recording: Path | None = None, ecs_running: int = 1) -> dict[str, s
         MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
         MOTO_ALLOW_NONEXISTENT_REGION="true",
     )
-    if recording is not None:
-        env.update(MOTO_ENABLE_RECORDING="true", MOTO_RECORDER_FILEPATH=str(recording))
     return env
 
 
-def start(
-    *, port: int | None = None, log_path: Path | None = None, recording: Path | None = None, timeout: float = 60.0
-) -> MotoServer:
+def start(*, port: int | None = None, log_path: Path | None = None, timeout: float = 60.0) -> MotoServer:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -96,7 +94,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=moto_env(recording),
+            env=moto_env(),
             start_new_session=True,
         )
     except FileNotFoundError:
@@ -144,31 +142,24 @@ def running(state_dir: Path) -> str | None:
     return info["url"] if is_up(info["url"]) else None
 
 
-def up(state_dir: Path, port: int | None = None) -> tuple[str, bool, int]:
-    """Start the persistent emulator. Returns (url, started_now, replayed_requests)."""
+def up(state_dir: Path, port: int | None = None) -> tuple[str, bool]:
+    """Start the shared emulator, or find the running one. Returns (url, started_now)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     url = running(state_dir)
     if url:
-        return url, False, 0
-    recording = state_dir / "recording.jsonl"
-    replayed = sum(1 for _ in recording.open()) if recording.exists() else 0
-    server = start(port=port, log_path=state_dir / "moto.log", recording=recording)
-    if replayed:
-        _post(f"{server.url}/moto-api/recorder/replay-recording")
+        return url, False
+    server = start(port=port, log_path=state_dir / "moto.log")
     # Detach: the server outlives this command.
     info_path(state_dir).write_text(json.dumps({"url": server.url, "pid": server.pid}))
-    return server.url, True, replayed
+    return server.url, True
 
 
-def down(state_dir: Path, forget: bool = False) -> bool:
+def down(state_dir: Path) -> bool:
     path = info_path(state_dir)
     if not path.exists():
         return False
     info = json.loads(path.read_text())
-    MotoServer(info["url"], info["pid"]).stop()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(info["pid"], signal.SIGTERM)
     path.unlink()
-    if forget:
-        (state_dir / "recording.jsonl").unlink(missing_ok=True)
     return True

@@ -135,3 +135,43 @@ def test_bucket_owned_by_someone_else_is_refused_and_nothing_is_created(cli, aws
         "error: state bucket someone-elses-state exists but is not owned by account 123456789012; choose another name"
     )
     assert "someone-elses-state" not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
+
+
+def test_bucket_outside_us_east_1_gets_its_location_constraint(cli, aws, tmp_path):
+    """us-east-1 refuses a LocationConstraint naming itself; every other region needs one."""
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(
+        env_file.read_text()
+        .replace('region = "us-east-1"', 'region = "eu-west-1"')
+        .replace(BUCKET, "fixture-tfstate-euw1-123456789012")
+        .replace("alias/fixture-tfstate-dev", "alias/fixture-tfstate-euw1")
+    )
+    r = Cli(project, tmp_path / "w", cli.emulator, cli.mirror)("bootstrap", "--env", "dev")
+    assert r.exit_code == 0, r.output
+    eu = boto3.client(
+        "s3", endpoint_url=cli.emulator, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    loc = eu.get_bucket_location(Bucket="fixture-tfstate-euw1-123456789012")["LocationConstraint"]
+    assert loc == "eu-west-1"
+    assert aws("s3").get_bucket_location(Bucket=BUCKET)["LocationConstraint"] in (None, "us-east-1")
+
+
+def test_local_up_keeps_one_emulated_account_for_several_commands(tmp_path, mirror):
+    c = Cli(FIXTURE_STACK, tmp_path / "w", None, mirror)
+    try:
+        up = c("local", "up")
+        assert up.exit_code == 0 and up.stdout.startswith("emulator started at http://127.0.0.1:")
+        assert c("local", "status").exit_code == 0
+        r = c("--local", "bootstrap", "--env", "dev")
+        assert r.exit_code == 0, r.output
+        assert "state bucket         created" in r.stdout
+        assert c("local", "up").stdout.startswith("emulator already running")
+        r = c("--local", "bootstrap", "--env", "dev")  # a second command, the same account
+        assert "state bucket         in place" in r.stdout and "mutating AWS calls: 0" in r.stdout
+    finally:
+        assert c("local", "down").stdout.strip() == "emulator stopped"
+    assert c("local", "status").exit_code == 1

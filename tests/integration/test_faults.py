@@ -181,3 +181,29 @@ def test_botocore_retries_are_counted(proxy, secret):
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
     write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
     assert aws.call_log.retries == 2
+
+
+def test_lost_create_key_reply_leaves_no_orphan_key(proxy, mirror, tmp_path, moto_url):
+    """CreateKey is not idempotent: the key KMS made before the reply was lost is adopted."""
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(
+        env_file.read_text()
+        .replace("fixture-tfstate-dev-", "fixture-lostkey-dev-")
+        .replace("alias/fixture-tfstate-dev", "alias/fixture-lostkey-dev")
+    )
+    proxy.rules.append(Rule("kms.CreateKey", "lost_reply", times=1))
+    cli = Cli(project, tmp_path / "w", proxy.url, mirror)
+    r = cli("bootstrap", "--env", "dev")
+    assert r.exit_code == 0, r.output
+    assert "adopted the key an interrupted run created" in r.stdout
+    assert proxy.count("CreateKey") == 1
+    tagging = direct(moto_url, "resourcegroupstaggingapi")
+    keys = tagging.get_resources(
+        ResourceTypeFilters=["kms:key"],
+        TagFilters=[{"Key": "orchestrator:alias", "Values": ["alias/fixture-lostkey-dev"]}],
+    )
+    assert len(keys["ResourceTagMappingList"]) == 1
