@@ -92,6 +92,9 @@ class Engine:
         self._outputs: dict[str, dict] = {}
         self._outputs_lock = threading.Lock()
         self._confirm_lock = threading.Lock()
+        # terraform's plugin cache is not safe under concurrent installs: one init at a time
+        # (with a mirror an init is 1-3 s; only the first fills the cache).
+        self._init_lock = threading.Lock()
         self.queue: ReadyQueue | None = None
         self.resume = resume
         self._journal = None
@@ -179,7 +182,8 @@ class Engine:
         marker = ws.work_dir / "init.fingerprint"
         if marker.exists() and marker.read_text() == fp and (ws.data_dir / "terraform.tfstate").exists():
             return
-        r = self.tf.init(ws, conf, reconfigure=True, on_line=self._line(unit))
+        with self._init_lock:
+            r = self.tf.init(ws, conf, reconfigure=True, on_line=self._line(unit))
         result.count(r)
         marker.write_text(fp)
 

@@ -217,7 +217,8 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
 def tagged(aws, suffixes):
     """Live resources tagged with these environments. What AWS itself keeps visible
     after deletion does not count: a key waiting out its deletion window, a NAT
-    gateway in state "deleted", a deregistered (INACTIVE) task definition."""
+    gateway in state "deleted", INACTIVE ECS task definitions, services and clusters,
+    and (moto only) the automated snapshots of a deleted cluster."""
     found = []
     pages = (
         aws("resourcegroupstaggingapi")
@@ -241,6 +242,22 @@ def tagged(aws, suffixes):
             if ":task-definition/" in arn:
                 td = aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
                 if td["status"] == "INACTIVE":
+                    continue
+            if ":ecs:" in arn and ":cluster/" in arn:
+                clusters = aws("ecs").describe_clusters(clusters=[arn])["clusters"]
+                if not clusters or clusters[0]["status"] == "INACTIVE":
+                    continue
+            if ":ecs:" in arn and ":service/" in arn:
+                cluster = arn.split(":service/")[1].split("/")[0]
+                services = aws("ecs").describe_services(cluster=cluster, services=[arn])["services"]
+                if not services or services[0]["status"] in ("INACTIVE", "DRAINING"):
+                    continue
+            if ":cluster-snapshot:rds:" in arn:
+                # An automated snapshot: AWS deletes these with their cluster; moto keeps them.
+                cluster = arn.split(":cluster-snapshot:rds:")[1].rsplit("-", 5)[0]
+                if not [
+                    c for c in aws("rds").describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"] == cluster
+                ]:
                     continue
             found.append(arn)
     return found

@@ -26,14 +26,17 @@ def test_terraform_fmt_is_clean():
 def test_every_unit_validates_with_the_mirrored_provider(mirror, tmp_path):
     config = write_cli_config(tmp_path, mirror)
 
-    def validate(unit):
-        env = {
+    def env_of(unit):
+        return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "TF_CLI_CONFIG_FILE": str(config),
             "TF_DATA_DIR": str(tmp_path / unit),
             "TF_IN_AUTOMATION": "1",
             "HOME": str(tmp_path),
         }
+
+    # One init at a time: terraform's plugin cache is not safe under concurrent installs.
+    for unit in UNITS:
         init = subprocess.run(
             [
                 "terraform",
@@ -45,15 +48,17 @@ def test_every_unit_validates_with_the_mirrored_provider(mirror, tmp_path):
                 "-no-color",
             ],
             cwd=ROOT,
-            env=env,
+            env=env_of(unit),
             capture_output=True,
             text=True,
         )
         assert init.returncode == 0, init.stderr
+
+    def validate(unit):
         out = subprocess.run(
             ["terraform", f"-chdir=terraform/{unit}", "validate", "-json"],
             cwd=ROOT,
-            env=env,
+            env=env_of(unit),
             capture_output=True,
             text=True,
         )
