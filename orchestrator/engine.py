@@ -40,17 +40,21 @@ class RunReport:
     smoke: list = field(default_factory=list)
     interrupted: bool = False
 
+    def _not_deployed(self, r: UnitResult) -> bool:
+        # plan/drift of a unit whose upstream has no state yet: everything differs
+        return self.command in ("plan", "drift") and r.status is Status.SKIPPED and r.detail.startswith("upstream ")
+
     @property
     def failed(self) -> bool:
         return (
             any(r.status is Status.FAILED for r in self.units.values())
             or any(not c.passed for c in self.smoke)
-            or any(r.status is Status.SKIPPED for r in self.units.values())
+            or any(r.status is Status.SKIPPED and not self._not_deployed(r) for r in self.units.values())
         )
 
     @property
     def changed(self) -> bool:
-        return any(r.add or r.change or r.destroy or r.replace for r in self.units.values())
+        return any(r.add or r.change or r.destroy or r.replace or self._not_deployed(r) for r in self.units.values())
 
 
 class Engine:

@@ -86,3 +86,14 @@ def test_graph_renderings():
         "  network --> edge",
         "  security --> edge",
     ]
+
+
+def test_plan_of_an_undeployed_environment_means_differences_not_failure():
+    units = {
+        "network": UnitResult("network", Status.SUCCEEDED, add=19),
+        "security": UnitResult("security", Status.SKIPPED, detail="upstream network is not deployed"),
+    }
+    plan = RunReport("plan", "prod", units, started=0.0, ended=1.0)
+    assert not plan.failed and plan.changed
+    deploy = RunReport("deploy", "prod", dict(units), started=0.0, ended=1.0)
+    assert deploy.failed  # in a deploy a skipped unit is a failure
