@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import StateLockedError, TerraformError
+from orchestrator.errors import Interrupted, StateLockedError, TerraformError
 from orchestrator.redact import Redactor
 from orchestrator.terraform import ProcessRegistry, Terraform, Workspace
 
@@ -149,7 +149,7 @@ def test_interrupt_kills_after_the_grace_period(tmp_path, ws):
     )
     started = tmp_path / "started"
     t = threading.Thread(
-        target=lambda: pytest.raises(TerraformError, tf.run, ws, ["apply"], extra_env={"STARTED": str(started)})
+        target=lambda: pytest.raises(Interrupted, tf.run, ws, ["apply"], extra_env={"STARTED": str(started)})
     )
     t.start()
     while not started.exists():
