@@ -299,12 +299,7 @@ class Engine:
         result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
-            result.add, result.change, result.destroy, result.replace = (
-                summary.add,
-                summary.change,
-                summary.destroy,
-                summary.replace,
-            )
+            result.take_counts(summary)
             if self.confirm is not None:
                 with self._confirm_lock:
                     ok = self.confirm(unit, summary)
@@ -361,12 +356,7 @@ class Engine:
         result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
-            result.add, result.change, result.destroy, result.replace = (
-                summary.add,
-                summary.change,
-                summary.destroy,
-                summary.replace,
-            )
+            result.take_counts(summary)
             result.detail = ", ".join(c["address"] for c in summary.resources[:5])
         result.status = Status.SUCCEEDED if changed else Status.NO_CHANGES
         ws.plan_path.unlink(missing_ok=True)

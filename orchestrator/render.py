@@ -42,15 +42,7 @@ def report_dict(report, order: list[str], redactor) -> dict:
         r = report.units[unit]
         units.append(
             {
-                "unit": unit,
-                "status": r.status.value,
-                "detail": r.detail,
-                "add": r.add,
-                "change": r.change,
-                "destroy": r.destroy,
-                "replace": r.replace,
-                "duration_s": round(r.duration, 3),
-                "retries": r.retries,
+                **unit_fields(r),
                 "terraform_s": r.timings,
                 "hooks": r.hooks,
                 "log": r.log_path,
@@ -75,9 +67,9 @@ def to_json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
 
 
-def event(name: str, r: UnitResult) -> dict:
+def unit_fields(r: UnitResult) -> dict:
+    """What the JSON report and the events say of a unit."""
     return {
-        "event": name,
         "unit": r.unit,
         "status": r.status.value,
         "detail": r.detail,
@@ -87,8 +79,11 @@ def event(name: str, r: UnitResult) -> dict:
         "replace": r.replace,
         "duration_s": round(r.duration, 3),
         "retries": r.retries,
-        "at": time.time(),
     }
+
+
+def event(name: str, r: UnitResult) -> dict:
+    return {"event": name, **unit_fields(r), "at": time.time()}
 
 
 def graph_text(g) -> str:

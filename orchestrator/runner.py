@@ -50,6 +50,15 @@ class UnitResult:
     # seconds spent in each terraform command (init, plan, apply, ...)
     timings: dict = field(default_factory=dict)
 
+    def take_counts(self, summary) -> None:
+        """A plan's adds, changes, destroys and replacements."""
+        self.add, self.change, self.destroy, self.replace = (
+            summary.add,
+            summary.change,
+            summary.destroy,
+            summary.replace,
+        )
+
     def count(self, command_result) -> None:
         """Account one terraform command: its retries and its time."""
         self.retries += command_result.attempts - 1
