@@ -144,7 +144,8 @@ class Aws:
 
     def terraform_env(self) -> dict[str, str]:
         """Environment for terraform children: same credentials, same region, same endpoint."""
-        env = {k: v for k, v in os.environ.items()}
+        # Supplied secrets reach terraform only as the TF_VAR_ of the unit that needs them.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_SECRET_")}
         env["AWS_REGION"] = self.region
         env["AWS_DEFAULT_REGION"] = self.region
         if self.endpoint_url:

@@ -304,6 +304,7 @@ def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=
         redactor=s.redactor,
         work_root=s.work_root,
         emulator_url=s.emulator_url,
+        supplied_secrets=s.supplied_secrets,
         parallelism=parallelism,
         lock_timeout=lock_timeout,
         confirm=confirm,

@@ -205,6 +205,28 @@ def validate_suffix(suffix: str) -> str:
     return suffix
 
 
+SECRET_ENV_PREFIX = "ORCHESTRATOR_SECRET_"
+MIN_SUPPLIED_SECRET = 12
+
+
+def supplied_secrets(environ: dict[str, str], stack: Stack) -> dict[str, str]:
+    """Generated secrets an operator supplies instead (ORCHESTRATOR_SECRET_<NAME>), e.g. a known
+    initial master password. Errors name the variable, never the value."""
+    declared = {name for unit in stack.units.values() for name in unit.generated_secrets}
+    supplied = {}
+    for key, value in environ.items():
+        if not key.startswith(SECRET_ENV_PREFIX):
+            continue
+        name = key[len(SECRET_ENV_PREFIX) :].lower()
+        if name not in declared:
+            known = ", ".join(SECRET_ENV_PREFIX + n.upper() for n in sorted(declared)) or "none"
+            raise ConfigError(f"{key}: no unit generates a secret {name!r} (known: {known})")
+        if len(value) < MIN_SUPPLIED_SECRET:
+            raise ConfigError(f"{key}: a supplied secret needs at least {MIN_SUPPLIED_SECRET} characters")
+        supplied[name] = value
+    return supplied
+
+
 def known_environments(environments_dir: Path) -> list[str]:
     if not environments_dir.is_dir():
         return []

@@ -69,6 +69,7 @@ class Engine:
         redactor: Redactor,
         work_root: Path,
         emulator_url: str | None = None,
+        supplied_secrets: dict[str, str] | None = None,
         parallelism: int = 4,
         lock_timeout: str = "0s",
         confirm: Confirm | None = None,
@@ -85,6 +86,11 @@ class Engine:
         self.redactor = redactor
         self.work_root = work_root
         self.emulator_url = emulator_url
+        # One value per generated secret per run (plan and apply see the same one); an operator's wins.
+        self._secrets: dict[str, str] = dict(supplied_secrets or {})
+        self._secrets_lock = threading.Lock()
+        for value in self._secrets.values():
+            redactor.add(value)
         self.parallelism = parallelism
         self.lock_timeout = lock_timeout
         self.confirm = confirm
@@ -167,9 +173,11 @@ class Engine:
         """Generated ephemeral secrets, passed as TF_VAR_ (never in a file, never in state)."""
         env = {}
         for name in self.stack.units[unit].generated_secrets:
-            value = secrets.token_urlsafe(24)
-            self.redactor.add(value)
-            env[f"TF_VAR_{name}"] = value
+            with self._secrets_lock:
+                if name not in self._secrets:
+                    self._secrets[name] = secrets.token_urlsafe(24)
+                    self.redactor.add(self._secrets[name])
+                env[f"TF_VAR_{name}"] = self._secrets[name]
         return env
 
     def _fingerprint(self, ws: Workspace, conf: dict) -> str:

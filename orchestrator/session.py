@@ -43,6 +43,7 @@ class Session:
     emulator_url: str | None
     redactor: object
     options: Options
+    supplied_secrets: dict[str, str]
 
     def terraform(self):
         from orchestrator.terraform import Terraform, find_binary, tf_log_env, write_cli_config
@@ -86,9 +87,15 @@ def load(options: Options, env_name: str, suffix: str | None = None) -> tuple[Pr
 def open_session(options: Options, env_name: str, suffix: str | None = None, *, check_account: bool = True):
     from orchestrator import local
     from orchestrator.aws import Aws
+    from orchestrator.config import supplied_secrets
     from orchestrator.redact import Redactor
 
     project, stack, env = load(options, env_name, suffix)
+    # Registered before anything runs: a supplied secret is masked from the first line on.
+    redactor = Redactor()
+    supplied = supplied_secrets(dict(os.environ), stack)
+    for value in supplied.values():
+        redactor.add(value)
     root = work_root(project, options)
     with contextlib.ExitStack() as stack_ctx:
         url = None
@@ -103,4 +110,4 @@ def open_session(options: Options, env_name: str, suffix: str | None = None, *, 
             env = env.with_settings(load_emulator_overrides(project.environments_dir, stack))
         if check_account:
             aws.check_account(env.account_id, env.name)
-        yield Session(project, stack, env, aws, root, url, Redactor(), options)
+        yield Session(project, stack, env, aws, root, url, redactor, options, supplied)

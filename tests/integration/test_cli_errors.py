@@ -158,6 +158,21 @@ CASES = [
         8,
         "error: environment prod is protected: …",
     ),
+    Case(
+        "supplied secret with an unknown name",
+        ("deploy", "--env", "dev", "--yes"),
+        2,
+        "error: ORCHESTRATOR_SECRET_DB_PASSWORD: no unit generates a secret 'db_password' "
+        "(known: ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD)",
+        env={"ORCHESTRATOR_SECRET_DB_PASSWORD": "a-value-long-enough"},
+    ),
+    Case(
+        "supplied secret too short",
+        ("deploy", "--env", "dev", "--yes"),
+        2,
+        "error: ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD: a supplied secret needs at least 12 characters",
+        env={"ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": "short"},
+    ),
     Case("TF_LOG without permission", ("plan", "--env", "dev"), 3, "error: TF_LOG is set: …", env={"TF_LOG": "DEBUG"}),
     Case(
         "unknown graph format",

@@ -5,6 +5,7 @@ from orchestrator.config import (
     known_environments,
     load_environment,
     load_stack,
+    supplied_secrets,
     unit_variables,
     validate_suffix,
 )
@@ -193,3 +194,26 @@ def test_settings_reference_is_up_to_date(project_root):
 
     r = subprocess.run([sys.executable, str(project_root / "scripts" / "settings_doc.py"), "--check"])
     assert r.returncode == 0, "docs/settings.md is stale: run scripts/settings_doc.py"
+
+
+def test_supplied_secret_is_taken_and_named_by_variable(project_root):
+    stack = stack_of(project_root)
+    value = "operator-chosen-Pa55word"
+    env = {"PATH": "/bin", "ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": value}
+    assert supplied_secrets(env, stack) == {"db_master_password": value}
+    assert supplied_secrets({"PATH": "/bin"}, stack) == {}
+
+
+def test_supplied_secret_unknown_name_is_refused_without_the_value(project_root):
+    with pytest.raises(ConfigError) as exc:
+        supplied_secrets({"ORCHESTRATOR_SECRET_DB_PASSWORD": "long-enough-but-misnamed"}, stack_of(project_root))
+    assert "ORCHESTRATOR_SECRET_DB_PASSWORD" in str(exc.value)
+    assert "ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD" in str(exc.value)
+    assert "long-enough-but-misnamed" not in str(exc.value)
+
+
+def test_supplied_secret_too_short_is_refused_without_the_value(project_root):
+    with pytest.raises(ConfigError) as exc:
+        supplied_secrets({"ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": "short1"}, stack_of(project_root))
+    assert "at least 12 characters" in str(exc.value)
+    assert "short1" not in str(exc.value)
