@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,14 @@ from orchestrator.runner import ReadyQueue, Status, UnitResult
 from orchestrator.terraform import PlanSummary, Terraform, Workspace, error_block
 
 Confirm = Callable[[str, PlanSummary], bool]
+
+
+@dataclass
+class EarlyPlan:
+    values: dict
+    changed: bool
+    result: object  # the plan's CommandResult
+    scratch: UnitResult  # its counts, retries and hooks (e.g. a recovered errored.tfstate)
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Engine:
         on_finish: Callable[[UnitResult], None] | None = None,
         on_line: Callable[[str, str], None] | None = None,
         resume: bool = False,
+        plan_early: bool = True,
     ):
         self.project = project
         self.stack = stack
@@ -107,6 +117,10 @@ class Engine:
         self._init_lock = threading.Lock()
         self.queue: ReadyQueue | None = None
         self.resume = resume
+        self.plan_early = plan_early
+        # At most `parallelism` terraform commands at once, early plans included.
+        self._slots = threading.BoundedSemaphore(parallelism)
+        self._early: dict[str, Future] = {}
         self._journal = None
 
     @property
@@ -282,7 +296,76 @@ class Engine:
     def deploy(self, only: list[str] | None = None) -> RunReport:
         graph = self.graph(only)
         self.key_arn()
-        return self._journaled("deploy", graph, self._deploy_unit)
+        pool = self._start_early_plans(graph)
+        try:
+            return self._journaled("deploy", graph, self._deploy_unit)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            for unit in self._early:  # plans nobody used (a unit skipped or interrupted)
+                self.workspace(unit).plan_path.unlink(missing_ok=True)
+            self._early = {}
+
+    # ---- early plans -----------------------------------------------------------
+    # A unit whose upstream units are all deployed can be planned at the start of
+    # the run with their current outputs, while the queue works on the upstream.
+    # The plan is used only if every ancestor then ends "no changes" in this run
+    # (nothing was applied above it, so nothing it reads can have moved) and its
+    # inputs are exactly the ones planned with; otherwise the unit plans again.
+    # A no-op deploy or an image change in a leaf costs about one plan, not a
+    # chain of them.
+    def _start_early_plans(self, graph: UnitGraph) -> ThreadPoolExecutor | None:
+        if not self.plan_early or self.resume:
+            return None
+        known = {u: self._state_outputs(u) for u in graph.units}
+        candidates = [
+            u
+            for u in graph.order()
+            if graph.dependencies(u) and all(known[a] is not None for a in self.stack.graph.ancestors(u))
+        ]
+        if not candidates:
+            return None
+        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="early")
+        for unit in candidates:
+            upstream = {a: known[a] for a in self.stack.graph.ancestors(unit)}
+            self._early[unit] = pool.submit(self._early_plan, unit, upstream)
+        return pool
+
+    def _early_plan(self, unit: str, upstream: dict[str, dict]) -> EarlyPlan | None:
+        """A plan made ahead of the queue; None when it could not be made (the unit then plans normally,
+        where an error is reported properly)."""
+        with self._slots:
+            if self.queue is not None and self.queue.stop.is_set():
+                return None
+            try:
+                ws = self.workspace(unit)
+                values = self.variables_for(unit, upstream)
+                scratch = UnitResult(unit)
+                self._write_vars(ws, values)
+                self.recover_errored_state(unit, ws, scratch)
+                if self.on_line:
+                    self.on_line(unit, "[orchestrator] planning early: every upstream unit is deployed")
+                changed, r = self.tf.plan(
+                    ws, lock_timeout=self.lock_timeout, extra_env=self.secret_env(unit), on_line=self._line(unit)
+                )
+                scratch.count(r)
+                return EarlyPlan(values, changed, r, scratch)
+            except Exception:  # noqa: BLE001 - the unit's own turn plans again and reports the error
+                return None
+
+    def _take_early_plan(self, unit: str, values: dict) -> EarlyPlan | None:
+        future = self._early.pop(unit, None)
+        if future is None:
+            return None
+        early = future.result()
+        if early is None or early.values != values:
+            return None
+        results = self.queue.results if self.queue is not None else {}
+        for ancestor in self.stack.graph.ancestors(unit):
+            r = results.get(ancestor)
+            if r is None or r.status is not Status.NO_CHANGES:
+                return None
+        return early
 
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
@@ -300,11 +383,25 @@ class Engine:
                 result.outputs = last.get("outputs") or {}
                 self._record_outputs(unit, result.outputs)
                 return result
-        self._write_vars(ws, values)
-        self.recover_errored_state(unit, ws, result)
+        early = self._take_early_plan(unit, values)
+        with self._slots:
+            return self._plan_and_apply(unit, ws, values, early, result)
+
+    def _plan_and_apply(
+        self, unit: str, ws: Workspace, values: dict, early: EarlyPlan | None, result: UnitResult
+    ) -> UnitResult:
         extra = self.secret_env(unit)
-        changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
-        result.count(r)
+        if early is not None:
+            changed, r = early.changed, early.result
+            result.retries += early.scratch.retries
+            result.timings.update(early.scratch.timings)
+            result.hooks.extend(early.scratch.hooks)
+            result.detail = "planned early (upstream unchanged)"
+        else:
+            self._write_vars(ws, values)
+            self.recover_errored_state(unit, ws, result)
+            changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+            result.count(r)
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.take_counts(summary)
@@ -342,7 +439,9 @@ class Engine:
         graph = self.graph(only)
         self.key_arn()
         started = time.time()
-        results = self._run_queue(graph, self._plan_unit)
+        # Plans only read: each unit plans against its upstream's deployed outputs, so none waits for another.
+        flat = UnitGraph({u: () for u in graph.units})
+        results = self._run_queue(flat, self._plan_unit)
         return RunReport(command, self.env.env_id, results, started, time.time())
 
     def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:

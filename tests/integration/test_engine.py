@@ -48,16 +48,18 @@ def test_json_report_validates_against_its_schema(deployed_dev):
 
 
 def test_events_stream_ndjson(cli, deployed_dev):
+    # plan reads only: base and mid plan side by side (each against what is deployed).
     r = cli("plan", "--env", "dev", "--only", "mid", "--events")
     assert r.exit_code == 0, r.output
     events = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [(e["event"], e["unit"]) for e in events] == [
-        ("unit_started", "base"),
-        ("unit_finished", "base"),
-        ("unit_started", "mid"),
-        ("unit_finished", "mid"),
-    ]
-    assert events[1]["status"] == "no changes" and events[1]["add"] == 0
+    pairs = [(e["event"], e["unit"]) for e in events]
+    assert sorted(pairs) == sorted(
+        [("unit_started", "base"), ("unit_finished", "base"), ("unit_started", "mid"), ("unit_finished", "mid")]
+    )
+    for unit in ("base", "mid"):
+        assert pairs.index(("unit_started", unit)) < pairs.index(("unit_finished", unit))
+    finished = [e for e in events if e["event"] == "unit_finished"]
+    assert all(e["status"] == "no changes" and e["add"] == 0 for e in finished)
 
 
 def test_deploy_applies_in_order_and_wires_outputs(cli, deployed_dev):
@@ -212,6 +214,46 @@ def test_resume_skips_units_that_succeeded_with_unchanged_inputs(cli, moto_url, 
     assert [run["result"] for run in doc["runs"]] == ["failed", "ok"]
     r = c("teardown", "--env", "dev", "--suffix", "resume", "--yes")
     assert r.exit_code == 0, r.output
+
+
+EARLY = "planned early (upstream unchanged)"
+
+
+def test_no_op_deploy_plans_downstream_units_early_and_once(cli, deployed_dev):
+    """Every upstream is deployed, so mid, leaf and side plan at the start of the run; base ends
+    "no changes", so those plans are used: each unit is planned exactly once."""
+    before = {u: plan_count(cli.work, "dev", u) for u in ("base", "mid", "leaf", "side")}
+    r = cli("deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert {u["status"] for u in units.values()} == {"no changes"}
+    assert units["base"]["detail"] == ""  # a root: the queue plans it at once anyway
+    for u in ("mid", "leaf", "side"):
+        assert units[u]["detail"] == EARLY, units[u]
+    assert {u: plan_count(cli.work, "dev", u) - before[u] for u in before} == dict.fromkeys(before, 1)
+
+
+def test_an_applied_upstream_change_makes_downstream_units_plan_again(cli, moto_url, mirror, tmp_path):
+    """base changes (log retention): the early plans of everything below it are thrown away and made
+    again after base's apply, so nothing is applied from a plan made before its upstream moved."""
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    r = c("deploy", "--env", "dev", "--suffix", "early", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(env_file.read_text().replace("retention_days = 7", "retention_days = 14"))
+    before = {u: plan_count(c.work, "dev-early", u) for u in ("base", "mid", "leaf", "side")}
+    r = c("deploy", "--env", "dev", "--suffix", "early", "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert units["base"]["status"] == "succeeded" and units["base"]["change"] == 1
+    for u in ("mid", "leaf", "side"):
+        assert units[u]["status"] == "no changes" and units[u]["detail"] != EARLY, units[u]
+        assert plan_count(c.work, "dev-early", u) - before[u] == 2  # the early plan, then the real one
+    assert plan_count(c.work, "dev-early", "base") - before["base"] == 1
+    assert not list((c.work / "envs" / "dev-early").glob("*/tfplan"))  # no saved plan left behind
+    assert c("teardown", "--env", "dev", "--suffix", "early", "--yes").exit_code == 0
 
 
 def test_journal_is_encrypted_in_the_state_bucket(cli, deployed_dev, aws):
