@@ -36,6 +36,16 @@ def runner(binary, tmp_path, registry=None, redactor=None):
     )
 
 
+@pytest.fixture(autouse=True)
+def sigint_caught():
+    """As in the CLI (its guard catches SIGINT): a caught signal is reset to default in a child on exec,
+    an ignored one stays ignored, and bash cannot trap an ignored signal. Without this, the suite run as a
+    background job of a script (SIGINT ignored from the start) would make the fake terraforms deaf to it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def ws(tmp_path):
     src = tmp_path / "unit"
