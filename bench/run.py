@@ -165,6 +165,7 @@ def startup(url: str, work: Path) -> tuple[float, float]:
         t0 = time.monotonic()
         subprocess.run([PY, "-m", "orchestrator", "--help"], capture_output=True, cwd=ROOT, check=True)
         helps.append(time.monotonic() - t0)
+    work.mkdir(parents=True, exist_ok=True)
     stub = work / "stub-terraform"
     stamp = work / "stamp"
     stub.write_text(f"#!/bin/sh\ndate +%s.%N > {stamp}\nexit 1\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -29,6 +30,10 @@ from orchestrator.runner import ReadyQueue, Status, UnitResult
 from orchestrator.terraform import PlanSummary, Terraform, Workspace, error_block
 
 Confirm = Callable[[str, PlanSummary], bool]
+
+
+# terraform's line when a plan (or the plan inside an apply) finds nothing to do
+_NO_CHANGES_RE = re.compile(r"^No changes\. ", re.M)
 
 
 @dataclass
@@ -358,13 +363,18 @@ class Engine:
         if future is None:
             return None
         early = future.result()
-        if early is None or early.values != values:
-            return None
         results = self.queue.results if self.queue is not None else {}
-        for ancestor in self.stack.graph.ancestors(unit):
-            r = results.get(ancestor)
-            if r is None or r.status is not Status.NO_CHANGES:
-                return None
+        usable = (
+            early is not None
+            and early.values == values
+            and all(
+                (r := results.get(a)) is not None and r.status is Status.NO_CHANGES
+                for a in self.stack.graph.ancestors(unit)
+            )
+        )
+        if not usable:
+            self.workspace(unit).plan_path.unlink(missing_ok=True)  # never applied by mistake
+            return None
         return early
 
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
@@ -400,6 +410,14 @@ class Engine:
         else:
             self._write_vars(ws, values)
             self.recover_errored_state(unit, ws, result)
+            if self.confirm is None and not self.env.protected:
+                # Nobody looks at this plan: plan and apply in one terraform run. A protected
+                # environment always applies exactly a saved plan.
+                r = self.tf.apply_auto(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+                result.count(r)
+                result.take_counts(PlanSummary.from_plan_text(r.stdout))
+                result.status = Status.NO_CHANGES if _NO_CHANGES_RE.search(r.stdout) else Status.SUCCEEDED
+                return self._after_apply(unit, result)
             changed, r = self.tf.plan(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
             result.count(r)
         if changed:
@@ -420,6 +438,10 @@ class Engine:
         else:
             result.status = Status.NO_CHANGES
         ws.plan_path.unlink(missing_ok=True)
+        return self._after_apply(unit, result)
+
+    def _after_apply(self, unit: str, result: UnitResult) -> UnitResult:
+        """Outputs read once from the state in S3, then the unit's post-apply hooks."""
         outputs = self._state_outputs(unit) or {}
         self._record_outputs(unit, outputs)
         result.outputs = outputs

@@ -493,6 +493,14 @@ class Terraform:
         ]
         return self.run(ws, args, **kw)
 
+    def apply_auto(self, ws: Workspace, *, lock_timeout: str = "0s", **kw) -> CommandResult:
+        """Plan and apply in one terraform run (one provider start instead of two), for runs
+        nobody confirms. The plan is printed in the output as usual."""
+        flags = ["-auto-approve"]
+        if ws.var_file.exists():
+            flags.append(f"-var-file={ws.var_file}")
+        return self.run(ws, build_args("apply", flags=flags, options={"lock-timeout": lock_timeout}), **kw)
+
     def output(self, ws: Workspace, **kw) -> dict:
         result = self.run(ws, build_args("output", flags=["-json"]), capture=True, **kw)
         return {k: v.get("value") for k, v in json.loads(result.stdout or "{}").items()}
