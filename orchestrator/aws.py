@@ -12,6 +12,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from orchestrator.config import SECRET_ENV_PREFIX
 from orchestrator.errors import PrerequisiteError
 
 READ_PREFIXES = ("Get", "Head", "List", "Describe", "Lookup")
@@ -145,7 +146,7 @@ class Aws:
     def terraform_env(self) -> dict[str, str]:
         """Environment for terraform children: same credentials, same region, same endpoint."""
         # Supplied secrets reach terraform only as the TF_VAR_ of the unit that needs them.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_SECRET_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIX)}
         env["AWS_REGION"] = self.region
         env["AWS_DEFAULT_REGION"] = self.region
         if self.endpoint_url:
