@@ -19,6 +19,9 @@ from orchestrator.graph import UnitGraph
 SUFFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
+# Every generated name starts with it: the platform's name limits are proven
+# for the longest prefix and suffix accepted here.
+NAME_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 TYPES = {"string", "number", "bool", "list(string)"}
 # Variables every unit gets from the environment's identity, not its settings.
 COMMON_VARIABLES = (
@@ -80,6 +83,16 @@ class Stack:
     settings_schema: dict[str, str]
     # setting -> condition: artifacts only built when that bool setting is true
     artifact_switches: dict[str, str]
+    # settings teardown applies before destroying (where they differ): what
+    # would make a destroy fail or block a re-create; the second table only
+    # outside protected environments
+    teardown_settings: dict[str, Any] = field(default_factory=dict)
+    teardown_unprotected_settings: dict[str, Any] = field(default_factory=dict)
+    # [[preflight]] entries: a named check and its arguments
+    preflight: tuple[dict[str, Any], ...] = ()
+
+    def teardown_overrides(self, protected: bool) -> dict[str, Any]:
+        return {**self.teardown_settings, **({} if protected else self.teardown_unprotected_settings)}
 
     @property
     def graph(self) -> UnitGraph:
@@ -119,12 +132,27 @@ def load_stack(terraform_dir: Path) -> Stack:
             artifacts=dict(raw.get("artifacts", {})),
             generated_secrets=tuple(raw.get("generated_secrets", ())),
         )
+    teardown = data.get("teardown", {})
+    teardown_tables = {}
+    for table in ("settings", "unprotected_settings"):
+        values = teardown.get(table, {})
+        for key in values:
+            if key not in schema:
+                raise ConfigError(f"{path}: [teardown.{table}] names {key!r}, which is not a declared setting")
+            _require(values, key, schema[key], path, f"teardown.{table}.")
+        teardown_tables[table] = dict(values)
+    preflight = data.get("preflight", [])
+    if not isinstance(preflight, list) or not all(isinstance(p, dict) and "check" in p for p in preflight):
+        raise ConfigError(f'{path}: [[preflight]] entries need check = "<name>"')
     stack = Stack(
         root=terraform_dir,
         manifest_path=path,
         units=units,
         settings_schema=dict(schema),
         artifact_switches=dict(data.get("artifact_switches", {})),
+        teardown_settings=teardown_tables["settings"],
+        teardown_unprotected_settings=teardown_tables["unprotected_settings"],
+        preflight=tuple(preflight),
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack
@@ -254,6 +282,11 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
     if not ACCOUNT_RE.match(account_id):
         raise ConfigError(f"{path}: setting 'account_id' must be 12 digits, got {account_id!r}")
     name_prefix = _require(data, "name_prefix", "string", path)
+    if not NAME_PREFIX_RE.match(name_prefix):
+        raise ConfigError(
+            f"{path}: setting 'name_prefix' must be 2-10 characters, a lowercase letter first, then a-z or 0-9, "
+            f"got {name_prefix!r}"
+        )
     protected = _require(data, "protected", "bool", path)
 
     raw_backend = data.get("backend")

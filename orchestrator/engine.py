@@ -53,6 +53,7 @@ class RunReport:
     ended: float = 0.0
     smoke: list = field(default_factory=list)
     interrupted: bool = False
+    preflight: dict | None = None  # deploy: findings, or skipped
 
     def _not_deployed(self, r: UnitResult) -> bool:
         # plan/drift of a unit whose upstream has no state yet: everything differs
@@ -506,6 +507,11 @@ class Engine:
                 self._record_outputs(unit, outputs)
         return self._journaled("teardown", self.stack.graph.reversed(), self._destroy_unit)
 
+    def _teardown_values(self, unit: str, values: dict) -> dict:
+        """The unit's variables with the manifest's teardown settings applied."""
+        overrides = self.stack.teardown_overrides(self.env.protected)
+        return {k: overrides.get(k, v) for k, v in values.items()}
+
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         ws = self.workspace(unit)
         if unit not in self._upstream():
@@ -513,9 +519,19 @@ class Engine:
             result.detail = "no state"
             return result
         values = self.variables_for(unit, self._upstream())
-        self._write_vars(ws, values)
         self.recover_errored_state(unit, ws, result)
         extra = self.secret_env(unit)
+        lifted = self._teardown_values(unit, values)
+        if lifted != values:
+            # e.g. deletion protection off, no recovery window: applied first, or the
+            # destroy would fail (or block a re-create under the same names).
+            names = sorted(k for k in lifted if lifted[k] != values[k])
+            self._write_vars(ws, lifted)
+            r = self.tf.apply_auto(ws, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit))
+            result.count(r)
+            result.hooks.append(f"before destroy: applied {', '.join(names)}")
+            values = lifted
+        self._write_vars(ws, values)
         changed, r = self.tf.plan(
             ws, destroy=True, lock_timeout=self.lock_timeout, extra_env=extra, on_line=self._line(unit)
         )

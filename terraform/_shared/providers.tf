@@ -82,4 +82,22 @@ locals {
     prefix = var.name_prefix
     suffix = var.environment_suffix
   }
+
+  # Names that more than one unit must agree on, in one place (this file is
+  # shared by every unit). The logs key admits exactly these log groups.
+  log_group_names = {
+    flow_logs = "/vpc/${var.name_prefix}-flow-logs-${var.environment_suffix}"
+    app       = "/ecs/${var.name_prefix}-api-${var.environment_suffix}"
+    waf       = "aws-waf-logs-${var.name_prefix}-${var.environment_suffix}"
+    rotation  = "/aws/lambda/${var.name_prefix}-db-rotation-${var.environment_suffix}"
+    db        = "/aws/rds/cluster/${var.name_prefix}-db-${var.environment_suffix}/postgresql"
+  }
+
+  # Load balancers and target groups allow 32 characters. The longest prefix
+  # (10) and suffix (staging-<10>) do not fit: such names keep their start and
+  # end in a hash, deterministic and distinct per environment copy.
+  alb_full_name = "${var.name_prefix}-alb-${var.environment_suffix}"
+  tg_full_name  = "${var.name_prefix}-api-${var.environment_suffix}"
+  alb_name      = length(local.alb_full_name) <= 32 ? local.alb_full_name : "${substr(local.alb_full_name, 0, 23)}-${substr(sha1(local.alb_full_name), 0, 8)}"
+  tg_name       = length(local.tg_full_name) <= 32 ? local.tg_full_name : "${substr(local.tg_full_name, 0, 23)}-${substr(sha1(local.tg_full_name), 0, 8)}"
 }

@@ -29,6 +29,27 @@ resource "aws_rds_cluster_parameter_group" "main" {
   }
 }
 
+# RDS creates the export log group on first write, unencrypted and kept
+# forever, unless it exists already: it is created here first, with the
+# logs key and the retention of every other log group.
+resource "aws_cloudwatch_log_group" "postgresql" {
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (a validation requires it outside dev); dev uses CloudWatch's default encryption
+  name              = local.log_group_names.db
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
+}
+
+# Stable for the life of the cluster, new when it is created again: the final
+# snapshot of one cluster never blocks the destroy of the next (snapshot names
+# are unique per account and region).
+resource "terraform_data" "cluster_created" {
+  input = formatdate("YYYYMMDDhhmmss", timestamp())
+
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+
 resource "aws_rds_cluster" "main" {
   # checkov:skip=CKV2_AWS_8: Aurora's own continuous backups (backup_retention_days >= 7, validated) with point-in-time restore; AWS Backup plans are account-level
   cluster_identifier = "${local.name.prefix}-db-${local.name.suffix}"
@@ -57,13 +78,15 @@ resource "aws_rds_cluster" "main" {
 
   deletion_protection       = var.deletion_protection
   skip_final_snapshot       = !var.final_snapshot
-  final_snapshot_identifier = var.final_snapshot ? "${local.name.prefix}-db-final-${local.name.suffix}" : null
+  final_snapshot_identifier = var.final_snapshot ? "${local.name.prefix}-db-final-${local.name.suffix}-${terraform_data.cluster_created.output}" : null
 
   lifecycle {
     # Provisioned cluster: there is no serverless scaling configuration to
     # manage (the local emulator reports an empty one on every read).
     ignore_changes = [scaling_configuration]
   }
+
+  depends_on = [aws_cloudwatch_log_group.postgresql]
 }
 
 resource "aws_rds_cluster_instance" "main" {
@@ -72,11 +95,12 @@ resource "aws_rds_cluster_instance" "main" {
   identifier           = "${local.name.prefix}-db-${count.index + 1}-${local.name.suffix}"
   cluster_identifier   = aws_rds_cluster.main.id
   engine               = aws_rds_cluster.main.engine
-  engine_version       = aws_rds_cluster.main.engine_version
   instance_class       = var.db_instance_class
   db_subnet_group_name = aws_db_subnet_group.main.name
   publicly_accessible  = false
 
+  # Minor versions come from AWS: the cluster names only the major version
+  # (db_engine_version), so an upgraded cluster never plans a downgrade.
   auto_minor_version_upgrade            = true
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.monitoring.arn

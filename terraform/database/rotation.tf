@@ -93,9 +93,23 @@ data "aws_iam_policy_document" "rotation" {
   }
 
   statement {
+    sid = "ActiveTracing"
+    # tracing_config { mode = "Active" } needs these; X-Ray has no resource
+    # types for them, so AWS allows only "*". Region-pinned.
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestedRegion"
+      values   = [local.region]
+    }
+  }
+
+  statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${local.rotation_name}:*"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_names.rotation}:*"]
 
     condition {
       test     = "StringEquals"
@@ -116,7 +130,7 @@ resource "aws_iam_role_policy" "rotation" {
 resource "aws_cloudwatch_log_group" "rotation" {
   count = var.enable_rotation ? 1 : 0
 
-  name              = "/aws/lambda/${local.rotation_name}"
+  name              = local.log_group_names.rotation
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
 }
@@ -124,6 +138,7 @@ resource "aws_cloudwatch_log_group" "rotation" {
 resource "aws_lambda_function" "rotation" {
   # checkov:skip=CKV_AWS_116: Secrets Manager invokes rotation synchronously; a DLQ only serves asynchronous invocations
   # checkov:skip=CKV_AWS_272: the package is built by the orchestrator from source in this repository and pinned by source_code_hash
+  # checkov:skip=CKV_AWS_115: no reserved concurrency: new accounts have an account limit of 10 and AWS refuses a reservation that leaves fewer than 10 unreserved; Secrets Manager runs one rotation of a secret at a time
   count = var.enable_rotation ? 1 : 0
 
   function_name    = local.rotation_name
@@ -136,8 +151,7 @@ resource "aws_lambda_function" "rotation" {
   timeout          = 60
   memory_size      = 256
 
-  reserved_concurrent_executions = 1
-  kms_key_arn                    = var.data_kms_key_arn
+  kms_key_arn = var.data_kms_key_arn
 
   vpc_config {
     subnet_ids         = var.private_subnet_ids

@@ -19,8 +19,13 @@ variable "data_kms_key_arn" {
 }
 
 variable "db_engine_version" {
-  description = "Aurora PostgreSQL engine version."
+  description = "Aurora PostgreSQL major version (e.g. \"16\"): minor versions are upgraded by AWS."
   type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]+$", var.db_engine_version))
+    error_message = "db_engine_version must be a major version only (e.g. \"16\"): instances upgrade minor versions automatically, and a pinned minor would plan a downgrade after AWS upgrades."
+  }
 }
 
 variable "db_instance_class" {
@@ -123,7 +128,7 @@ variable "rotation_lambda_zip" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the rotation function's log group."
+  description = "Retention of the rotation function's and the PostgreSQL export's log groups."
   type        = number
 }
 

@@ -28,9 +28,14 @@ variable "health_check_path" {
   }
 }
 
-variable "certificate_arn" {
-  description = "ACM certificate for HTTPS; empty serves plain HTTP (dev only)."
+variable "certificate_domain" {
+  description = "Domain of the issued ACM certificate for HTTPS (e.g. *.acme-payments.com), looked up by data source; empty serves plain HTTP (dev only)."
   type        = string
+
+  validation {
+    condition     = var.environment == "dev" || var.certificate_domain != ""
+    error_message = "certificate_domain is required outside dev: staging and prod serve HTTPS only."
+  }
 }
 
 variable "deletion_protection" {
@@ -41,6 +46,11 @@ variable "deletion_protection" {
 variable "enable_waf" {
   description = "WAFv2 web ACL (rate limit + AWS managed common rules) on the load balancer."
   type        = bool
+
+  validation {
+    condition     = var.environment == "dev" || var.enable_waf
+    error_message = "enable_waf must be true outside dev."
+  }
 }
 
 variable "waf_rate_limit" {
@@ -53,13 +63,23 @@ variable "domain_name" {
   type        = string
 }
 
-variable "alb_access_logs_bucket" {
-  description = "Existing bucket for load balancer access logs; empty turns them off."
-  type        = string
+variable "alb_access_logs" {
+  description = "Load balancer access logs into a bucket of this unit (SSE-S3, versioned, expired after log_retention_days)."
+  type        = bool
+
+  validation {
+    condition     = var.environment == "dev" || var.alb_access_logs
+    error_message = "alb_access_logs must be true outside dev."
+  }
+}
+
+variable "tls_only_bucket_policy" {
+  description = "Deny every request to the access-log bucket that does not use TLS (off only on the local emulator, which denies everything under such a policy)."
+  type        = bool
 }
 
 variable "log_retention_days" {
-  description = "Retention of the WAF log group."
+  description = "Retention of the WAF log group and of the access logs."
   type        = number
 }
 

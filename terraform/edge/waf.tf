@@ -91,10 +91,10 @@ resource "aws_wafv2_web_acl_association" "alb" {
 
 # WAF logs: the name must start with aws-waf-logs-.
 resource "aws_cloudwatch_log_group" "waf" {
-  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (staging, prod, every environment with WAF)
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (a validation requires it, and WAF, outside dev)
   count = var.enable_waf ? 1 : 0
 
-  name              = "aws-waf-logs-${local.name.prefix}-${local.name.suffix}"
+  name              = local.log_group_names.waf
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
 }

@@ -1,6 +1,6 @@
 resource "aws_cloudwatch_log_group" "app" {
-  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (staging, prod); dev uses CloudWatch's default encryption
-  name              = "/ecs/${local.name.prefix}-api-${local.name.suffix}"
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (a validation requires it outside dev); dev uses CloudWatch's default encryption
+  name              = local.log_group_names.app
   retention_in_days = var.log_retention_days
   kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
 }
@@ -78,4 +78,21 @@ resource "aws_sns_topic_subscription" "email" {
   })
 
   depends_on = [aws_sqs_queue_policy.alerts_dlq]
+}
+
+# An alert that SNS could not deliver is an alert nobody saw: any message in
+# the dead-letter queue raises this alarm.
+resource "aws_cloudwatch_metric_alarm" "alerts_dlq" {
+  alarm_name          = "${local.name.prefix}-alerts-dlq-${local.name.suffix}"
+  alarm_description   = "Undeliverable alerts are waiting in ${aws_sqs_queue.alerts_dlq.name}"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.alerts_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
 }

@@ -1,7 +1,7 @@
 # VPC flow logs: every accepted and rejected flow, the network audit trail of
 # the cardholder-data environment.
 resource "aws_cloudwatch_log_group" "flow_logs" {
-  name              = "/vpc/${local.name.prefix}-flow-logs-${local.name.suffix}"
+  name              = local.log_group_names.flow_logs
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_encrypted_logs ? aws_kms_key.logs[0].arn : null
 }

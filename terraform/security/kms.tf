@@ -5,13 +5,34 @@ locals {
   account_root = "arn:${local.partition}:iam::${local.account_id}:root"
 }
 
+# The account administers its keys (so it can never be locked out: it keeps
+# PutKeyPolicy) but cannot use them directly: every cryptographic use goes
+# through a statement below with its own conditions. A root "kms:*" would let
+# any IAM policy grant Decrypt and make those conditions meaningless.
 data "aws_iam_policy_document" "key_admin" {
-  # checkov:skip=CKV_AWS_109: key policy: the account root administers its own key; "*" is this key
-  # checkov:skip=CKV_AWS_111: key policy: the account root administers its own key; "*" is this key
-  # checkov:skip=CKV_AWS_356: key policy: "*" is this key, AWS allows nothing narrower
+  # checkov:skip=CKV_AWS_356: a key policy: Resource "*" is this key, AWS allows nothing narrower
+  # checkov:skip=CKV_AWS_111: a key policy: administration of this key by its own account, no cryptographic use
+  # checkov:skip=CKV_AWS_109: a key policy: the account keeps PutKeyPolicy, or it would lock itself out of the key
   statement {
-    sid       = "AccountAdministersKey"
-    actions   = ["kms:*"]
+    sid = "AccountAdministersKeyButDoesNotUseIt"
+    actions = [
+      "kms:CancelKeyDeletion",
+      "kms:CreateAlias",
+      "kms:DeleteAlias",
+      "kms:Describe*",
+      "kms:Disable*",
+      "kms:Enable*",
+      "kms:Get*",
+      "kms:List*",
+      "kms:PutKeyPolicy",
+      "kms:RevokeGrant",
+      "kms:RotateKeyOnDemand",
+      "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
+      "kms:UntagResource",
+      "kms:UpdateAlias",
+      "kms:UpdateKeyDescription",
+    ]
     resources = ["*"] # key policy: "*" is this key
 
     principals {
@@ -21,20 +42,24 @@ data "aws_iam_policy_document" "key_admin" {
   }
 }
 
-# Database storage, Performance Insights and the credentials secret.
+# Principals of this account may use a key only through the named services.
+locals {
+  via_service_actions = [
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+    "kms:CreateGrant",
+  ]
+}
+
 data "aws_iam_policy_document" "data_key" {
   source_policy_documents = [data.aws_iam_policy_document.key_admin.json]
 
   statement {
-    sid = "UseThroughRdsAndSecretsManager"
-    actions = [
-      "kms:Encrypt",
-      "kms:Decrypt",
-      "kms:ReEncrypt*",
-      "kms:GenerateDataKey*",
-      "kms:DescribeKey",
-      "kms:CreateGrant",
-    ]
+    sid       = "UseThroughRdsSecretsManagerAndLambda"
+    actions   = local.via_service_actions
     resources = ["*"] # key policy: "*" is this key
 
     principals {
@@ -54,6 +79,8 @@ data "aws_iam_policy_document" "data_key" {
       values = [
         "rds.${local.region}.amazonaws.com",
         "secretsmanager.${local.region}.amazonaws.com",
+        # the rotation function's environment is encrypted with this key
+        "lambda.${local.region}.amazonaws.com",
       ]
     }
   }
@@ -95,10 +122,15 @@ data "aws_iam_policy_document" "logs_key" {
       identifiers = ["logs.${local.region}.amazonaws.com"]
     }
 
+    # Exactly this environment's log groups: no pattern, so a copy's groups
+    # (staging-pr42) or any other group cannot use this key.
     condition {
-      test     = "ArnLike"
+      test     = "ArnEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*${local.name.prefix}-*-${local.name.suffix}*"]
+      values = [
+        for name in values(local.log_group_names) :
+        "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${name}"
+      ]
     }
   }
 }
@@ -126,6 +158,32 @@ resource "aws_kms_alias" "logs" {
 # Alerts: SNS topic and its SQS dead-letter queue; CloudWatch alarms publish.
 data "aws_iam_policy_document" "alerts_key" {
   source_policy_documents = [data.aws_iam_policy_document.key_admin.json]
+
+  statement {
+    sid       = "UseThroughSnsAndSqs"
+    actions   = local.via_service_actions
+    resources = ["*"] # key policy: "*" is this key
+
+    principals {
+      type        = "AWS"
+      identifiers = [local.account_root]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values = [
+        "sns.${local.region}.amazonaws.com",
+        "sqs.${local.region}.amazonaws.com",
+      ]
+    }
+  }
 
   statement {
     sid       = "AlarmsAndSnsOfThisAccount"

@@ -58,7 +58,7 @@ resource "aws_security_group_rule" "alb_https_in" {
 }
 
 resource "aws_security_group_rule" "alb_http_in" {
-  # checkov:skip=CKV_AWS_260: port 80 only answers with a redirect to HTTPS when a certificate is set (staging, prod)
+  # checkov:skip=CKV_AWS_260: port 80 only answers with a redirect to HTTPS when a certificate is set (required outside dev by a validation of the edge unit)
   description       = "HTTP from the allowed CIDRs (redirected to HTTPS when a certificate is set)"
   security_group_id = aws_security_group.alb.id
   type              = "ingress"

@@ -21,6 +21,11 @@ variable "db_port" {
 variable "kms_encrypted_logs" {
   description = "Encrypt CloudWatch log groups with a customer KMS key."
   type        = bool
+
+  validation {
+    condition     = var.environment == "dev" || var.kms_encrypted_logs
+    error_message = "kms_encrypted_logs must be true outside dev."
+  }
 }
 
 variable "kms_deletion_window_days" {

@@ -120,3 +120,25 @@ def wait_for(fn, timeout=30.0, interval=0.5):
             if time.monotonic() > deadline:
                 raise
             time.sleep(interval)
+
+
+# Real plans of the platform (tests/integration/plans.py), shared by every module that reads them.
+@pytest.fixture(scope="session")
+def dev(moto_url, mirror, tmp_path_factory):
+    from tests.integration.plans import plan_environment
+
+    return plan_environment("dev", moto_url, mirror, tmp_path_factory.mktemp("plans-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(moto_url, mirror, tmp_path_factory):
+    from tests.integration.plans import plan_environment
+
+    return plan_environment("prod", moto_url, mirror, tmp_path_factory.mktemp("plans-prod"))
+
+
+@pytest.fixture(scope="session")
+def staging(moto_url, mirror, tmp_path_factory):
+    from tests.integration.plans import plan_environment
+
+    return plan_environment("staging", moto_url, mirror, tmp_path_factory.mktemp("plans-staging"))

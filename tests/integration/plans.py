@@ -69,6 +69,8 @@ class EnvPlans:
     stand_ins: dict[str, dict]
     work: Path
     zone_id: str | None
+    env_id: str = ""
+    name_prefix: str = "payments"
 
     def changes(self, unit: str, rtype: str | None = None) -> list[dict]:
         return [
@@ -84,24 +86,40 @@ class EnvPlans:
         return next(r for r in self.config_resources(unit) if r["address"] == address)
 
 
-def plan_environment(env_name: str, moto_url: str, mirror: str, work: Path, *, parallel: int = 3) -> EnvPlans:
+def plan_environment(
+    env_name: str,
+    moto_url: str,
+    mirror: str,
+    work: Path,
+    *,
+    parallel: int = 3,
+    suffix: str = "plan",
+    name_prefix: str | None = None,
+    settings: dict | None = None,
+    units: list[str] | None = None,
+) -> EnvPlans:
+    """Plans of every unit (or `units`) of an environment copy; `settings` override the
+    environment's (e.g. the manifest's teardown settings), `name_prefix` its prefix."""
+    from dataclasses import replace
+
+    from orchestrator import preflight
+
     project = Project(ROOT)
     stack = load_stack(project.terraform_dir)
-    env = load_environment(project.environments_dir, env_name, stack).with_suffix("plan")
+    env = load_environment(project.environments_dir, env_name, stack).with_suffix(suffix)
     env = env.with_account(ACCOUNT).with_settings(load_emulator_overrides(project.environments_dir, stack))
+    if name_prefix:
+        env = replace(env, name_prefix=name_prefix)
+    if settings:
+        env = env.with_settings(settings)
     aws = Aws(env.region, endpoint_url=moto_url)
     Bootstrapper(aws, env, project.bootstrap_dir, emulated=True, repair=False, verify_only=False).run()
+    # The outside prerequisites (zone, certificate, image), as `local seed` makes them.
+    preflight.seed(preflight.Context(env, aws, ROOT), stack.preflight)
     zone_id = None
     if env.settings["domain_name"]:
-        r53 = aws.client("route53")
-        zones = [z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == env.settings["domain_name"] + "."]
-        zone_id = (
-            zones[0]
-            if zones
-            else r53.create_hosted_zone(Name=env.settings["domain_name"], CallerReference=f"tests-{env_name}")[
-                "HostedZone"
-            ]
-        )["Id"].split("/")[-1]
+        zones = aws.client("route53").list_hosted_zones_by_name(DNSName=env.settings["domain_name"])["HostedZones"]
+        zone_id = zones[0]["Id"].split("/")[-1]
     redactor = Redactor()
     tf = Terraform(
         find_binary(), cli_config=write_cli_config(work, mirror), base_env=aws.terraform_env(), redactor=redactor
@@ -129,7 +147,7 @@ def plan_environment(env_name: str, moto_url: str, mirror: str, work: Path, *, p
         return unit, tf.show_plan(ws)
 
     with ThreadPoolExecutor(parallel) as pool:
-        plans = dict(pool.map(plan_unit, stack.graph.order()))
+        plans = dict(pool.map(plan_unit, units or stack.graph.order()))
     for unit, plan in plans.items():
         (work / f"{env_name}-{unit}.plan.json").write_text(json.dumps(plan))
-    return EnvPlans(env_name, env.settings, plans, secrets, stand_ins, work, zone_id)
+    return EnvPlans(env_name, env.settings, plans, secrets, stand_ins, work, zone_id, env.env_id, env.name_prefix)

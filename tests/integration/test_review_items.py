@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.integration.plans import ROOT, plan_environment
+from tests.integration.plans import ROOT
 
 DEFAULT_TAGS = {"Environment", "EnvironmentSuffix", "Project", "ManagedBy", "Repository", "Owner"}
 # Actions with no resource-level permissions: "*" is all AWS allows for them.
@@ -21,16 +21,6 @@ STAR_ONLY_ACTIONS = {
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 }
-
-
-@pytest.fixture(scope="module")
-def dev(moto_url, mirror, tmp_path_factory):
-    return plan_environment("dev", moto_url, mirror, tmp_path_factory.mktemp("plans-dev"))
-
-
-@pytest.fixture(scope="module")
-def prod(moto_url, mirror, tmp_path_factory):
-    return plan_environment("prod", moto_url, mirror, tmp_path_factory.mktemp("plans-prod"))
 
 
 @pytest.fixture(params=["dev", "prod"])
