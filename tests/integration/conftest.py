@@ -65,9 +65,75 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def make_ca(common_name: str):
+    """A test certificate authority: (certificate, private key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def pem(cert) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def make_server_cert(ca_cert, ca_key, host: str = "127.0.0.1"):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem(cert), key_pem
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
-    """A real PostgreSQL server on 127.0.0.1 with password (scram) auth."""
+    """A real PostgreSQL server on 127.0.0.1 that requires TLS (like rds.force_ssl = 1), with a
+    server certificate from a test CA, and password (scram) auth. `ca_file` holds the CA."""
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
     import tempfile
@@ -78,34 +144,45 @@ def postgres(tmp_path_factory):
     port = _free_port()
     pwfile = base / "pw"
     pwfile.write_text("bootstrap-superuser-pw\n")
+    ca_cert, ca_key = make_ca("orchestrator test CA")
+    ca_file = base / "test-ca.pem"
+    ca_file.write_bytes(pem(ca_cert))
+    server_cert, server_key = make_server_cert(ca_cert, ca_key)
+    (base / "server.crt").write_bytes(server_cert)
+    (base / "server.key").write_bytes(server_key)
+    (base / "server.key").chmod(0o600)
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
         prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        shutil.chown(pwfile, "postgres")
+        for f in (base, pwfile, base / "server.crt", base / "server.key"):
+            shutil.chown(f, "postgres")
     subprocess.run(
         [*prefix, "initdb", "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile), "-A", "scram-sha-256"],
         check=True,
         capture_output=True,
     )
+    # TCP only over TLS: a plain connection is rejected, as by rds.force_ssl = 1.
+    hba = data / "pg_hba.conf"
+    hba.write_text(
+        "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\n"
+    )
+    options = (
+        f"-p {port} -h 127.0.0.1 -k {base} -c ssl=on "
+        f"-c ssl_cert_file={base / 'server.crt'} -c ssl_key_file={base / 'server.key'}"
+    )
     subprocess.run(
-        [
-            *prefix,
-            "pg_ctl",
-            "-D",
-            str(data),
-            "-l",
-            str(base / "pg.log"),
-            "-w",
-            "-o",
-            f"-p {port} -h 127.0.0.1 -k {base}",
-            "start",
-        ],
+        [*prefix, "pg_ctl", "-D", str(data), "-l", str(base / "pg.log"), "-w", "-o", options, "start"],
         check=True,
         capture_output=True,
     )
     try:
-        yield {"host": "127.0.0.1", "port": port, "superuser": "postgres", "password": "bootstrap-superuser-pw"}
+        yield {
+            "host": "127.0.0.1",
+            "port": port,
+            "superuser": "postgres",
+            "password": "bootstrap-superuser-pw",
+            "ca_file": ca_file,
+        }
     finally:
         subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
