@@ -9,7 +9,7 @@ MIRROR := $(shell ORCHESTRATOR_PROVIDER_MIRROR=$(ORCHESTRATOR_PROVIDER_MIRROR) s
 export ORCHESTRATOR_PROVIDER_MIRROR := $(MIRROR)
 ORCH := $(BIN)/orchestrator
 
-.PHONY: venv checkov-venv lint checkov test test-fast demo demo-down clean
+.PHONY: venv checkov-venv lint checkov test test-fast test-aws demo demo-down clean
 
 $(BIN)/orchestrator: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,7 +37,14 @@ checkov: checkov-venv
 
 test: venv checkov-venv lint checkov
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
-	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra $(PYTEST_ARGS)
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra --durations=15 $(PYTEST_ARGS)
+
+# Real AWS (a sandbox account, never prod): deploy dev with a random suffix, smoke,
+# teardown, nothing tagged left. Not part of `make test`; see docs/operations.md.
+test-aws: venv
+	@test -n "$(AWS_PROFILE)" || { echo "set AWS_PROFILE to a sandbox account's profile (never prod)"; exit 1; }
+	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
+	AWS_PROFILE=$(AWS_PROFILE) $(BIN)/python scripts/acceptance.py --env dev $(if $(IMAGE),--image $(IMAGE))
 
 test-fast: venv
 	$(BIN)/pytest -ra -m "not platform" $(PYTEST_ARGS)
@@ -45,6 +52,7 @@ test-fast: venv
 demo: venv
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
 	$(ORCH) local up
+	$(ORCH) local seed --env dev
 	$(ORCH) --local bootstrap --env dev
 	$(ORCH) --local deploy --env dev --yes
 	$(ORCH) --local outputs --env dev

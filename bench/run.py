@@ -207,6 +207,7 @@ def one_run(i: int, tmp: Path) -> dict:
         work = tmp / f"orch-{i}"
         work.mkdir()
         orch(url, work, "bootstrap", "--env", "dev")
+        orch(url, work, "local", "seed", "--env", "dev")
         full, full_report, rss_deploy = orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
         # moto does not model ECS availability-zone rebalancing: the deploy right after a create shows one
         # in-place change on the ECS service (real AWS would not). The no-op is the first deploy after that.

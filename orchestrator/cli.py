@@ -45,7 +45,8 @@ def err(message: str) -> None:
 
 
 def abort(exc: OrchestratorError) -> None:
-    err(f"error: {exc.message}")
+    for line in exc.message.splitlines():
+        err(f"error: {line}")
     if exc.hint:
         err(f"hint: {exc.hint}")
     raise typer.Exit(exc.exit_code)
@@ -329,6 +330,8 @@ def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool 
             err(s.redactor.redact(failure_block(r)))
     err("")
     err(summary_table(report.units, order))
+    if report.preflight is not None:
+        err(f"preflight: {report.preflight['summary']}")
     for c in report.smoke:
         err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
     data = report_dict(report, order, s.redactor)
@@ -368,10 +371,13 @@ def deploy(
     resume: bool = typer.Option(
         False, "--resume", help="Skip units that succeeded in the journal with the same inputs (after a failure)."
     ),
+    skip_preflight: bool = typer.Option(
+        False, "--skip-preflight", help="Do not run the preflight checks first (the summary says so)."
+    ),
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
 ):
-    """Plan and apply every unit in dependency order, then run smoke checks.
+    """Preflight checks, then plan and apply every unit in dependency order, then smoke checks.
 
     Example: orchestrator deploy --env dev --suffix pr42 --yes
     """
@@ -383,16 +389,59 @@ def deploy(
         confirm = _confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             s.stack.graph.subset(only_list) if only_list else None
+            preflight = _preflight(s, skip_preflight)
             engine = _engine(
                 s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
             )
             engine.resume = resume
             report = engine.deploy(only_list)
+            report.preflight = preflight
             order = [u for u in s.stack.graph.order() if u in report.units]
             if smoke_checks and not only_list and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
                 report.smoke = run_smoke(s.aws, outputs, s.env.settings)
             _finish(report, s, json_out, order)
+
+
+def _preflight(s, skip: bool) -> dict:
+    """Before the first terraform command: every failure one line, exit 2, nothing changed."""
+    from orchestrator import preflight
+
+    if skip:
+        return {"skipped": True, "summary": "skipped (--skip-preflight)", "findings": []}
+    findings = preflight.check(preflight.Context(s.env, s.aws, s.project.root), s.stack.preflight)
+    ok = sum(f.status == "ok" for f in findings)
+    skipped = sum(f.status == "skip" for f in findings)
+    return {
+        "skipped": False,
+        "summary": f"{ok} checks passed, {skipped} not applicable",
+        "findings": [{"check": f.check, "status": f.status, "message": f.message} for f in findings],
+    }
+
+
+@app.command("preflight")
+def preflight_command(
+    ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt
+):
+    """Check in seconds what would fail minutes into an apply: names, image, zone, certificate, quotas, ...
+
+    Exit 0: every check passed; 2: at least one failed (one line each). Nothing is changed.
+    Example: orchestrator preflight --env prod
+    """
+    with _Guard():
+        from orchestrator import preflight
+        from orchestrator.render import to_json
+        from orchestrator.session import open_session
+
+        with open_session(_opts(ctx), env, suffix) as s:
+            findings = preflight.run(preflight.Context(s.env, s.aws, s.project.root), s.stack.preflight)
+        for f in findings:
+            line = f"{f.status.upper():4} {f.check}: {f.message}"
+            err(f"error: preflight: {f.message}" if f.failed else line)
+        if json_out:
+            typer.echo(to_json([{"check": f.check, "status": f.status, "message": f.message} for f in findings]))
+        if any(f.failed for f in findings):
+            raise typer.Exit(2)
 
 
 def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
@@ -755,6 +804,33 @@ def local_down(ctx: typer.Context):
 
         stopped = local.down(_local_dir(ctx))
         typer.echo("emulator stopped" if stopped else "no emulator running")
+
+
+@local_app.command("seed")
+def local_seed(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt):
+    """Emulator only: create the outside prerequisites that preflight checks (hosted zone,
+    an issued certificate, the image in ECR), so the environment deploys on the emulator.
+
+    Example: orchestrator local up && orchestrator local seed --env prod
+    """
+    with _Guard():
+        import dataclasses
+
+        from orchestrator import local, preflight
+        from orchestrator.session import open_session
+
+        opts = _opts(ctx)
+        url = opts.emulator_url or local.running(_local_dir(ctx))
+        if not url:
+            raise ConfigError(
+                "local seed needs a running emulator: run `orchestrator local up` (or pass --emulator-url)"
+            )
+        with open_session(dataclasses.replace(opts, local=True, emulator_url=url), env, suffix) as s:
+            made = preflight.seed(preflight.Context(s.env, s.aws, s.project.root), s.stack.preflight)
+        for thing in made:
+            typer.echo(f"seeded {thing}")
+        if not made:
+            typer.echo("nothing to seed: every prerequisite exists")
 
 
 @local_app.command("status")

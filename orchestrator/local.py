@@ -73,11 +73,16 @@ class MotoServer:
                 os.kill(self.pid, signal.SIGTERM)
 
 
-def moto_env(ecs_running: int = 1) -> dict[str, str]:
+# moto never runs ECS tasks: it reports this many running for every service. The
+# largest desired count of the shipped environments (prod: 3), so that every
+# environment's smoke check (running >= desired) can pass on the emulator.
+EMULATED_ECS_RUNNING = 3
+
+
+def moto_env(ecs_running: int = EMULATED_ECS_RUNNING) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MOTO_IAM_LOAD_MANAGED_POLICIES="true",
-        # moto never runs ECS tasks; report the dev desired count as running.
         MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
         MOTO_ALLOW_NONEXISTENT_REGION="true",
     )

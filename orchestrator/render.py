@@ -60,6 +60,8 @@ def report_dict(report, order: list[str], redactor) -> dict:
             {"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts} for c in report.smoke
         ],
     }
+    if report.preflight is not None:
+        out["preflight"] = report.preflight
     return redactor.redact_obj(out)
 
 

@@ -24,6 +24,8 @@ def cli(moto_url, mirror, tmp_path_factory):
 def first_deploy(cli):
     r = cli("bootstrap", "--env", "dev")
     assert r.exit_code == 0, r.output
+    r = cli("local", "seed", "--env", "dev")  # the image in ECR, which preflight checks
+    assert r.exit_code == 0, r.output
     r = cli("deploy", "--env", "dev", "--yes", "--json")
     assert r.exit_code == 0, r.stderr[-4000:]
     return json.loads(r.stdout)
@@ -192,16 +194,49 @@ def test_drift_is_detected(cli, first_deploy, aws):
     assert r.exit_code == 0, r.stderr[-3000:]
 
 
-def test_suffix_copy_deploys_beside_dev(cli, first_deploy):
-    r = cli("deploy", "--env", "dev", "--suffix", "pr1", "--yes", "--json")
-    assert r.exit_code == 0, r.stderr[-4000:]
-    assert all(c["passed"] for c in json.loads(r.stdout)["smoke"])
+def test_acceptance_suite_deploys_a_copy_beside_dev_and_leaves_nothing(cli, first_deploy, tmp_path):
+    """`make test-aws`'s code path on the emulator: a dev copy deployed beside dev, smoke
+    checks, teardown, and no live resource tagged with the copy afterwards."""
+    import os
+    import subprocess
+    import sys
+
+    report_file = tmp_path / "acceptance.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "acceptance.py"),
+            "--emulator-url",
+            cli.emulator,
+            "--suffix",
+            "pr1",
+            "--report",
+            str(report_file),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ORCHESTRATOR_PROVIDER_MIRROR": cli.mirror},
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert [s["step"] for s in report["steps"]] == [
+        "bootstrap",
+        "seed",
+        "deploy",
+        "smoke",
+        "outputs",
+        "envs",
+        "teardown",
+    ]
+    assert all(s["exit"] == 0 for s in report["steps"]), report["steps"]
+    assert report["leftovers"] == [] and report["result"] == "passed"
+    copy = report["outputs"]
     mine = outputs(cli)
-    copy = outputs(cli, "--suffix", "pr1")
     assert mine["network"]["vpc_id"] != copy["network"]["vpc_id"]
     assert copy["database"]["cluster_id"] == "payments-db-dev-pr1"
-    envs = json.loads(cli("envs", "--env", "dev", "--json").stdout)
-    assert set(envs) == {"dev", "dev-pr1"}
+    assert report["envs"] == ["dev", "dev-pr1"]
+    assert json.loads(cli("envs", "--env", "dev", "--json").stdout).keys() == {"dev"}
 
 
 def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
@@ -214,63 +249,20 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
     assert aws("s3").list_buckets()["Buckets"] == before
 
 
-def tagged(aws, suffixes):
-    """Live resources tagged with these environments. What AWS itself keeps visible
-    after deletion does not count: a key waiting out its deletion window, a NAT
-    gateway in state "deleted", INACTIVE ECS task definitions, services and clusters,
-    and (moto only) the automated snapshots of a deleted cluster."""
-    found = []
-    pages = (
-        aws("resourcegroupstaggingapi")
-        .get_paginator("get_resources")
-        .paginate(
-            TagFilters=[
-                {"Key": "EnvironmentSuffix", "Values": list(suffixes)},
-                {"Key": "Project", "Values": ["payment-platform"]},
-            ]
-        )
-    )
-    for page in pages:
-        for r in page["ResourceTagMappingList"]:
-            arn = r["ResourceARN"]
-            if ":kms:" in arn and aws("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion":
-                continue
-            if ":natgateway/" in arn:
-                nat = aws("ec2").describe_nat_gateways(NatGatewayIds=[arn.rsplit("/", 1)[1]])["NatGateways"][0]
-                if nat["State"] in ("deleting", "deleted"):
-                    continue
-            if ":task-definition/" in arn:
-                td = aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
-                if td["status"] == "INACTIVE":
-                    continue
-            if ":ecs:" in arn and ":cluster/" in arn:
-                clusters = aws("ecs").describe_clusters(clusters=[arn])["clusters"]
-                if not clusters or clusters[0]["status"] == "INACTIVE":
-                    continue
-            if ":ecs:" in arn and ":service/" in arn:
-                cluster = arn.split(":service/")[1].split("/")[0]
-                services = aws("ecs").describe_services(cluster=cluster, services=[arn])["services"]
-                if not services or services[0]["status"] in ("INACTIVE", "DRAINING"):
-                    continue
-            if ":cluster-snapshot:rds:" in arn:
-                # An automated snapshot: AWS deletes these with their cluster; moto keeps them.
-                cluster = arn.split(":cluster-snapshot:rds:")[1].rsplit("-", 5)[0]
-                if not [
-                    c for c in aws("rds").describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"] == cluster
-                ]:
-                    continue
-            found.append(arn)
-    return found
+def tagged(cli, suffixes):
+    from orchestrator.aws import Aws
+    from orchestrator.leftovers import live_tagged
+
+    return live_tagged(Aws("us-east-1", endpoint_url=cli.emulator), suffixes, {"Project": "payment-platform"})
 
 
 def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):
-    assert tagged(aws, SUFFIXES), "the tagging API sees the deployed resources"
-    for args in (("--suffix", "pr1"), ()):
-        r = cli("teardown", "--env", "dev", "--yes", "--json", *args)
-        assert r.exit_code == 0, r.stderr[-4000:]
-        order = [u["unit"] for u in json.loads(r.stdout)["units"]]
-        assert order[0] == "app" and order[-1] == "network"
-    left = tagged(aws, SUFFIXES)
+    assert tagged(cli, SUFFIXES), "the tagging API sees the deployed resources"
+    r = cli("teardown", "--env", "dev", "--yes", "--json")
+    assert r.exit_code == 0, r.stderr[-4000:]
+    order = [u["unit"] for u in json.loads(r.stdout)["units"]]
+    assert order[0] == "app" and order[-1] == "network"
+    left = tagged(cli, SUFFIXES)
     assert left == [], "\n".join(left)
     assert not [
         v
