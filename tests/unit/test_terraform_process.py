@@ -158,13 +158,25 @@ def test_interrupt_kills_after_the_grace_period(tmp_path, ws):
         registry=registry,
     )
     started = tmp_path / "started"
-    t = threading.Thread(
-        target=lambda: pytest.raises(Interrupted, tf.run, ws, ["apply"], extra_env={"STARTED": str(started)})
-    )
+    outcome: list[BaseException | None] = []
+
+    def run():
+        # The outcome is recorded and asserted in the test's own thread, after join.
+        try:
+            tf.run(ws, ["apply"], extra_env={"STARTED": str(started)})
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
     t.start()
+    deadline = time.monotonic() + 10
     while not started.exists():
+        assert time.monotonic() < deadline, "the fake terraform never started"
         time.sleep(0.05)
     t0 = time.monotonic()
     registry.interrupt_all(signal.SIGINT, grace=1)
     t.join(10)
+    assert not t.is_alive(), "tf.run did not return after the kill"
     assert registry.live() == 0 and time.monotonic() - t0 < 5
+    assert len(outcome) == 1 and isinstance(outcome[0], Interrupted), outcome
