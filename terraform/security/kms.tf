@@ -52,13 +52,20 @@ locals {
     "kms:DescribeKey",
     "kms:CreateGrant",
   ]
+  via_services = {
+    # the rotation function's environment is encrypted with the data key too
+    data   = ["rds", "secretsmanager", "lambda"]
+    alerts = ["sns", "sqs"]
+  }
 }
 
-data "aws_iam_policy_document" "data_key" {
-  source_policy_documents = [data.aws_iam_policy_document.key_admin.json]
+data "aws_iam_policy_document" "use_via_services" {
+  # checkov:skip=CKV_AWS_356: a key policy: Resource "*" is this key, AWS allows nothing narrower
+  # checkov:skip=CKV_AWS_111: a key policy: use by this account only, through the named services only
+  for_each = local.via_services
 
   statement {
-    sid       = "UseThroughRdsSecretsManagerAndLambda"
+    sid       = "UseThroughItsServices"
     actions   = local.via_service_actions
     resources = ["*"] # key policy: "*" is this key
 
@@ -76,14 +83,16 @@ data "aws_iam_policy_document" "data_key" {
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values = [
-        "rds.${local.region}.amazonaws.com",
-        "secretsmanager.${local.region}.amazonaws.com",
-        # the rotation function's environment is encrypted with this key
-        "lambda.${local.region}.amazonaws.com",
-      ]
+      values   = [for service in each.value : "${service}.${local.region}.amazonaws.com"]
     }
   }
+}
+
+data "aws_iam_policy_document" "data_key" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.key_admin.json,
+    data.aws_iam_policy_document.use_via_services["data"].json,
+  ]
 }
 
 resource "aws_kms_key" "data" {
@@ -157,33 +166,10 @@ resource "aws_kms_alias" "logs" {
 
 # Alerts: SNS topic and its SQS dead-letter queue; CloudWatch alarms publish.
 data "aws_iam_policy_document" "alerts_key" {
-  source_policy_documents = [data.aws_iam_policy_document.key_admin.json]
-
-  statement {
-    sid       = "UseThroughSnsAndSqs"
-    actions   = local.via_service_actions
-    resources = ["*"] # key policy: "*" is this key
-
-    principals {
-      type        = "AWS"
-      identifiers = [local.account_root]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:CallerAccount"
-      values   = [local.account_id]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values = [
-        "sns.${local.region}.amazonaws.com",
-        "sqs.${local.region}.amazonaws.com",
-      ]
-    }
-  }
+  source_policy_documents = [
+    data.aws_iam_policy_document.key_admin.json,
+    data.aws_iam_policy_document.use_via_services["alerts"].json,
+  ]
 
   statement {
     sid       = "AlarmsAndSnsOfThisAccount"

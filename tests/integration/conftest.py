@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,21 +35,35 @@ def moto_url(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def aws(moto_url):
-    """boto3 clients straight to the session's moto server, for checking what the CLI did."""
+def clients_for(url: str):
+    """boto3 clients straight to a moto server, for checking what the CLI did."""
     import boto3
 
     def client(service):
         return boto3.client(
             service,
-            endpoint_url=moto_url,
+            endpoint_url=url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
         )
 
     return client
+
+
+@contextlib.contextmanager
+def own_emulator(log_dir: Path):
+    """A moto server of one's own, for tests that count what is in the account."""
+    server = local.start(log_path=log_dir / "moto.log")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(moto_url):
+    return clients_for(moto_url)
 
 
 @pytest.fixture(scope="session")

@@ -14,34 +14,23 @@ import shutil
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
-from orchestrator import local
 from tests.helpers import ROOT, Cli
+from tests.integration.conftest import clients_for, own_emulator
 
 FAST = 10.0  # seconds: the bound for a preflight answer
 
 
 @pytest.fixture
 def emulator(tmp_path):
-    server = local.start(log_path=tmp_path / "moto.log")
-    yield server.url
-    server.stop()
+    with own_emulator(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def client(emulator):
-    def make(service):
-        return boto3.client(
-            service,
-            endpoint_url=emulator,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-    return make
+    return clients_for(emulator)
 
 
 @pytest.fixture

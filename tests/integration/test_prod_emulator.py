@@ -12,34 +12,23 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
-from orchestrator import local
 from tests.helpers import ROOT, Cli
+from tests.integration.conftest import clients_for, own_emulator
 
 pytestmark = pytest.mark.platform
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    server = local.start(log_path=tmp_path_factory.mktemp("moto-prod") / "moto.log")
-    yield server.url
-    server.stop()
+    with own_emulator(tmp_path_factory.mktemp("moto-prod")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def client(emulator):
-    def make(service):
-        return boto3.client(
-            service,
-            endpoint_url=emulator,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-    return make
+    return clients_for(emulator)
 
 
 @pytest.fixture(scope="module")
