@@ -118,8 +118,10 @@ def plan_environment(
     preflight.seed(preflight.Context(env, aws, ROOT), stack.preflight)
     zone_id = None
     if env.settings["domain_name"]:
-        zones = aws.client("route53").list_hosted_zones_by_name(DNSName=env.settings["domain_name"])["HostedZones"]
-        zone_id = zones[0]["Id"].split("/")[-1]
+        name = env.settings["domain_name"] + "."
+        zones = aws.client("route53").list_hosted_zones_by_name(DNSName=name)["HostedZones"]
+        (zone,) = [z for z in zones if z["Name"] == name]  # staging's zone is a sub-domain of prod's
+        zone_id = zone["Id"].split("/")[-1]
     redactor = Redactor()
     tf = Terraform(
         find_binary(), cli_config=write_cli_config(work, mirror), base_env=aws.terraform_env(), redactor=redactor
