@@ -374,6 +374,11 @@ def deploy(
     skip_preflight: bool = typer.Option(
         False, "--skip-preflight", help="Do not run the preflight checks first (the summary says so)."
     ),
+    allow_replace: list[str] = typer.Option(
+        [],
+        "--allow-replace",
+        help="Protected environments: let the plan delete or replace this stateful resource (an address; repeatable).",
+    ),
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
 ):
@@ -394,6 +399,7 @@ def deploy(
                 s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
             )
             engine.resume = resume
+            engine.allow_replace = set(allow_replace)
             report = engine.deploy(only_list)
             report.preflight = preflight
             order = [u for u in s.stack.graph.order() if u in report.units]

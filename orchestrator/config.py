@@ -90,6 +90,9 @@ class Stack:
     teardown_unprotected_settings: dict[str, Any] = field(default_factory=dict)
     # [[preflight]] entries: a named check and its arguments
     preflight: tuple[dict[str, Any], ...] = ()
+    # [guard] stateful_types: resource types whose delete or replace a protected
+    # environment applies only when the operator names the address
+    stateful_types: frozenset[str] = frozenset()
 
     def teardown_overrides(self, protected: bool) -> dict[str, Any]:
         return {**self.teardown_settings, **({} if protected else self.teardown_unprotected_settings)}
@@ -144,6 +147,9 @@ def load_stack(terraform_dir: Path) -> Stack:
     preflight = data.get("preflight", [])
     if not isinstance(preflight, list) or not all(isinstance(p, dict) and "check" in p for p in preflight):
         raise ConfigError(f'{path}: [[preflight]] entries need check = "<name>"')
+    stateful = data.get("guard", {}).get("stateful_types", [])
+    if not isinstance(stateful, list) or not all(isinstance(t, str) for t in stateful):
+        raise ConfigError(f"{path}: [guard] stateful_types must be a list of resource types")
     stack = Stack(
         root=terraform_dir,
         manifest_path=path,
@@ -153,6 +159,7 @@ def load_stack(terraform_dir: Path) -> Stack:
         teardown_settings=teardown_tables["settings"],
         teardown_unprotected_settings=teardown_tables["unprotected_settings"],
         preflight=tuple(preflight),
+        stateful_types=frozenset(stateful),
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack

@@ -124,6 +124,8 @@ class Engine:
         self.queue: ReadyQueue | None = None
         self.resume = resume
         self.plan_early = plan_early
+        # addresses of stateful resources a protected environment may delete or replace this run
+        self.allow_replace: set[str] = set()
         # At most `parallelism` terraform commands at once, early plans included.
         self._slots = threading.BoundedSemaphore(parallelism)
         self._early: dict[str, Future] = {}
@@ -424,6 +426,16 @@ class Engine:
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.take_counts(summary)
+            refused = self._refused(summary)
+            if refused:
+                ws.plan_path.unlink(missing_ok=True)  # never applied
+                result.status = Status.FAILED
+                result.detail = (
+                    f"refused: in protected environment {self.env.name} the plan deletes or replaces "
+                    f"{', '.join(refused)} (stateful); nothing was applied. To accept, run again with "
+                    + " ".join(f"--allow-replace {a}" for a in refused)
+                )
+                return result
             if self.confirm is not None:
                 with self._confirm_lock:
                     ok = self.confirm(unit, summary)
@@ -440,6 +452,13 @@ class Engine:
             result.status = Status.NO_CHANGES
         ws.plan_path.unlink(missing_ok=True)
         return self._after_apply(unit, result)
+
+    def _refused(self, summary: PlanSummary) -> list[str]:
+        """Stateful resources a protected environment's plan would delete or replace,
+        unless the operator named them (--allow-replace)."""
+        if not self.env.protected:
+            return []
+        return [a for a in summary.deletes(self.stack.stateful_types) if a not in self.allow_replace]
 
     def _after_apply(self, unit: str, result: UnitResult) -> UnitResult:
         """Outputs read once from the state in S3, then the unit's post-apply hooks."""
