@@ -35,14 +35,9 @@ def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
         return False  # a missing key fails every operator used here (no ...IfExists)
     actual = context[key]
     expected = _as_list(expected)
-    if operator in ("StringEquals", "ArnEquals"):
-        # IAM's ArnEquals takes wildcards like ArnLike; the policies here use none with it.
-        return (
-            any(actual == e for e in expected)
-            if operator == "StringEquals"
-            else any(fnmatch.fnmatchcase(actual, e) for e in expected)
-        )
-    if operator in ("StringLike", "ArnLike"):
+    if operator == "StringEquals":
+        return actual in expected
+    if operator in ("StringLike", "ArnLike", "ArnEquals"):  # IAM's ArnEquals takes wildcards like ArnLike
         return any(fnmatch.fnmatchcase(actual, e) for e in expected)
     if operator == "Bool":
         return any(str(actual).lower() == str(e).lower() for e in expected)
