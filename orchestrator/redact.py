@@ -29,6 +29,11 @@ class Redactor:
             with self._lock:
                 self._values.add(value)
 
+    def values(self) -> list[str]:
+        """The registered secret values (handed to tfshim.py, which masks terraform's log with them)."""
+        with self._lock:
+            return sorted(self._values)
+
     def redact(self, text: str) -> str:
         if not text:
             return text

@@ -16,9 +16,9 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,8 @@ _TRANSIENT_RE = re.compile("|".join(TRANSIENT_PATTERNS))
 _LOCK_RE = re.compile(r"Error acquiring the state lock")
 
 STDERR_TAIL_LINES = 40
+SHIM = Path(__file__).with_name("tfshim.py")
+FOLLOW_INTERVAL = 0.05  # seconds between reads of a unit's log while its terraform runs
 
 
 def find_binary(explicit: str | None = None) -> str:
@@ -306,6 +308,11 @@ class Workspace:
     def log_path(self) -> Path:
         return self.work_dir / "terraform.log"
 
+    @property
+    def marker_path(self) -> Path:
+        """Exists while a terraform command runs for this working copy (written by tfshim.py)."""
+        return self.work_dir / "running.json"
+
 
 class Terraform:
     def __init__(
@@ -328,6 +335,7 @@ class Terraform:
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.registry = registry
+        self.run_id = ""  # the run this terraform works for, recorded beside each command
 
     # ---- process ---------------------------------------------------------
     def env_for(self, ws: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -355,13 +363,12 @@ class Terraform:
         extra_env: Mapping[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
         capture: bool = False,
-        log: bool = True,
         retry_transient: bool = True,
     ) -> CommandResult:
         attempts = 0
         while True:
             attempts += 1
-            result = self._run_once(ws, args, extra_env=extra_env, on_line=on_line, capture=capture, log=log)
+            result = self._run_once(ws, args, extra_env=extra_env, on_line=on_line, capture=capture)
             if result.returncode in ok_codes:
                 return CommandResult(**{**result.__dict__, "attempts": attempts})
             if self.registry.interrupted is not None:
@@ -379,83 +386,103 @@ class Terraform:
                 stderr_tail=result.stderr_tail,
             )
 
-    def _run_once(self, ws, args, *, extra_env, on_line, capture, log) -> CommandResult:
+    def _run_once(self, ws, args, *, extra_env, on_line, capture) -> CommandResult:
         ws.work_dir.mkdir(parents=True, exist_ok=True)
+        if capture:
+            return self._run_captured(ws, args, extra_env=extra_env)
+        return self._run_detached(ws, args, extra_env=extra_env, on_line=on_line)
+
+    def _run_captured(self, ws, args, *, extra_env) -> CommandResult:
+        """Read-only commands whose stdout is data (show -json, output -json): a pipe, never logged.
+        They hold no lock and write nothing, so dying with the orchestrator loses nothing."""
         cmd = [self.binary, f"-chdir={ws.source_dir}", *args]
-        env = self.env_for(ws, extra_env)
         started = time.monotonic()
-        tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-        out_chunks: list[str] = []
-        log_file = open(ws.log_path, "a", encoding="utf-8", buffering=1) if log else None  # noqa: SIM115
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ws.work_dir,
+            env=self.env_for(ws, extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+        self.registry.add(proc)
         try:
-            if log_file:
-                log_file.write(f"\n$ terraform {' '.join(args)}\n")
-                log_file.flush()
-            proc = subprocess.Popen(
-                cmd,
-                cwd=ws.work_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=True,  # own process group: signals go to it explicitly
-            )
-            self.registry.add(proc)
-
-            def pump_stderr():
-                for line in proc.stderr:
-                    clean = self.redactor.redact(line.rstrip("\n"))
-                    tail.append(clean)
-                    if log_file:
-                        log_file.write(clean + "\n")
-                    if on_line:
-                        on_line(clean)
-
-            def pump_stdout():
-                for line in proc.stdout:
-                    if capture:
-                        out_chunks.append(line)
-                        continue
-                    clean = self.redactor.redact(line.rstrip("\n"))
-                    out_chunks.append(clean + "\n")
-                    if log_file:
-                        log_file.write(clean + "\n")
-                    if on_line:
-                        on_line(clean)
-
-            pumps = [threading.Thread(target=f, daemon=True) for f in (pump_stderr, pump_stdout)]
-            for t in pumps:
-                t.start()
-            timer = threading.Timer(self.timeout, _timeout_kill, args=(proc,))
-            timer.daemon = True
-            timer.start()
-            try:
-                proc.wait()
-            finally:
-                timer.cancel()
-                if proc.poll() is None:
-                    _signal_group(proc, signal.SIGKILL)
-                    proc.wait()
-                # terraform is gone: nothing of its process group may outlive it
-                # (a straggler would also hold the pipes open).
-                _signal_group(proc, signal.SIGKILL)
-                for t in pumps:
-                    t.join(timeout=10)
-                self.registry.remove(proc)
+            out, errout = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            out, errout = proc.communicate()
         finally:
-            if log_file:
-                log_file.close()
-        rc = proc.returncode
-        if rc < 0:  # killed by a signal (timeout or interrupt)
-            rc = 128 - rc
+            self.registry.remove(proc)
+        tail = [self.redactor.redact(line) for line in errout.splitlines()[-STDERR_TAIL_LINES:]]
+        return CommandResult(cmd, _exit_code(proc.returncode), out, "\n".join(tail), time.monotonic() - started)
+
+    def _run_detached(self, ws, args, *, extra_env, on_line) -> CommandResult:
+        """Commands that can take a lock or write state run under tfshim.py, in a session of
+        their own and with no pipe to this process: if the orchestrator dies, terraform still
+        finishes, writes its state and releases its lock. Its output reaches us through the
+        unit's log file (redacted by the shim before it is written), which we follow."""
+        cmd = [self.binary, f"-chdir={ws.source_dir}", *args]
+        started = time.monotonic()
+        with open(ws.log_path, "a", encoding="utf-8") as log_file:
+            log_file.write(f"\n$ terraform {' '.join(args)}\n")
+            offset = log_file.tell()
+        proc = subprocess.Popen(
+            [sys.executable, str(SHIM), str(ws.log_path), str(ws.marker_path), "--", *cmd],
+            cwd=ws.work_dir,
+            env=self.env_for(ws, extra_env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # own session and process group: signals go to it explicitly
+        )
+        self.registry.add(proc)
+        info = {"command": args[0], "args": args[1:], "orchestrator_pid": os.getpid(), "run_id": self.run_id}
+        try:
+            proc.stdin.write(json.dumps({"mask": self.redactor.values(), "info": info}).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        timer = threading.Timer(self.timeout, _timeout_kill, args=(proc,))
+        timer.daemon = True
+        timer.start()
+        lines: list[str] = []
+        try:
+            with open(ws.log_path, encoding="utf-8", errors="replace") as follow:
+                follow.seek(offset)
+                partial = ""
+                while True:
+                    finished = proc.poll() is not None  # checked before the read: nothing is missed
+                    chunk = follow.read()
+                    if chunk:
+                        partial += chunk
+                        *complete, partial = partial.split("\n")
+                        for line in complete:
+                            lines.append(line)
+                            if on_line:
+                                on_line(line)
+                    elif finished:
+                        break
+                    else:
+                        time.sleep(FOLLOW_INTERVAL)
+                if partial:
+                    lines.append(partial)
+                    if on_line:
+                        on_line(partial)
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # only when following the log itself failed
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+            self.registry.remove(proc)
         return CommandResult(
             command=cmd,
-            returncode=rc,
-            stdout="".join(out_chunks),
-            stderr_tail="\n".join(tail),
+            returncode=_exit_code(proc.returncode),
+            stdout="".join(line + "\n" for line in lines),
+            stderr_tail="\n".join(lines[-STDERR_TAIL_LINES:]),
             duration=time.monotonic() - started,
         )
 
@@ -524,6 +551,10 @@ class Terraform:
     def state_push(self, ws: Workspace, state_file: Path, **kw) -> CommandResult:
         # Subcommand first: "state -no-color push" is not a command.
         return self.run(ws, ["state", "push", str(state_file)], retry_transient=False, **kw)
+
+
+def _exit_code(rc: int) -> int:
+    return 128 - rc if rc < 0 else rc  # killed by a signal (timeout or interrupt)
 
 
 def _timeout_kill(proc: subprocess.Popen) -> None:

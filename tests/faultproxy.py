@@ -26,8 +26,11 @@ class Rule:
     times: int = 1  # how many matching requests to hit (-1: all)
     seconds: float = 0.0  # for latency
     hits: int = 0
+    path_contains: str = ""  # only requests whose path holds this (e.g. ".tflock")
 
-    def take(self) -> bool:
+    def take(self, path: str = "") -> bool:
+        if self.path_contains and self.path_contains not in path:
+            return False
         if self.times == -1 or self.hits < self.times:
             self.hits += 1
             return True
@@ -60,7 +63,7 @@ class FaultProxy:
                 op = operation_name(self.command, self.path, self.headers, body)
                 with proxy.lock:
                     proxy.seen[op] += 1
-                    rule = next((r for r in proxy.rules if r.operation in (op, op.split(".")[-1]) and r.take()), None)
+                    rule = next((r for r in proxy.rules if r.operation in (op, op.split(".")[-1]) and r.take(self.path)), None)
                     if rule:
                         proxy.faults[(op, rule.fault)] += 1
                 if rule and rule.fault == "latency":
