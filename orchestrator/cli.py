@@ -52,9 +52,23 @@ def abort(exc: OrchestratorError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def _detach_from_terminal() -> None:
+    """After a hang-up the terminal is gone and every write to it fails (EIO): what is
+    still said goes nowhere instead of ending the graceful stop with an error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        try:
+            if os.isatty(fd):
+                os.dup2(devnull, fd)
+        except OSError:
+            pass
+    os.close(devnull)
+
+
 class _Guard:
     """Runs a command body: library errors become one line and their exit code;
-    SIGINT/SIGTERM are forwarded once to terraform and end the run as interrupted."""
+    SIGINT, SIGTERM and SIGHUP (a closed terminal) are forwarded once to terraform as
+    SIGINT and end the run as interrupted."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -65,6 +79,8 @@ class _Guard:
 
         first = self.signum is None
         self.signum = signum
+        if signum == signal.SIGHUP:
+            _detach_from_terminal()
         if first:
             err(f"\n[orchestrator] {signal.Signals(signum).name}: stopping terraform gracefully (no new units start)")
         if self.engine is not None and self.engine.queue is not None:
@@ -73,7 +89,7 @@ class _Guard:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            self._old = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         return self
 
     def __exit__(self, et, ev, tb):

@@ -368,16 +368,28 @@ class Terraform:
         attempts = 0
         while True:
             attempts += 1
+            since = time.time()
             result = self._run_once(ws, args, extra_env=extra_env, on_line=on_line, capture=capture)
             if result.returncode in ok_codes:
                 return CommandResult(**{**result.__dict__, "attempts": attempts})
             if self.registry.interrupted is not None:
                 raise Interrupted(f"terraform {args[0]} of {ws.unit} interrupted", signum=self.registry.interrupted)
             if _LOCK_RE.search(result.stderr_tail):
+                info = parse_lock_info(result.stderr_tail)
+                if attempts <= self.max_retries and own_lost_lock(info, args[0], since):
+                    # The lock write reached the backend but its reply was lost; the SDK retried
+                    # the conditional write and found the lock this very command had just taken.
+                    note(
+                        ws,
+                        f"[orchestrator] state lock {info['ID']} was taken by this command's own request "
+                        "whose reply was lost: released, retrying",
+                        on_line,
+                    )
+                    self.run(ws, ["force-unlock", "-force", info["ID"]], retry_transient=False, on_line=on_line)
+                    continue
                 raise lock_error(ws.unit, result)
             if retry_transient and attempts <= self.max_retries and _TRANSIENT_RE.search(result.stderr_tail):
-                if on_line:
-                    on_line(f"[orchestrator] transient error, retry {attempts}/{self.max_retries}")
+                note(ws, f"[orchestrator] transient error, retry {attempts}/{self.max_retries}", on_line)
                 time.sleep(self.retry_delay * attempts)
                 continue
             raise TerraformError(
@@ -553,6 +565,15 @@ class Terraform:
         return self.run(ws, ["state", "push", str(state_file)], retry_transient=False, **kw)
 
 
+def note(ws: Workspace, text: str, on_line: Callable[[str], None] | None = None) -> None:
+    """A line of the orchestrator's own in the unit's log (and on its progress line)."""
+    ws.work_dir.mkdir(parents=True, exist_ok=True)
+    with open(ws.log_path, "a", encoding="utf-8") as log:
+        log.write(text + "\n")
+    if on_line:
+        on_line(text)
+
+
 def _exit_code(rc: int) -> int:
     return 128 - rc if rc < 0 else rc  # killed by a signal (timeout or interrupt)
 
@@ -589,6 +610,47 @@ _LOCK_FIELD_RE = re.compile(r"^\s*│?\s*(ID|Path|Operation|Who|Version|Created)
 
 def parse_lock_info(text: str) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in _LOCK_FIELD_RE.finditer(text)}
+
+
+_LOCK_OPERATIONS = {"plan": "OperationTypePlan", "apply": "OperationTypeApply", "destroy": "OperationTypeApply"}
+_GO_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d+))? ([+-]\d{4})")
+
+
+def terraform_identity() -> str:
+    """What terraform writes as a lock's Who: the uid's user name @ host name."""
+    import pwd
+    import socket
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def lock_created(text: str) -> float | None:
+    """Epoch seconds of a lock's Created ("2026-11-29 16:20:18.097311031 +0000 UTC")."""
+    from datetime import datetime
+
+    m = _GO_TIME_RE.match(text.strip())
+    if not m:
+        return None
+    fraction = (m.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.strptime(f"{m.group(1)}.{fraction} {m.group(3)}", "%Y-%m-%d %H:%M:%S.%f %z").timestamp()
+
+
+def own_lost_lock(info: Mapping[str, str], command: str, since: float) -> bool:
+    """A lock this failed command took itself: same user@host, same operation, created after the
+    command started. Nothing else of ours can have taken it: no two commands of a run touch one
+    unit at once, and the environment's run lock keeps other runs out."""
+    created = lock_created(info.get("Created", ""))
+    return (
+        bool(info.get("ID"))
+        and info.get("Who") == terraform_identity()
+        and info.get("Operation") == _LOCK_OPERATIONS.get(command)
+        and created is not None
+        and created >= since - 1.0
+    )
 
 
 def lock_error(unit: str, result: CommandResult) -> StateLockedError:

@@ -63,7 +63,9 @@ class FaultProxy:
                 op = operation_name(self.command, self.path, self.headers, body)
                 with proxy.lock:
                     proxy.seen[op] += 1
-                    rule = next((r for r in proxy.rules if r.operation in (op, op.split(".")[-1]) and r.take(self.path)), None)
+                    rule = next(
+                        (r for r in proxy.rules if r.operation in (op, op.split(".")[-1]) and r.take(self.path)), None
+                    )
                     if rule:
                         proxy.faults[(op, rule.fault)] += 1
                 if rule and rule.fault == "latency":

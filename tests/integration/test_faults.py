@@ -207,3 +207,38 @@ def test_lost_create_key_reply_leaves_no_orphan_key(proxy, mirror, tmp_path, mot
         TagFilters=[{"Key": "orchestrator:alias", "Values": ["alias/fixture-lostkey-dev"]}],
     )
     assert len(keys["ResourceTagMappingList"]) == 1
+
+
+@pytest.mark.parametrize(
+    "env, rule",
+    [
+        ("dev", Rule("S3:PUT", "lost_reply", times=1, path_contains=".tflock")),  # S3-native lock file
+        ("staging", Rule("dynamodb.PutItem", "lost_reply", times=1)),  # DynamoDB lock table
+    ],
+    ids=["s3-lockfile", "dynamodb"],
+)
+def test_a_lock_write_whose_reply_is_lost_is_not_a_lock_held_by_someone_else(proxy, mirror, tmp_path, env, rule):
+    """The self-lock seen on a loaded CI machine, made deterministic: terraform's lock write
+    reaches the backend, the reply is lost, the SDK retries the conditional write and finds
+    the lock its own first attempt took ("locked by <same user@host>, created 0.5 s ago",
+    operation plan). The run recognises its own lock, releases it and goes on."""
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    cli = Cli(project, tmp_path / "w", proxy.url, mirror)
+    assert cli("bootstrap", "--env", env).exit_code == 0
+    proxy.rules.append(rule)
+    r = cli("deploy", "--env", env, "--suffix", "lost", "--only", "base", "--yes", "--no-smoke", "--json")
+    assert proxy.faults[(rule.operation, "lost_reply")] == 1  # the fault did happen
+    assert r.exit_code == 0, r.output
+    log = (tmp_path / "w" / "envs" / f"{env}-lost" / "base" / "terraform.log").read_text()
+    assert "Error acquiring the state lock" in log  # terraform did trip over its own lock
+    assert "was taken by this command's own request whose reply was lost: released, retrying" in log
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert units["base"]["status"] == "succeeded" and units["base"]["retries"] == 1
+    proxy.rules.clear()
+    assert cli("plan", "--env", env, "--suffix", "lost", "--only", "base").exit_code == 0
+    assert (
+        cli("teardown", "--env", env, "--suffix", "lost", "--yes", "--allow-protected", "--confirm", env).exit_code == 0
+    )
