@@ -577,6 +577,22 @@ def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
     return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
 
 
+def read_state_lock(aws: Aws, env: Environment, unit: str) -> dict | None:
+    """The terraform lock on a unit's state, if one is held: its Info (ID, Who, Operation, Created),
+    from the lock file beside the state or the DynamoDB lock table."""
+    b = env.backend
+    key = b.state_key(env.env_id, unit)
+    if b.locking == "dynamodb":
+        ddb = aws.client("dynamodb", b.region)
+        item = ddb.get_item(TableName=b.dynamodb_table, Key={"LockID": {"S": f"{b.bucket}/{key}"}}).get("Item")
+        return json.loads(item["Info"]["S"]) if item and "Info" in item else None
+    s3 = aws.client("s3", b.region)
+    try:
+        return json.loads(s3.get_object(Bucket=b.bucket, Key=key + ".tflock")["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
 def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
     """env_id -> units with non-empty state, under this environment's key prefix."""
     s3 = aws.client("s3", env.backend.region)

@@ -6,6 +6,7 @@ terraform layer) happen inside the commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -34,6 +35,11 @@ JsonOpt = typer.Option(
     False, "--json", help="Write the run report as JSON on stdout (schema: docs/report-schema.json)."
 )
 EventsOpt = typer.Option(False, "--events", help="Stream NDJSON events on stdout as units start and finish.")
+TakeOverOpt = typer.Option(
+    False,
+    "--take-over-stale-lock",
+    help="Take over the environment's run lock if its holder is gone (dead process on this host, or not renewed).",
+)
 
 
 def _opts(ctx: typer.Context):
@@ -55,10 +61,16 @@ def abort(exc: OrchestratorError) -> None:
 def _detach_from_terminal() -> None:
     """After a hang-up the terminal is gone and every write to it fails (EIO): what is
     still said goes nowhere instead of ending the graceful stop with an error."""
+    import stat
+
     devnull = os.open(os.devnull, os.O_WRONLY)
+    null_dev = os.fstat(devnull).st_rdev
     for fd in (1, 2):
         try:
-            if os.isatty(fd):
+            # isatty() is already false on a hung-up terminal: any character device but
+            # /dev/null is the terminal (pipes and files keep their output).
+            st = os.fstat(fd)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev != null_dev:
                 os.dup2(devnull, fd)
         except OSError:
             pass
@@ -328,8 +340,33 @@ def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=
         on_start=on_start,
         on_finish=on_finish,
     )
+    engine.say = err
     guard.engine = engine
     return engine
+
+
+def _duration(text: str) -> float:
+    """terraform-style durations: 90s, 10m, 1h, 1h30m."""
+    import re
+
+    if not re.fullmatch(r"(?:\d+[hms])+", text or ""):
+        raise ConfigError(f"invalid duration {text!r}: e.g. 30s, 10m, 1h")
+    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"(\d+)([hms])", text)))
+
+
+@contextlib.contextmanager
+def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bool = False):
+    """One run per environment: the run lock is held around everything the run does."""
+    from orchestrator.journal import who
+    from orchestrator.runlock import RunLock
+
+    lock = RunLock(s.aws, s.env, engine.key_arn(), run_id=engine.run_id, command=command, who=who())
+    lock.acquire(timeout=_duration(lock_timeout), take_over=take_over, on_wait=lambda m: err(f"[orchestrator] {m}"))
+    if lock.taken_over is not None:
+        err(f"[orchestrator] took over the stale run lock of run {lock.taken_over.run_id}")
+    engine.run_lock = lock
+    with lock:
+        yield lock
 
 
 def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
@@ -345,6 +382,8 @@ def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool 
             err(f"\n--- {unit} failed (full log: {r.log_path}) ---")
             err(s.redactor.redact(failure_block(r)))
     err("")
+    for note in report.notes:
+        err(note)
     err(summary_table(report.units, order))
     if report.preflight is not None:
         err(f"preflight: {report.preflight['summary']}")
@@ -395,6 +434,7 @@ def deploy(
         "--allow-replace",
         help="Protected environments: let the plan delete or replace this stateful resource (an address; repeatable).",
     ),
+    take_over: bool = TakeOverOpt,
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
 ):
@@ -410,19 +450,36 @@ def deploy(
         confirm = _confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             s.stack.graph.subset(only_list) if only_list else None
-            preflight = _preflight(s, skip_preflight)
             engine = _engine(
                 s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
             )
             engine.resume = resume
             engine.allow_replace = set(allow_replace)
-            report = engine.deploy(only_list)
+            with _run_locked(s, engine, "deploy", lock_timeout, take_over):
+                preflight = _preflight(s, skip_preflight)
+                report = engine.deploy(only_list)
             report.preflight = preflight
             order = [u for u in s.stack.graph.order() if u in report.units]
             if smoke_checks and not only_list and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
                 report.smoke = run_smoke(s.aws, outputs, s.env.settings)
             _finish(report, s, json_out, order)
+
+
+def _report_orphans(s, report) -> None:
+    """After a teardown that went through: what is still tagged for the environment and in no state."""
+    from orchestrator import orphans as orphans_mod
+
+    if report.failed or not s.stack.ownership_tags:
+        return
+    found = orphans_mod.find(s.aws, s.env, s.stack)
+    report.notes.append(
+        f"teardown left {len(found)} live resource(s) tagged for {s.env.env_id} in no state file "
+        f"(orchestrator orphans --env {s.env.name}{f' --suffix {s.env.suffix}' if s.env.suffix else ''})"
+        if found
+        else f"teardown left nothing: no live resource is tagged for {s.env.env_id}"
+    )
+    report.notes.extend(_orphan_lines(found))
 
 
 def _preflight(s, skip: bool) -> dict:
@@ -473,7 +530,8 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, events=events)
-            report = engine.plan(only_list, command=command)
+            with _run_locked(s, engine, command):
+                report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
             _finish(report, s, json_out, order, exit_changed=True)
 
@@ -558,6 +616,10 @@ def teardown(
     ),
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is set)."),
+    lock_timeout: str = typer.Option(
+        "0s", "--lock-timeout", help="How long to wait for another run of the environment, e.g. 10m."
+    ),
+    take_over: bool = TakeOverOpt,
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
 ):
@@ -584,9 +646,51 @@ def teardown(
                 raise typer.Exit(1)
         with open_session_(ctx, env, suffix) as s:
             engine = _engine(s, guard, parallelism=parallelism, events=events)
-            report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
+            with _run_locked(s, engine, "teardown", lock_timeout, take_over):
+                report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
+            _report_orphans(s, report)
             order = list(reversed(s.stack.graph.order()))
             _finish(report, s, json_out, order)
+
+
+def _orphan_lines(found) -> list[str]:
+    return [f"  {o.type:<24} {o.id:<40} created {o.created or '?'}  {o.arn}" for o in found]
+
+
+@app.command()
+def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
+    """Live resources tagged with the environment that no state file holds (left by a run that died).
+
+    Exit 0: none; 2: some found (listed with type, id, creation time). Nothing is changed.
+    Example: orchestrator orphans --env dev --suffix pr42
+    """
+    with _Guard():
+        from orchestrator import orphans as orphans_mod
+        from orchestrator.render import to_json
+
+        with open_session_(ctx, env, suffix) as s:
+            from orchestrator.backend import require_bucket
+
+            require_bucket(s.aws, s.env)
+            found = orphans_mod.find(s.aws, s.env, s.stack)
+        if json_out:
+            typer.echo(
+                to_json(
+                    {
+                        "schema_version": 1,
+                        "command": "orphans",
+                        "environment": s.env.env_id,
+                        "orphans": [o.as_dict() for o in found],
+                    }
+                )
+            )
+        if not found:
+            err(f"no orphans: every live resource tagged for {s.env.env_id} is in a state file")
+            return
+        err(f"{len(found)} live resource(s) tagged for {s.env.env_id} that no state file holds:")
+        for line in _orphan_lines(found):
+            err(line)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -773,16 +877,28 @@ def graph(
 @app.command("force-unlock")
 def force_unlock(
     ctx: typer.Context,
-    lock_id: str = typer.Argument(..., help="The lock id from the lock error."),
+    lock_id: Optional[str] = typer.Argument(None, help="The state lock id from the lock error (with --unit)."),
     env: str = EnvOpt,
-    unit: str = typer.Option(..., "--unit", help="The unit whose state is locked."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="The unit whose state is locked."),
+    run_id: Optional[str] = typer.Option(None, "--run", help="Release the environment's run lock held by this run."),
     suffix: Optional[str] = SuffixOpt,
 ):
-    """Release a state lock left by a dead run.
+    """Release a state lock (--unit U LOCK_ID) or the environment's run lock (--run RUN_ID) left by a dead run.
 
     Example: orchestrator force-unlock --env dev --unit network 3f2a...
     """
     with _Guard() as guard, open_session_(ctx, env, suffix) as s:
+        if run_id:
+            import time as _time
+
+            from orchestrator.backend import resolve_key_arn
+            from orchestrator.runlock import force_release
+
+            holder = force_release(s.aws, s.env, resolve_key_arn(s.aws, s.env), run_id)
+            typer.echo(f"released the run lock of {s.env.env_id} held by {holder.describe(_time.time())}")
+            return
+        if not unit or not lock_id:
+            raise ConfigError("force-unlock needs --unit UNIT LOCK_ID (a state lock) or --run RUN_ID (the run lock)")
         if unit not in s.stack.units:
             raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
         engine = _engine(s, guard)

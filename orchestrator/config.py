@@ -93,6 +93,12 @@ class Stack:
     # [guard] stateful_types: resource types whose delete or replace a protected
     # environment applies only when the operator names the address
     stateful_types: frozenset[str] = frozenset()
+    # [guard] public_security_groups: the only groups a protected environment's plan may open to
+    # 0.0.0.0/0 or ::/0 (addresses, e.g. the load balancer's)
+    public_security_groups: frozenset[str] = frozenset()
+    # [ownership] tags: tag key -> common variable; every resource of an environment carries these
+    # tags (default_tags), which is how `orphans` finds what the environment owns
+    ownership_tags: dict[str, str] = field(default_factory=dict)
 
     def teardown_overrides(self, protected: bool) -> dict[str, Any]:
         return {**self.teardown_settings, **({} if protected else self.teardown_unprotected_settings)}
@@ -147,9 +153,16 @@ def load_stack(terraform_dir: Path) -> Stack:
     preflight = data.get("preflight", [])
     if not isinstance(preflight, list) or not all(isinstance(p, dict) and "check" in p for p in preflight):
         raise ConfigError(f'{path}: [[preflight]] entries need check = "<name>"')
-    stateful = data.get("guard", {}).get("stateful_types", [])
-    if not isinstance(stateful, list) or not all(isinstance(t, str) for t in stateful):
-        raise ConfigError(f"{path}: [guard] stateful_types must be a list of resource types")
+    guard = data.get("guard", {})
+    for name in ("stateful_types", "public_security_groups"):
+        value = guard.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise ConfigError(f"{path}: [guard] {name} must be a list of strings")
+    ownership = data.get("ownership", {}).get("tags", {})
+    if not isinstance(ownership, dict) or not all(v in COMMON_VARIABLES for v in ownership.values()):
+        raise ConfigError(
+            f"{path}: [ownership] tags maps tag keys to common variables ({', '.join(sorted(COMMON_VARIABLES))})"
+        )
     stack = Stack(
         root=terraform_dir,
         manifest_path=path,
@@ -159,7 +172,9 @@ def load_stack(terraform_dir: Path) -> Stack:
         teardown_settings=teardown_tables["settings"],
         teardown_unprotected_settings=teardown_tables["unprotected_settings"],
         preflight=tuple(preflight),
-        stateful_types=frozenset(stateful),
+        stateful_types=frozenset(guard.get("stateful_types", [])),
+        public_security_groups=frozenset(guard.get("public_security_groups", [])),
+        ownership_tags=dict(ownership),
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack
@@ -178,6 +193,10 @@ class BackendSettings:
 
     def state_key(self, env_id: str, unit: str) -> str:
         return f"{self.key_prefix}/{env_id}/{unit}.tfstate"
+
+    def run_key(self, env_id: str, name: str) -> str:
+        """Per-environment run records beside the states: journal.json, run.lock."""
+        return f"{self.key_prefix}/_runs/{env_id}/{name}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,14 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import backend as backend_mod
+from orchestrator import guard
 from orchestrator.artifacts import build_zip
 from orchestrator.aws import Aws
 from orchestrator.config import Environment, Project, Stack, unit_variables
 from orchestrator.errors import ConfigError, ProtectedEnvironmentError
 from orchestrator.graph import UnitGraph
 from orchestrator.hooks import HOOKS
-from orchestrator.journal import fingerprint
+from orchestrator.journal import fingerprint, new_run_id
 from orchestrator.redact import Redactor
+from orchestrator.runlock import RunLockedError, pid_alive
 from orchestrator.runner import ReadyQueue, Status, UnitResult
 from orchestrator.terraform import PlanSummary, Terraform, Workspace, error_block
 
@@ -54,6 +57,7 @@ class RunReport:
     smoke: list = field(default_factory=list)
     interrupted: bool = False
     preflight: dict | None = None  # deploy: findings, or skipped
+    notes: list[str] = field(default_factory=list)  # what a previous run that died left behind
 
     def _not_deployed(self, r: UnitResult) -> bool:
         # plan/drift of a unit whose upstream has no state yet: everything differs
@@ -130,13 +134,21 @@ class Engine:
         self._slots = threading.BoundedSemaphore(parallelism)
         self._early: dict[str, Future] = {}
         self._journal = None
+        self.run_id = new_run_id()
+        self.tf.run_id = self.run_id
+        self.run_lock = None  # the environment's run lock, once the CLI took it
+        self.say: Callable[[str], None] = lambda text: None  # a line for the operator
+        self.notes: list[str] = []  # what recover() found, for the summary
+        self._previous: dict[str, dict] = {}  # the journal's unit records as this run found them
 
     @property
     def journal(self):
         if self._journal is None:
             from orchestrator.journal import Journal
 
-            self._journal = Journal(self.aws, self.env, self.key_arn(), self.redactor)
+            self._journal = Journal(self.aws, self.env, self.key_arn(), self.redactor, self.run_id)
+            # Only the holder of the environment's run lock writes the journal.
+            self._journal.writable = lambda: self.run_lock is None or self.run_lock.held
         return self._journal
 
     # ---- shared pieces -----------------------------------------------------
@@ -247,6 +259,10 @@ class Engine:
 
         def run(unit: str) -> UnitResult:
             result = UnitResult(unit, log_path=str(self.workspace(unit).log_path))
+            if self._command in ("deploy", "teardown"):
+                # Until the unit's own record replaces it: a run that dies here leaves "running",
+                # and the next run knows this unit's last command never finished.
+                self.journal.record(unit, command=self._command, status="running", fp=None, outputs=None)
             try:
                 result = action(unit, result)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
@@ -283,12 +299,57 @@ class Engine:
     def _state_outputs(self, unit: str) -> dict | None:
         return backend_mod.read_state_outputs(self.aws, self.env, unit)
 
+    # ---- after a crash ----------------------------------------------------------
+    def recover(self, graph: UnitGraph) -> None:
+        """What a previous run that died left behind, found before this one touches anything:
+        a terraform still running (waited for), a state lock whose terraform is gone (named, with
+        the command that releases it), a unit whose last command never finished (planned again:
+        its journal record says "running", so --resume never skips it)."""
+        deadline = time.monotonic() + self.tf.timeout
+        self._previous = {u: dict(r) for u, r in self.journal.load()["units"].items()}
+        for unit in graph.order():
+            ws = self.workspace(unit)
+            marker = _read_json(ws.marker_path)
+            if marker and pid_alive(marker.get("pid", 0), None):
+                self._note(
+                    f"{unit}: terraform {marker.get('command')} of run {marker.get('run_id') or '?'} "
+                    f"(pid {marker['pid']}) is still running: waiting for it to finish"
+                )
+                while ws.marker_path.exists() and pid_alive(marker["pid"], None):
+                    if time.monotonic() > deadline:
+                        raise RunLockedError(
+                            f"terraform {marker.get('command')} of unit {unit} (pid {marker['pid']}) is still "
+                            f"running after {int(self.tf.timeout)} s; nothing was changed"
+                        )
+                    time.sleep(0.5)
+            elif marker:
+                ws.marker_path.unlink(missing_ok=True)
+                self._note(f"{unit}: terraform {marker.get('command')} of run {marker.get('run_id') or '?'} was killed")
+            lock = backend_mod.read_state_lock(self.aws, self.env, unit)
+            if lock and str(lock.get("Who", "")).rpartition("@")[2] == socket.gethostname():
+                where = f"--env {self.env.name}" + (f" --suffix {self.env.suffix}" if self.env.suffix else "")
+                raise RunLockedError(
+                    f"state of unit {unit} is locked by {lock.get('Who')} since {lock.get('Created')} "
+                    f"(lock id {lock.get('ID')}, {lock.get('Operation')}), and no terraform runs for it on this "
+                    f"host any more; release it: orchestrator force-unlock {where} --unit {unit} {lock.get('ID')}"
+                )
+            last = self._previous.get(unit)
+            if last and last.get("status") == "running":
+                self._note(
+                    f"{unit}: the last {last.get('command')} (run {last.get('run_id')}) never finished: "
+                    "it is planned again"
+                )
+
+    def _note(self, text: str) -> None:
+        self.notes.append(f"previous run: {text}")
+        self.say(f"[orchestrator] previous run: {text}")
+
     # ---- deploy ------------------------------------------------------------
     def _journaled(self, command: str, graph: UnitGraph, action) -> RunReport:
         self._command = command
         self.journal.start(command)
         started = time.time()
-        report = RunReport(command, self.env.env_id, {}, started)
+        report = RunReport(command, self.env.env_id, {}, started, notes=self.notes)
         try:
             report.units = self._run_queue(graph, action)
         finally:
@@ -304,6 +365,7 @@ class Engine:
     def deploy(self, only: list[str] | None = None) -> RunReport:
         graph = self.graph(only)
         self.key_arn()
+        self.recover(graph)
         pool = self._start_early_plans(graph)
         try:
             return self._journaled("deploy", graph, self._deploy_unit)
@@ -385,7 +447,7 @@ class Engine:
         values = self.variables_for(unit, self._upstream())
         result.fingerprint = fingerprint(values, self.stack.units[unit].path)
         if self.resume:
-            last = self.journal.unit(unit)
+            last = self._previous.get(unit)
             if (
                 last
                 and last["status"] in (Status.SUCCEEDED.value, Status.NO_CHANGES.value)
@@ -426,14 +488,13 @@ class Engine:
         if changed:
             summary = PlanSummary.from_plan_text(r.stdout)
             result.take_counts(summary)
-            refused = self._refused(summary)
+            refused = self._refused(ws)
             if refused:
                 ws.plan_path.unlink(missing_ok=True)  # never applied
                 result.status = Status.FAILED
                 result.detail = (
-                    f"refused: in protected environment {self.env.name} the plan deletes or replaces "
-                    f"{', '.join(refused)} (stateful); nothing was applied. To accept, run again with "
-                    + " ".join(f"--allow-replace {a}" for a in refused)
+                    f"refused: in protected environment {self.env.name} the plan {'; '.join(refused)}; "
+                    "nothing was applied"
                 )
                 return result
             if self.confirm is not None:
@@ -453,12 +514,17 @@ class Engine:
         ws.plan_path.unlink(missing_ok=True)
         return self._after_apply(unit, result)
 
-    def _refused(self, summary: PlanSummary) -> list[str]:
-        """Stateful resources a protected environment's plan would delete or replace,
-        unless the operator named them (--allow-replace)."""
+    def _refused(self, ws: Workspace) -> list[str]:
+        """In a protected environment, what the saved plan must not do (orchestrator.guard),
+        read from the plan file itself, unless the operator named the address (--allow-replace)."""
         if not self.env.protected:
             return []
-        return [a for a in summary.deletes(self.stack.stateful_types) if a not in self.allow_replace]
+        return guard.refusals(
+            self.tf.show_plan(ws),
+            stateful_types=self.stack.stateful_types,
+            public_groups=self.stack.public_security_groups,
+            allowed=self.allow_replace,
+        )
 
     def _after_apply(self, unit: str, result: UnitResult) -> UnitResult:
         """Outputs read once from the state in S3, then the unit's post-apply hooks."""
@@ -519,6 +585,7 @@ class Engine:
                 f"--confirm {self.env.name} (nothing was changed)"
             )
         self.key_arn()
+        self.recover(self.stack.graph)
         # Every unit's outputs, read once before anything is destroyed.
         for unit in self.stack.units:
             outputs = self._state_outputs(unit)
@@ -565,6 +632,13 @@ class Engine:
             result.status = Status.NO_CHANGES
         ws.plan_path.unlink(missing_ok=True)
         return result
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def failure_block(result: UnitResult) -> str:

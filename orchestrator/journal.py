@@ -41,16 +41,21 @@ def fingerprint(values: dict, unit_dir: Path) -> str:
     return h.hexdigest()
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 class Journal:
-    def __init__(self, aws: Aws, env: Environment, key_arn: str, redactor: Redactor):
+    def __init__(self, aws: Aws, env: Environment, key_arn: str, redactor: Redactor, run_id: str | None = None):
         self.s3 = aws.client("s3", env.backend.region)
         self.bucket = env.backend.bucket
-        self.key = f"{env.backend.key_prefix}/_runs/{env.env_id}/journal.json"
+        self.key = env.backend.run_key(env.env_id, "journal.json")
         self.key_arn = key_arn
         self.redactor = redactor
         self.lock = threading.Lock()
-        self.run_id = uuid.uuid4().hex[:12]
+        self.run_id = run_id or new_run_id()
         self.doc: dict | None = None
+        self.writable = lambda: True  # the engine: only while this run holds the run lock
 
     def load(self) -> dict:
         if self.doc is None:
@@ -62,6 +67,8 @@ class Journal:
         return self.doc
 
     def _save(self) -> None:
+        if not self.writable():
+            return
         body = json.dumps(self.redactor.redact_obj(self.doc), indent=2, sort_keys=True).encode()
         self.s3.put_object(
             Bucket=self.bucket,
@@ -88,9 +95,6 @@ class Journal:
                     run["result"] = result
                     run["ended"] = time.time()
             self._save()
-
-    def unit(self, unit: str) -> dict | None:
-        return self.load()["units"].get(unit)
 
     def record(self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""):
         with self.lock:

@@ -14,7 +14,7 @@ from orchestrator.aws import Aws
 ENV_TAG = "EnvironmentSuffix"
 
 
-def _gone(aws: Aws, arn: str) -> bool:
+def is_gone(aws: Aws, arn: str) -> bool:
     if ":kms:" in arn:
         return aws.client("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     if ":natgateway/" in arn:
@@ -45,6 +45,6 @@ def live_tagged(aws: Aws, env_ids: list[str] | tuple[str, ...], extra_tags: dict
     pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(TagFilters=filters)
     for page in pages:
         for resource in page["ResourceTagMappingList"]:
-            if not _gone(aws, resource["ResourceARN"]):
+            if not is_gone(aws, resource["ResourceARN"]):
                 found.append(resource["ResourceARN"])
     return found

@@ -164,19 +164,6 @@ class PlanSummary:
     def text(self) -> str:
         return f"+{self.add} ~{self.change} -{self.destroy} ±{self.replace}"
 
-    def deletes(self, resource_types: frozenset[str] | set[str]) -> list[str]:
-        """Addresses of managed resources of these types that the plan deletes or replaces."""
-        out = []
-        for r in self.resources:
-            address = r["address"]
-            parts = [p for p in address.split(".") if not p.startswith("module")]
-            if address.startswith("data.") or ".data." in address or len(parts) < 2:
-                continue
-            rtype = address.split("[")[0].split(".")[-2]
-            if rtype in resource_types and "delete" in r["actions"]:
-                out.append(address)
-        return out
-
     @classmethod
     def from_plan_text(cls, text: str) -> PlanSummary:
         """From plan's human output: saves a `show -json` (one more provider start) per unit."""

@@ -128,30 +128,3 @@ def test_plan_summary_from_text_matches_the_plan_line():
     assert (s.add + s.replace, s.change, s.destroy + s.replace) == (3, 1, 4)
     assert s.resources[2]["address"] == 'aws_sns_topic_subscription.email["ops@acme-payments.com"]'
     assert s.resources[4]["address"] == "aws_lb.old (deposed object 1a2b3c)"
-
-
-def test_plan_summary_names_the_stateful_deletes_and_replacements():
-    from orchestrator.terraform import PlanSummary
-
-    text = """
-  # aws_rds_cluster.main must be replaced
-  # aws_cloudwatch_log_group.app will be destroyed
-  # module.db.aws_kms_key.data[0] will be destroyed
-  # aws_rds_cluster_instance.main[1] will be updated in-place
-  # aws_s3_bucket.logs will be created
-  # data.aws_iam_policy_document.x will be read during apply
-"""
-    summary = PlanSummary.from_plan_text(text)
-    stateful = {
-        "aws_rds_cluster",
-        "aws_rds_cluster_instance",
-        "aws_kms_key",
-        "aws_s3_bucket",
-        "aws_cloudwatch_log_group",
-    }
-    assert summary.deletes(stateful) == [
-        "aws_rds_cluster.main",
-        "aws_cloudwatch_log_group.app",
-        "module.db.aws_kms_key.data[0]",
-    ]
-    assert summary.deletes({"aws_s3_bucket"}) == []

@@ -1,0 +1,154 @@
+"""Live resources that carry an environment's ownership tags but that no state file holds.
+
+What a run that died between "created in AWS" and "written to state" leaves behind:
+it costs money and nobody knows it exists. Found with the Resource Groups Tagging
+API (the tags come from the manifest's [ownership] tags), plus EC2 describes with
+the same tag filters for the network resources that cost by the hour (VPCs, NAT
+gateways, Elastic IPs), and compared with every identifier in every unit's state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from orchestrator.aws import Aws
+from orchestrator.config import Environment, Stack
+from orchestrator.errors import ConfigError
+from orchestrator.leftovers import is_gone
+
+
+@dataclass(frozen=True)
+class Orphan:
+    arn: str
+    type: str  # service:resource-type, e.g. ec2:vpc
+    id: str
+    created: str  # ISO time, or "" when the service does not say
+
+    def as_dict(self) -> dict:
+        return {"arn": self.arn, "type": self.type, "id": self.id, "created": self.created}
+
+
+def ownership_filters(stack: Stack, env: Environment) -> dict[str, str]:
+    if not stack.ownership_tags:
+        raise ConfigError(
+            f"{stack.manifest_path}: no [ownership] tags: orphans needs the tags every resource of an environment "
+            'carries, e.g. tags = { EnvironmentSuffix = "environment_suffix" }'
+        )
+    common = env.common_variables()
+    return {key: str(common[var]) for key, var in stack.ownership_tags.items()}
+
+
+def state_identifiers(aws: Aws, env: Environment, units) -> set[str]:
+    """Every arn and id of every resource instance in the units' states."""
+    s3 = aws.client("s3", env.backend.region)
+    held: set[str] = set()
+    for unit in units:
+        try:
+            body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.state_key(env.env_id, unit))["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            continue
+        for resource in json.loads(body).get("resources", []):
+            if resource.get("mode") != "managed":
+                continue
+            for instance in resource.get("instances", []):
+                attrs = instance.get("attributes") or {}
+                for name in ("arn", "id"):
+                    value = attrs.get(name)
+                    if isinstance(value, str) and value:
+                        held.add(_norm(value))
+    return held
+
+
+def _norm(arn: str) -> str:
+    return arn[:-2] if arn.endswith(":*") else arn
+
+
+# services whose ARNs end in the bare name, without a resource type
+_UNNAMED_TYPES = {"s3": "bucket", "sqs": "queue", "sns": "topic"}
+
+
+def _split(arn: str) -> tuple[str, str]:
+    """(service:type, id) of an ARN."""
+    parts = arn.split(":", 5)
+    service, resource = parts[2], parts[5] if len(parts) > 5 else ""
+    for sep in ("/", ":"):
+        if sep in resource:
+            rtype, rid = resource.split(sep, 1)
+            return f"{service}:{rtype}", rid
+    return f"{service}:{_UNNAMED_TYPES.get(service, 'resource')}", resource
+
+
+def _held(arn: str, held: set[str]) -> bool:
+    arn = _norm(arn)
+    if arn in held:
+        return True
+    _, rid = _split(arn)
+    return rid in held or rid.rsplit("/", 1)[-1] in held
+
+
+def _tagged(aws: Aws, filters: dict[str, str]) -> set[str]:
+    pages = (
+        aws.client("resourcegroupstaggingapi")
+        .get_paginator("get_resources")
+        .paginate(TagFilters=[{"Key": k, "Values": [v]} for k, v in filters.items()])
+    )
+    return {r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]}
+
+
+def _ec2_tagged(aws: Aws, env: Environment, filters: dict[str, str]) -> dict[str, str]:
+    """ARN -> creation time of the hourly-billed network resources, by EC2's own tag filters."""
+    ec2 = aws.client("ec2")
+    tag_filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in filters.items()]
+    prefix = f"arn:aws:ec2:{env.region}:{env.account_id}"
+    out = {}
+    for vpc in ec2.describe_vpcs(Filters=tag_filters)["Vpcs"]:
+        out[f"{prefix}:vpc/{vpc['VpcId']}"] = ""
+    for nat in ec2.describe_nat_gateways(Filters=tag_filters)["NatGateways"]:
+        if nat.get("State") not in ("deleting", "deleted"):
+            out[f"{prefix}:natgateway/{nat['NatGatewayId']}"] = _iso(nat.get("CreateTime"))
+    for eip in ec2.describe_addresses(Filters=tag_filters)["Addresses"]:
+        out[f"{prefix}:elastic-ip/{eip['AllocationId']}"] = ""
+    return out
+
+
+def _iso(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+
+
+def _created(aws: Aws, arn: str) -> str:
+    """Creation time where one describe call tells it; "" otherwise."""
+    kind, rid = _split(arn)
+    try:
+        if kind == "logs:log-group":
+            groups = aws.client("logs").describe_log_groups(logGroupNamePrefix=rid)["logGroups"]
+            ms = next((g["creationTime"] for g in groups if g["logGroupName"] == rid), None)
+            return _iso(datetime.fromtimestamp(ms / 1000, tz=UTC)) if ms else ""
+        if kind == "kms:key":
+            return _iso(aws.client("kms").describe_key(KeyId=rid)["KeyMetadata"]["CreationDate"])
+        if kind == "rds:cluster":
+            clusters = aws.client("rds").describe_db_clusters(DBClusterIdentifier=rid)["DBClusters"]
+            return _iso(clusters[0]["ClusterCreateTime"])
+        if kind == "rds:db":
+            instances = aws.client("rds").describe_db_instances(DBInstanceIdentifier=rid)["DBInstances"]
+            return _iso(instances[0]["InstanceCreateTime"])
+        if kind == "secretsmanager:secret":
+            return _iso(aws.client("secretsmanager").describe_secret(SecretId=arn).get("CreatedDate"))
+    except Exception:  # noqa: BLE001 - the time is a courtesy; the orphan is listed regardless
+        return ""
+    return ""
+
+
+def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
+    filters = ownership_filters(stack, env)
+    held = state_identifiers(aws, env, stack.units)
+    candidates = dict.fromkeys(_tagged(aws, filters), "")
+    candidates.update(_ec2_tagged(aws, env, filters))
+    found = []
+    for arn, created in sorted(candidates.items()):
+        if _held(arn, held) or is_gone(aws, arn):
+            continue
+        kind, rid = _split(arn)
+        found.append(Orphan(arn, kind, rid, created or _created(aws, arn)))
+    return found

@@ -1,0 +1,247 @@
+"""One run per environment: a lock object in the state bucket.
+
+Taken with a conditional write (``If-None-Match: *``: S3 creates the object only
+if nobody holds it), before a run touches anything. It names its holder (run id,
+command, user@host, pid, start time) and is renewed while the run lasts, with
+``If-Match`` on the ETag it last wrote, so a run that lost its lock notices
+instead of overwriting the new holder's. Released when the run ends, however it
+ends, short of a hard kill; then it stays, and is *stale*:
+
+- its holder ran on this host and that process is gone (the pid is checked
+  together with the process's start time, so a reused pid does not count), or
+- it was not renewed for ``STALE_AFTER`` seconds (a holder on another machine
+  that died).
+
+A stale lock is reported with the two commands that clear it; a run takes it
+over only when asked (``--take-over-stale-lock``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from botocore.exceptions import ClientError
+
+from orchestrator.aws import Aws, error_code
+from orchestrator.config import Environment
+from orchestrator.errors import ConfigError, OrchestratorError
+
+LOCK_NAME = "run.lock"
+RENEW_EVERY = 30.0
+STALE_AFTER = 600.0
+_HELD_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+class RunLockedError(OrchestratorError):
+    """Another run holds the environment's run lock."""
+
+    exit_code = 9
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks after boot (Linux), to tell a reused pid apart."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()  # noqa: SIM115
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def pid_alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = process_start(pid)
+    return started is None or now is None or now == started
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    command: str
+    who: str
+    host: str
+    pid: int
+    pid_start: str | None
+    started: float
+    renewed: float
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> Holder:
+        return cls(**{k: doc.get(k) for k in cls.__dataclass_fields__})
+
+    def describe(self, now: float) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
+        return (
+            f"run {self.run_id} ({self.command} by {self.who}, pid {self.pid}, since {since}, "
+            f"renewed {max(0, int(now - self.renewed))} s ago)"
+        )
+
+    def stale_reason(self, now: float, stale_after: float = STALE_AFTER) -> str | None:
+        if self.host == socket.gethostname() and not pid_alive(self.pid, self.pid_start):
+            return f"its process {self.pid} on this host is gone"
+        if now - self.renewed > stale_after:
+            return f"not renewed for {int((now - self.renewed) // 60)} min"
+        return None
+
+
+class RunLock:
+    def __init__(
+        self,
+        aws: Aws,
+        env: Environment,
+        key_arn: str,
+        *,
+        run_id: str,
+        command: str,
+        who: str,
+        renew_every: float = RENEW_EVERY,
+        stale_after: float = STALE_AFTER,
+    ):
+        self.s3 = aws.client("s3", env.backend.region)
+        self.env = env
+        self.bucket = env.backend.bucket
+        self.key = env.backend.run_key(env.env_id, LOCK_NAME)
+        self.key_arn = key_arn
+        self.run_id = run_id
+        self.command = command
+        self.who = who
+        self.renew_every = renew_every
+        self.stale_after = stale_after
+        self._etag: str | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self.lost = False  # someone took the lock over while this run held it
+        self.taken_over: Holder | None = None
+
+    # ---- reading -------------------------------------------------------------
+    def holder(self) -> Holder | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return Holder.from_doc(json.loads(body))
+
+    def _doc(self, started: float) -> bytes:
+        now = time.time()
+        return json.dumps(
+            asdict(
+                Holder(
+                    self.run_id,
+                    self.command,
+                    self.who,
+                    socket.gethostname(),
+                    os.getpid(),
+                    process_start(os.getpid()),
+                    started,
+                    now,
+                )
+            )
+        ).encode()
+
+    def _put(self, body: bytes, **condition) -> str:
+        out = self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self.key,
+            Body=body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=self.key_arn,
+            ContentType="application/json",
+            **condition,
+        )
+        return out["ETag"]
+
+    # ---- taking and releasing ------------------------------------------------------
+    def acquire(self, *, timeout: float = 0.0, take_over: bool = False, on_wait=None) -> None:
+        deadline = time.monotonic() + timeout
+        self._started = time.time()
+        announced = False
+        while True:
+            try:
+                self._etag = self._put(self._doc(self._started), IfNoneMatch="*")
+                break
+            except ClientError as exc:
+                if error_code(exc) not in _HELD_CODES:
+                    raise
+            holder = self.holder()
+            if holder is None:
+                continue  # released between our write and our read
+            now = time.time()
+            stale = holder.stale_reason(now, self.stale_after)
+            if stale and take_over:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+                self.taken_over = holder
+                continue
+            if not stale and time.monotonic() < deadline:
+                if on_wait and not announced:
+                    on_wait(f"waiting for {holder.describe(now)} to finish")
+                    announced = True
+                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+                continue
+            raise RunLockedError(self._held_message(holder, stale, now))
+        self._renewer = threading.Thread(target=self._renew, name="run-lock", daemon=True)
+        self._renewer.start()
+
+    def _held_message(self, holder: Holder, stale: str | None, now: float) -> str:
+        where = f"--env {self.env.name}" + (f" --suffix {self.env.suffix}" if self.env.suffix else "")
+        if stale:
+            return (
+                f"environment {self.env.env_id} is locked by {holder.describe(now)}, which is stale: {stale}; "
+                f"take it over: orchestrator {self.command} {where} --take-over-stale-lock, "
+                f"or release it: orchestrator force-unlock {where} --run {holder.run_id}"
+            )
+        return (
+            f"environment {self.env.env_id} is busy: {holder.describe(now)} holds its run lock; "
+            f"wait for it, or pass --lock-timeout (e.g. --lock-timeout 30m)"
+        )
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                self._etag = self._put(self._doc(self._started), IfMatch=self._etag)
+            except ClientError as exc:
+                if error_code(exc) in _HELD_CODES or error_code(exc) in ("NoSuchKey", "404"):
+                    self.lost = True
+                    return
+            except Exception:  # noqa: BLE001 - a network blip: the next renewal tries again
+                continue
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=30)
+        if self._etag is None or self.lost:
+            return
+        holder = self.holder()
+        if holder is not None and holder.run_id == self.run_id:
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+        self._etag = None
+
+    @property
+    def held(self) -> bool:
+        return self._etag is not None and not self.lost
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def force_release(aws: Aws, env: Environment, key_arn: str, run_id: str) -> Holder:
+    """Removes the run lock if ``run_id`` holds it (force-unlock --run)."""
+    lock = RunLock(aws, env, key_arn, run_id="", command="force-unlock", who="")
+    holder = lock.holder()
+    if holder is None or holder.run_id != run_id:
+        current = f"it is held by run {holder.run_id}" if holder else "nobody holds it"
+        raise ConfigError(f"run {run_id} does not hold the run lock of {env.env_id}: {current} (nothing was changed)")
+    lock.s3.delete_object(Bucket=lock.bucket, Key=lock.key)
+    return holder

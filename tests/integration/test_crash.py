@@ -1,0 +1,318 @@
+"""A run that dies hard loses nothing. The orchestrator runs as a child process
+(signals need a real process) on the fixture stack plus a slow unit (the aws
+provider waits ~25 s after creating a queue: a window to die in), against moto.
+
+- `kill -9` mid-apply: terraform finishes the apply on its own, writes state and
+  releases its lock; the run lock is reported stale, taken over only when asked;
+  the next deploy changes nothing and `orphans` finds nothing (and finds exactly
+  the one resource made behind the stack's back).
+- two runs on one environment: the second fails at once, naming the first; the
+  journal holds only the first run's records.
+- `kill -9` while early plans run; `kill -9` mid-teardown (the next teardown
+  finishes); SIGHUP from a closed terminal (a pseudo-terminal whose master is closed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import termios
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.helpers import FIXTURE_STACK
+from tests.integration.test_interrupt import CANARY, SLOW_UNIT, Interruptible, terraform_processes
+
+BUCKET = "fixture-tfstate-dev-123456789012"
+
+
+def client(moto_url, service):
+    return boto3.client(
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+
+
+def keys(moto_url, prefix):
+    listing = client(moto_url, "s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def wait_for(what: str, condition, timeout: float = 240.0, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
+
+
+def markers(work: Path, env_id: str) -> list[dict]:
+    """tfshim.py's running.json of every unit: the terraform commands still running."""
+    out = []
+    for path in (work / "envs" / env_id).glob("*/running.json"):
+        try:
+            out.append({"unit": path.parent.name, **json.loads(path.read_text())})
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+class Crashable(Interruptible):
+    def start(self, *args: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(
+            [*self.base, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, **kw
+        )
+
+    def kill_9_when(self, args: list[str], ready) -> subprocess.Popen:
+        proc = self.start(*args)
+        try:
+            wait_for(f"the moment to kill {args}", lambda: ready() or proc.poll() is not None)
+            assert proc.poll() is None, proc.communicate()
+        except BaseException:
+            proc.kill()
+            raise
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        self.texts += [out, err]
+        assert proc.returncode == -signal.SIGKILL
+        return proc
+
+
+@pytest.fixture(scope="module")
+def crash(moto_url, mirror, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("crash")
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    slow = project / "terraform" / "slow"
+    slow.mkdir()
+    for f in ("providers.tf", "common_variables.tf", ".terraform.lock.hcl"):
+        shutil.copy(project / "terraform" / "base" / f, slow / f)
+    (slow / "main.tf").write_text(SLOW_UNIT)
+    manifest = project / "terraform" / "stack.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[units.slow]\npath = "slow"\ninputs = { upstream = "base.log_group_name" }\n'
+        + 'generated_secrets = ["canary"]\n'
+    )
+    work = tmp_path / "w"
+    cli = Crashable(project, work, moto_url, mirror)
+    assert cli.run("bootstrap", "--env", "dev").returncode == 0
+    cli.project, cli.work, cli.moto_url = project, work, moto_url
+    return cli
+
+
+DEPLOY = ["deploy", "--env", "dev", "--suffix", "crash", "--yes", "--no-smoke"]
+TEARDOWN = ["teardown", "--env", "dev", "--suffix", "crash", "--yes"]
+
+
+def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
+    work, logs = crash.work, crash.work / "envs" / "dev-crash"
+
+    def slow_apply_running_and_the_rest_done():
+        return "aws_sqs_queue.slow: Creating..." in text(logs / "slow" / "terraform.log") and all(
+            "Apply complete!" in text(logs / u / "terraform.log") for u in ("mid", "side", "leaf")
+        )
+
+    crash.kill_9_when(DEPLOY, slow_apply_running_and_the_rest_done)
+    # terraform outlives the orchestrator: still applying (the queue takes ~25 s) ...
+    running = markers(work, "dev-crash")
+    assert [(m["unit"], m["command"]) for m in running] == [("slow", "apply")]
+
+    # ... while the run lock stays, named and stale (its process is gone): nothing runs without asking.
+    held = crash.run(*DEPLOY)
+    assert held.returncode == 9, held.stderr
+    line = held.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: environment dev-crash is locked by run ") and "which is stale: its process" in line
+    assert "--take-over-stale-lock" in line and "orchestrator force-unlock --env dev --suffix crash --run " in line
+
+    # Asked to take over, the next run finds the terraform still running and waits for it.
+    again = crash.run(*DEPLOY, "--take-over-stale-lock", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "took over the stale run lock" in again.stderr
+    assert (
+        f"previous run: slow: terraform apply of run {running[0]['run_id']} (pid {running[0]['pid']}) is still running: waiting"
+        in again.stderr
+    )
+    assert "previous run: slow: the last deploy (run " in again.stderr and "never finished" in again.stderr
+    # The killed run's apply finished on its own, with success (the later plan found nothing to do).
+    assert "Apply complete! Resources: 2 added" in text(logs / "slow" / "terraform.log")
+    state = json.loads(
+        client(moto_url, "s3").get_object(Bucket=BUCKET, Key="fixture/dev-crash/slow.tfstate")["Body"].read()
+    )
+    assert "aws_sqs_queue" in {r["type"] for r in state["resources"]}
+    units = {u["unit"]: u["status"] for u in json.loads(again.stdout)["units"]}
+    assert units == dict.fromkeys(("base", "mid", "side", "leaf", "slow"), "no changes")
+    assert terraform_processes(str(work)) == []
+    assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]
+    assert keys(moto_url, "fixture/_runs/dev-crash/run.lock") == []  # released at the end
+
+    orphans = crash.run("orphans", "--env", "dev", "--suffix", "crash", "--json")
+    assert orphans.returncode == 0, orphans.stderr
+    assert json.loads(orphans.stdout)["orphans"] == []
+
+
+def test_orphans_reports_exactly_a_resource_no_state_holds(crash, moto_url):
+    sqs = client(moto_url, "sqs")
+    url = sqs.create_queue(
+        QueueName="fixture-made-by-hand-dev-crash",
+        tags={"EnvironmentSuffix": "dev-crash", "Project": "orchestrator-tests", "ManagedBy": "hand"},
+    )["QueueUrl"]
+    try:
+        r = crash.run("orphans", "--env", "dev", "--suffix", "crash", "--json")
+        assert r.returncode == 2, r.stderr
+        found = json.loads(r.stdout)["orphans"]
+        assert [(o["type"], o["id"]) for o in found] == [("sqs:queue", "fixture-made-by-hand-dev-crash")]
+        assert "1 live resource(s) tagged for dev-crash that no state file holds" in r.stderr
+        other = crash.run("orphans", "--env", "dev", "--suffix", "other", "--json")
+        assert other.returncode == 0 and json.loads(other.stdout)["orphans"] == []
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+
+
+def test_a_second_run_on_the_same_environment_fails_at_once_naming_the_first(crash, moto_url):
+    s3 = client(moto_url, "s3")
+    lock_key = "fixture/_runs/dev-crash/run.lock"
+    first = crash.start(*DEPLOY)
+    try:
+        wait_for("the first run to hold the run lock", lambda: keys(moto_url, lock_key) == [lock_key], timeout=60)
+        holder = json.loads(s3.get_object(Bucket=BUCKET, Key=lock_key)["Body"].read())
+        t0 = time.monotonic()
+        second = crash.run(*DEPLOY)
+        elapsed = time.monotonic() - t0
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert second.returncode == 9, second.stderr
+    assert elapsed < 5.0
+    line = second.stderr.strip()
+    assert line.startswith(f"error: environment dev-crash is busy: run {holder['run_id']} (deploy by ")
+    assert f"pid {first.pid}" in line and "--lock-timeout" in line
+    journal = json.loads(s3.get_object(Bucket=BUCKET, Key="fixture/_runs/dev-crash/journal.json")["Body"].read())
+    assert journal["runs"][-1]["run_id"] == holder["run_id"] and journal["runs"][-1]["result"] == "ok"
+    assert {r["run_id"] for r in journal["units"].values()} == {holder["run_id"]}
+
+
+def test_kill_9_while_early_plans_run(crash, moto_url):
+    env_file = crash.project / "environments" / "dev" / "env.toml"
+    original = env_file.read_text()
+    env_file.write_text(original.replace("retention_days = 7", "retention_days = 14"))
+    assert original != env_file.read_text()
+    work = crash.work
+    try:
+        crash.kill_9_when(
+            DEPLOY, lambda: any(m["command"] == "plan" and m["unit"] != "base" for m in markers(work, "dev-crash"))
+        )
+        wait_for("the early plans to finish on their own", lambda: not markers(work, "dev-crash"), timeout=180)
+        assert terraform_processes(str(work)) == []
+        assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]
+        again = crash.run(*DEPLOY, "--take-over-stale-lock", "--json")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert {u["unit"]: u["status"] for u in json.loads(again.stdout)["units"]}["base"] == "succeeded"
+    finally:
+        env_file.write_text(original)
+    back = crash.run(*DEPLOY, "--json")
+    assert back.returncode == 0, back.stderr[-3000:]
+
+
+def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
+    """The orchestrator's terminal goes away (an SSH session drops): SIGHUP is handled like
+    SIGTERM, terraform stops gracefully, every lock is released, the next run goes on."""
+    deploy = ["deploy", "--env", "dev", "--suffix", "hup", "--yes", "--no-smoke"]
+    log = crash.work / "envs" / "dev-hup" / "slow" / "terraform.log"
+    master, slave = pty.openpty()
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [*crash.base, *deploy],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=crash.env,
+        preexec_fn=controlling_terminal,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        wait_for("the slow apply", lambda: "aws_sqs_queue.slow: Creating..." in text(log) or proc.poll() is not None)
+        assert proc.poll() is None, b"".join(seen).decode(errors="replace")[-3000:]
+    except BaseException:
+        proc.kill()
+        raise
+    os.close(master)  # the terminal closes: the kernel sends SIGHUP to the session
+    rc = proc.wait(timeout=180)
+    reader.join(timeout=10)
+    crash.texts.append(b"".join(seen).decode(errors="replace"))
+    assert rc == 128 + signal.SIGHUP
+    assert terraform_processes(str(crash.work)) == []
+    assert not markers(crash.work, "dev-hup")
+    assert not [k for k in keys(moto_url, "fixture/dev-hup/") if k.endswith(".tflock")]
+    assert keys(moto_url, "fixture/_runs/dev-hup/run.lock") == []
+    journal = json.loads(
+        client(moto_url, "s3").get_object(Bucket=BUCKET, Key="fixture/_runs/dev-hup/journal.json")["Body"].read()
+    )
+    assert journal["runs"][-1]["result"] == "interrupted"
+    again = crash.run(*deploy)
+    assert again.returncode == 0, again.stderr[-3000:]
+    down = crash.run("teardown", "--env", "dev", "--suffix", "hup", "--yes")
+    assert down.returncode == 0, down.stderr[-3000:]
+
+
+def test_kill_9_mid_teardown_then_the_next_teardown_finishes(crash, moto_url):
+    work = crash.work
+    crash.kill_9_when(
+        TEARDOWN, lambda: any(m["command"] == "apply" and m["unit"] == "slow" for m in markers(work, "dev-crash"))
+    )
+    wait_for("the destroy to finish on its own", lambda: not markers(work, "dev-crash"), timeout=180)
+    assert terraform_processes(str(work)) == []
+    assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]
+    again = crash.run(*TEARDOWN, "--take-over-stale-lock", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "teardown left nothing: no live resource is tagged for dev-crash" in again.stderr
+    orphans = crash.run("orphans", "--env", "dev", "--suffix", "crash")
+    assert orphans.returncode == 0, orphans.stderr
+    assert (
+        client(moto_url, "logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-dev-crash")["logGroups"]
+        == []
+    )
+
+
+def test_no_secret_in_any_log_after_the_crashes(crash):
+    """The shim masks terraform's output before it reaches the log: the canary, printed in
+    clear by terraform's plan, is in no file and no output, even of runs that were killed."""
+    slow_log = text(crash.work / "envs" / "dev-crash" / "slow" / "terraform.log")
+    assert '"***"' in slow_log  # the variable was printed, masked
+    texts = list(crash.texts)
+    for f in crash.work.rglob("*"):
+        if f.is_file() and ".terraform" not in f.parts and f.stat().st_size < 20_000_000:
+            texts.append(f.read_bytes().decode(errors="replace"))
+    assert sum(t.count(CANARY) for t in texts) == 0
