@@ -26,12 +26,12 @@ def cli(moto_url, mirror, tmp_path_factory):
     c("teardown", "--env", "dev", "--suffix", "lock", "--yes")
 
 
-def plant_lock(aws):
+def plant_lock(aws, who="ghost@dead-runner"):
     info = {
         "ID": LOCK_ID,
         "Operation": "OperationTypeApply",
         "Info": "",
-        "Who": "ghost@dead-runner",
+        "Who": who,
         "Version": "1.11.4",
         "Created": "2026-11-29T01:02:03.000000Z",
         "Path": f"{BUCKET}/{LOCK_KEY[:-7]}",
@@ -79,3 +79,26 @@ def test_force_unlock_releases_a_dead_runs_lock(cli, aws):
     assert not lock_exists(aws)
     r = cli("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke")
     assert r.exit_code == 0, r.output
+
+
+def test_a_lock_left_on_this_host_by_a_terraform_that_is_gone_stops_the_run_before_anything(cli, aws):
+    """Its holder ran here and no terraform runs for the unit any more: the run names the lock and
+    the command that releases it, before any terraform command, and leaves the lock alone."""
+    from orchestrator.terraform import terraform_identity
+
+    plant_lock(aws, who=terraform_identity())
+    log = cli.work / "envs" / "dev-lock" / "base" / "terraform.log"
+    before = log.read_text()
+    r = cli("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke")
+    assert r.exit_code == 9, r.output
+    assert r.stderr.strip() == (
+        f"error: state of unit base is locked by {terraform_identity()} since 2026-11-29T01:02:03.000000Z "
+        f"(lock id {LOCK_ID}, OperationTypeApply), and no terraform runs for it on this host any more; "
+        f"release it: orchestrator force-unlock --env dev --suffix lock --unit base {LOCK_ID}"
+    )
+    assert log.read_text() == before  # no terraform command ran
+    assert lock_exists(aws)
+    assert "fixture/_runs/dev-lock/run.lock" not in [
+        o["Key"] for o in aws("s3").list_objects_v2(Bucket=BUCKET, Prefix="fixture/_runs/").get("Contents", [])
+    ]
+    assert cli("force-unlock", "--env", "dev", "--suffix", "lock", "--unit", "base", LOCK_ID).exit_code == 0

@@ -1,0 +1,84 @@
+"""The lock rules without AWS: when a run lock is stale, when a state lock is the
+failed command's own, terraform's time format, durations."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orchestrator.runlock import Holder, pid_alive, process_start
+from orchestrator.terraform import lock_created, own_lost_lock, terraform_identity
+
+
+def holder(pid: int, *, host: str | None = None, renewed_ago: float = 5.0, pid_start: str | None = None) -> Holder:
+    now = time.time()
+    return Holder(
+        "abc123", "deploy", "me@here", host or socket.gethostname(), pid, pid_start, now - 60, now - renewed_ago
+    )
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_live_holder_on_this_host_is_not_stale():
+    me = os.getpid()
+    assert holder(me, pid_start=process_start(me)).stale_reason(time.time()) is None
+
+
+def test_a_holder_whose_process_is_gone_is_stale():
+    pid = dead_pid()
+    assert holder(pid).stale_reason(time.time()) == f"its process {pid} on this host is gone"
+
+
+def test_a_reused_pid_does_not_keep_a_lock_alive():
+    me = os.getpid()
+    assert not pid_alive(me, "1")  # same pid, another start time: another process
+    assert holder(me, pid_start="1").stale_reason(time.time()) == f"its process {me} on this host is gone"
+
+
+def test_a_holder_on_another_host_is_stale_only_when_not_renewed():
+    far = holder(1, host="elsewhere", renewed_ago=60)
+    assert far.stale_reason(time.time()) is None
+    assert holder(1, host="elsewhere", renewed_ago=900).stale_reason(time.time()) == "not renewed for 15 min"
+
+
+def test_terraform_lock_times_parse():
+    assert lock_created("2026-11-29 16:20:18.097311031 +0000 UTC") == pytest.approx(1795969218.097311)
+    assert lock_created("2026-11-29 17:20:18 +0100 CET") == pytest.approx(1795969218.0)
+    assert lock_created("unknown time") is None
+
+
+def info(**kw):
+    base = {"ID": "1a2b", "Who": terraform_identity(), "Operation": "OperationTypePlan", "Created": ""}
+    return {**base, **kw}
+
+
+def go_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d} +0000 UTC"
+
+
+def test_a_lock_is_the_commands_own_only_if_ours_of_the_same_operation_and_newer_than_the_command():
+    started = time.time() - 2
+    assert own_lost_lock(info(Created=go_time(started + 0.5)), "plan", started)
+    assert not own_lost_lock(info(Created=go_time(started - 30)), "plan", started)  # older: someone's earlier run
+    assert not own_lost_lock(info(Created=go_time(started + 0.5), Who="ci@runner-7"), "plan", started)
+    assert not own_lost_lock(info(Created=go_time(started + 0.5)), "apply", started)  # another operation
+    assert own_lost_lock(info(Created=go_time(started + 0.5), Operation="OperationTypeApply"), "destroy", started)
+    assert not own_lost_lock(info(Created="unknown"), "plan", started)
+
+
+def test_durations():
+    from orchestrator.cli import _duration
+    from orchestrator.errors import ConfigError
+
+    assert _duration("0s") == 0 and _duration("90s") == 90 and _duration("1h30m") == 5400
+    with pytest.raises(ConfigError, match="invalid duration 'soon'"):
+        _duration("soon")
