@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import pty
-import shutil
 import signal
 import subprocess
 import termios
@@ -29,8 +28,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.helpers import FIXTURE_STACK
-from tests.integration.test_interrupt import CANARY, SLOW_UNIT, Interruptible, terraform_processes
+from tests.integration.test_interrupt import CANARY, Interruptible, slow_project, terraform_processes
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 
@@ -94,19 +92,7 @@ class Crashable(Interruptible):
 @pytest.fixture(scope="module")
 def crash(moto_url, mirror, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("crash")
-    project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
-    slow = project / "terraform" / "slow"
-    slow.mkdir()
-    for f in ("providers.tf", "common_variables.tf", ".terraform.lock.hcl"):
-        shutil.copy(project / "terraform" / "base" / f, slow / f)
-    (slow / "main.tf").write_text(SLOW_UNIT)
-    manifest = project / "terraform" / "stack.toml"
-    manifest.write_text(
-        manifest.read_text()
-        + '\n[units.slow]\npath = "slow"\ninputs = { upstream = "base.log_group_name" }\n'
-        + 'generated_secrets = ["canary"]\n'
-    )
+    project = slow_project(tmp_path)
     work = tmp_path / "w"
     cli = Crashable(project, work, moto_url, mirror)
     assert cli.run("bootstrap", "--env", "dev").returncode == 0

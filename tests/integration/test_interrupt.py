@@ -139,10 +139,8 @@ class Interruptible:
         return done
 
 
-@pytest.fixture(scope="module")
-def interrupted(moto_url, mirror, tmp_path_factory):
-    """An interrupted deploy of a fixture copy with a slow unit, then the deploy run again."""
-    tmp_path = tmp_path_factory.mktemp("interrupt")
+def slow_project(tmp_path: Path) -> Path:
+    """A copy of the fixture stack with the slow unit (and its canary) added below base."""
     project = tmp_path / "p"
     shutil.copytree(FIXTURE_STACK, project)
     slow = project / "terraform" / "slow"
@@ -156,6 +154,14 @@ def interrupted(moto_url, mirror, tmp_path_factory):
         + '\n[units.slow]\npath = "slow"\ninputs = { upstream = "base.log_group_name" }\n'
         + 'generated_secrets = ["canary"]\n'
     )
+    return project
+
+
+@pytest.fixture(scope="module")
+def interrupted(moto_url, mirror, tmp_path_factory):
+    """An interrupted deploy of a fixture copy with a slow unit, then the deploy run again."""
+    tmp_path = tmp_path_factory.mktemp("interrupt")
+    project = slow_project(tmp_path)
     work = tmp_path / "w"
     cli = Interruptible(project, work, moto_url, mirror)
     assert cli.run("bootstrap", "--env", "dev").returncode == 0
