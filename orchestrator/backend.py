@@ -577,6 +577,19 @@ def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
     return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
 
 
+def put_run_record(s3, env: Environment, key: str, body: bytes, key_arn: str, **condition) -> str:
+    """A run record (journal, run lock) into the state bucket, SSE-KMS with the backend's key; its ETag."""
+    return s3.put_object(
+        Bucket=env.backend.bucket,
+        Key=key,
+        Body=body,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_arn,
+        ContentType="application/json",
+        **condition,
+    )["ETag"]
+
+
 def read_state_lock(aws: Aws, env: Environment, unit: str) -> dict | None:
     """The terraform lock on a unit's state, if one is held: its Info (ID, Who, Operation, Created),
     from the lock file beside the state or the DynamoDB lock table."""

@@ -669,9 +669,19 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
         from orchestrator.render import to_json
 
         with open_session_(ctx, env, suffix) as s:
-            from orchestrator.backend import require_bucket
+            import time as _time
+
+            from orchestrator.backend import require_bucket, resolve_key_arn
+            from orchestrator.runlock import RunLock, RunLockedError
 
             require_bucket(s.aws, s.env)
+            holder = RunLock(s.aws, s.env, resolve_key_arn(s.aws, s.env), run_id="", command="", who="").holder()
+            if holder is not None and not holder.stale_reason(_time.time()):
+                # What a live run is creating is not in state yet: it would all look orphaned.
+                raise RunLockedError(
+                    f"environment {s.env.env_id} is busy: {holder.describe(_time.time())} holds its run lock; "
+                    "run orphans when it has finished"
+                )
             found = orphans_mod.find(s.aws, s.env, s.stack)
         if json_out:
             typer.echo(

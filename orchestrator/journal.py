@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from orchestrator.aws import Aws
+from orchestrator.backend import put_run_record
 from orchestrator.config import Environment
 from orchestrator.redact import Redactor
 
@@ -48,6 +49,7 @@ def new_run_id() -> str:
 class Journal:
     def __init__(self, aws: Aws, env: Environment, key_arn: str, redactor: Redactor, run_id: str | None = None):
         self.s3 = aws.client("s3", env.backend.region)
+        self.env = env
         self.bucket = env.backend.bucket
         self.key = env.backend.run_key(env.env_id, "journal.json")
         self.key_arn = key_arn
@@ -70,14 +72,7 @@ class Journal:
         if not self.writable():
             return
         body = json.dumps(self.redactor.redact_obj(self.doc), indent=2, sort_keys=True).encode()
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=self.key,
-            Body=body,
-            ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=self.key_arn,
-            ContentType="application/json",
-        )
+        put_run_record(self.s3, self.env, self.key, body, self.key_arn)
 
     def start(self, command: str) -> None:
         with self.lock:

@@ -73,10 +73,9 @@ def _split(arn: str) -> tuple[str, str]:
     """(service:type, id) of an ARN."""
     parts = arn.split(":", 5)
     service, resource = parts[2], parts[5] if len(parts) > 5 else ""
-    for sep in ("/", ":"):
-        if sep in resource:
-            rtype, rid = resource.split(sep, 1)
-            return f"{service}:{rtype}", rid
+    cut = min((i for i in (resource.find("/"), resource.find(":")) if i >= 0), default=-1)
+    if cut >= 0:
+        return f"{service}:{resource[:cut]}", resource[cut + 1 :]
     return f"{service}:{_UNNAMED_TYPES.get(service, 'resource')}", resource
 
 
@@ -102,13 +101,20 @@ def _ec2_tagged(aws: Aws, env: Environment, filters: dict[str, str]) -> dict[str
     ec2 = aws.client("ec2")
     tag_filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in filters.items()]
     prefix = f"arn:aws:ec2:{env.region}:{env.account_id}"
+
+    def ours(item: dict) -> bool:
+        # The filters narrow the listing on AWS; the tags are checked here as well (moto ignores
+        # tag filters on some describes).
+        tags = {t["Key"]: t["Value"] for t in item.get("Tags") or []}
+        return all(tags.get(k) == v for k, v in filters.items())
+
     out = {}
-    for vpc in ec2.describe_vpcs(Filters=tag_filters)["Vpcs"]:
+    for vpc in filter(ours, ec2.describe_vpcs(Filters=tag_filters)["Vpcs"]):
         out[f"{prefix}:vpc/{vpc['VpcId']}"] = ""
-    for nat in ec2.describe_nat_gateways(Filters=tag_filters)["NatGateways"]:
+    for nat in filter(ours, ec2.describe_nat_gateways(Filters=tag_filters)["NatGateways"]):
         if nat.get("State") not in ("deleting", "deleted"):
             out[f"{prefix}:natgateway/{nat['NatGatewayId']}"] = _iso(nat.get("CreateTime"))
-    for eip in ec2.describe_addresses(Filters=tag_filters)["Addresses"]:
+    for eip in filter(ours, ec2.describe_addresses(Filters=tag_filters)["Addresses"]):
         out[f"{prefix}:elastic-ip/{eip['AllocationId']}"] = ""
     return out
 
@@ -140,6 +146,11 @@ def _created(aws: Aws, arn: str) -> str:
     return ""
 
 
+def _aws_managed(arn: str) -> bool:
+    """Made and deleted by AWS for a resource in state: automated snapshots of a cluster."""
+    return ":cluster-snapshot:rds:" in arn or ":snapshot:rds:" in arn
+
+
 def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     filters = ownership_filters(stack, env)
     held = state_identifiers(aws, env, stack.units)
@@ -147,7 +158,7 @@ def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     candidates.update(_ec2_tagged(aws, env, filters))
     found = []
     for arn, created in sorted(candidates.items()):
-        if _held(arn, held) or is_gone(aws, arn):
+        if _held(arn, held) or _aws_managed(arn) or is_gone(aws, arn):
             continue
         kind, rid = _split(arn)
         found.append(Orphan(arn, kind, rid, created or _created(aws, arn)))

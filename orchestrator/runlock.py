@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import Aws, error_code
+from orchestrator.backend import put_run_record
 from orchestrator.config import Environment
 from orchestrator.errors import ConfigError, OrchestratorError
 
@@ -148,16 +149,7 @@ class RunLock:
         ).encode()
 
     def _put(self, body: bytes, **condition) -> str:
-        out = self.s3.put_object(
-            Bucket=self.bucket,
-            Key=self.key,
-            Body=body,
-            ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=self.key_arn,
-            ContentType="application/json",
-            **condition,
-        )
-        return out["ETag"]
+        return put_run_record(self.s3, self.env, self.key, body, self.key_arn, **condition)
 
     # ---- taking and releasing ------------------------------------------------------
     def acquire(self, *, timeout: float = 0.0, take_over: bool = False, on_wait=None) -> None:

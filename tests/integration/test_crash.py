@@ -53,6 +53,14 @@ def wait_for(what: str, condition, timeout: float = 240.0, poll: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
+def journal(moto_url, env_id: str) -> dict:
+    try:
+        body = client(moto_url, "s3").get_object(Bucket=BUCKET, Key=f"fixture/_runs/{env_id}/journal.json")["Body"]
+    except client(moto_url, "s3").exceptions.NoSuchKey:
+        return {"units": {}, "runs": []}
+    return json.loads(body.read())
+
+
 def markers(work: Path, env_id: str) -> list[dict]:
     """tfshim.py's running.json of every unit: the terraform commands still running."""
     out = []
@@ -108,9 +116,10 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
     work, logs = crash.work, crash.work / "envs" / "dev-crash"
 
     def slow_apply_running_and_the_rest_done():
-        return "aws_sqs_queue.slow: Creating..." in text(logs / "slow" / "terraform.log") and all(
-            "Apply complete!" in text(logs / u / "terraform.log") for u in ("mid", "side", "leaf")
-        )
+        if "aws_sqs_queue.slow: Creating..." not in text(logs / "slow" / "terraform.log"):
+            return False
+        recorded = journal(moto_url, "dev-crash")["units"]
+        return all(recorded.get(u, {}).get("status") == "succeeded" for u in ("base", "mid", "side", "leaf"))
 
     crash.kill_9_when(DEPLOY, slow_apply_running_and_the_rest_done)
     # terraform outlives the orchestrator: still applying (the queue takes ~25 s) ...
@@ -125,7 +134,7 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
     assert "--take-over-stale-lock" in line and "orchestrator force-unlock --env dev --suffix crash --run " in line
 
     # Asked to take over, the next run finds the terraform still running and waits for it.
-    again = crash.run(*DEPLOY, "--take-over-stale-lock", "--json")
+    again = crash.run(*DEPLOY, "--take-over-stale-lock", "--resume", "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "took over the stale run lock" in again.stderr
     assert (
@@ -139,8 +148,13 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
         client(moto_url, "s3").get_object(Bucket=BUCKET, Key="fixture/dev-crash/slow.tfstate")["Body"].read()
     )
     assert "aws_sqs_queue" in {r["type"] for r in state["resources"]}
-    units = {u["unit"]: u["status"] for u in json.loads(again.stdout)["units"]}
-    assert units == dict.fromkeys(("base", "mid", "side", "leaf", "slow"), "no changes")
+    units = {u["unit"]: u for u in json.loads(again.stdout)["units"]}
+    assert {u: r["status"] for u, r in units.items()} == dict.fromkeys(
+        ("base", "mid", "side", "leaf", "slow"), "no changes"
+    )
+    # --resume skips what the dead run finished, never the unit whose apply it did not see end.
+    assert all(units[u]["detail"].startswith("resumed: unchanged since run ") for u in ("base", "mid", "side", "leaf"))
+    assert not units["slow"]["detail"].startswith("resumed")
     assert terraform_processes(str(work)) == []
     assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]
     assert keys(moto_url, "fixture/_runs/dev-crash/run.lock") == []  # released at the end
@@ -186,9 +200,9 @@ def test_a_second_run_on_the_same_environment_fails_at_once_naming_the_first(cra
     line = second.stderr.strip()
     assert line.startswith(f"error: environment dev-crash is busy: run {holder['run_id']} (deploy by ")
     assert f"pid {first.pid}" in line and "--lock-timeout" in line
-    journal = json.loads(s3.get_object(Bucket=BUCKET, Key="fixture/_runs/dev-crash/journal.json")["Body"].read())
-    assert journal["runs"][-1]["run_id"] == holder["run_id"] and journal["runs"][-1]["result"] == "ok"
-    assert {r["run_id"] for r in journal["units"].values()} == {holder["run_id"]}
+    recorded = journal(moto_url, "dev-crash")
+    assert recorded["runs"][-1]["run_id"] == holder["run_id"] and recorded["runs"][-1]["result"] == "ok"
+    assert {r["run_id"] for r in recorded["units"].values()} == {holder["run_id"]}
 
 
 def test_kill_9_while_early_plans_run(crash, moto_url):
@@ -263,10 +277,7 @@ def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
     assert not markers(crash.work, "dev-hup")
     assert not [k for k in keys(moto_url, "fixture/dev-hup/") if k.endswith(".tflock")]
     assert keys(moto_url, "fixture/_runs/dev-hup/run.lock") == []
-    journal = json.loads(
-        client(moto_url, "s3").get_object(Bucket=BUCKET, Key="fixture/_runs/dev-hup/journal.json")["Body"].read()
-    )
-    assert journal["runs"][-1]["result"] == "interrupted"
+    assert journal(moto_url, "dev-hup")["runs"][-1]["result"] == "interrupted"
     again = crash.run(*deploy)
     assert again.returncode == 0, again.stderr[-3000:]
     down = crash.run("teardown", "--env", "dev", "--suffix", "hup", "--yes")
