@@ -477,3 +477,53 @@ def test_preflight_name_templates_cover_the_unshortened_limits(longest):
         if "YYYY" not in name:
             assert name in made, f"preflight checks {name!r}, which the plan does not create"
     assert preflight.CHECKS["name_lengths"]
+
+
+def test_the_guard_covers_the_real_database_and_keeps_only_the_alb_open(prod):
+    """On prod's real plans: the manifest's stateful types include the cluster, its instances,
+    keys, secret and buckets, so a replace of the database is refused by address; and the only
+    ingress open to the internet is the load balancer's, which [guard] public_security_groups allows
+    (the rule's group is found through the configuration, as it is unknown before apply)."""
+    from orchestrator import guard
+    from orchestrator.config import load_stack
+
+    stack = load_stack(ROOT / "terraform")
+    database = prod.plans["database"]
+    addresses = {rc["address"] for rc in database["resource_changes"] if rc["type"] in stack.stateful_types}
+    assert {"aws_rds_cluster.main", "aws_secretsmanager_secret.db"} <= addresses
+    assert any(a.startswith("aws_rds_cluster_instance.") for a in addresses)
+    replaced = {
+        **database,
+        "resource_changes": [
+            {**rc, "change": {**rc["change"], "actions": ["delete", "create"]}}
+            if rc["address"] == "aws_rds_cluster.main"
+            else rc
+            for rc in database["resource_changes"]
+        ],
+    }
+    refused = guard.refusals(
+        replaced, stateful_types=stack.stateful_types, public_groups=stack.public_security_groups, allowed=()
+    )
+    assert refused == [
+        "deletes or replaces aws_rds_cluster.main (stateful; to accept: --allow-replace aws_rds_cluster.main)"
+    ]
+    assert (
+        guard.refusals(
+            replaced,
+            stateful_types=stack.stateful_types,
+            public_groups=stack.public_security_groups,
+            allowed={"aws_rds_cluster.main"},
+        )
+        == []
+    )
+
+    security = prod.plans["security"]
+    open_rules = guard.open_to_world(security)
+    assert open_rules and {group for _, group in open_rules} == {"aws_security_group.alb"}
+    assert (
+        guard.refusals(
+            security, stateful_types=stack.stateful_types, public_groups=stack.public_security_groups, allowed=()
+        )
+        == []
+    )
+    assert guard.refusals(security, stateful_types=(), public_groups=(), allowed=()) != []  # it can say no
