@@ -475,7 +475,7 @@ def _report_orphans(s, report) -> None:
     found = orphans_mod.find(s.aws, s.env, s.stack)
     report.notes.append(
         f"teardown left {len(found)} live resource(s) tagged for {s.env.env_id} in no state file "
-        f"(orchestrator orphans --env {s.env.name}{f' --suffix {s.env.suffix}' if s.env.suffix else ''})"
+        f"(orchestrator orphans {s.env.cli_args})"
         if found
         else f"teardown left nothing: no live resource is tagged for {s.env.env_id}"
     )
@@ -671,11 +671,11 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
         with open_session_(ctx, env, suffix) as s:
             import time as _time
 
-            from orchestrator.backend import require_bucket, resolve_key_arn
-            from orchestrator.runlock import RunLock, RunLockedError
+            from orchestrator.backend import require_bucket
+            from orchestrator.runlock import RunLockedError, current_holder
 
             require_bucket(s.aws, s.env)
-            holder = RunLock(s.aws, s.env, resolve_key_arn(s.aws, s.env), run_id="", command="", who="").holder()
+            holder = current_holder(s.aws.client("s3", s.env.backend.region), s.env)
             if holder is not None and not holder.stale_reason(_time.time()):
                 # What a live run is creating is not in state yet: it would all look orphaned.
                 raise RunLockedError(
@@ -901,10 +901,11 @@ def force_unlock(
         if run_id:
             import time as _time
 
-            from orchestrator.backend import resolve_key_arn
+            from orchestrator.backend import require_bucket
             from orchestrator.runlock import force_release
 
-            holder = force_release(s.aws, s.env, resolve_key_arn(s.aws, s.env), run_id)
+            require_bucket(s.aws, s.env)
+            holder = force_release(s.aws, s.env, run_id)
             typer.echo(f"released the run lock of {s.env.env_id} held by {holder.describe(_time.time())}")
             return
         if not unit or not lock_id:

@@ -219,6 +219,11 @@ class Environment:
         """<env>[-<suffix>]: the state key folder and the environment_suffix variable."""
         return f"{self.name}-{self.suffix}" if self.suffix else self.name
 
+    @property
+    def cli_args(self) -> str:
+        """How a command names this environment: --env E [--suffix S] (for hints in messages)."""
+        return f"--env {self.name}" + (f" --suffix {self.suffix}" if self.suffix else "")
+
     def with_suffix(self, suffix: str | None) -> Environment:
         if not suffix:
             return self

@@ -327,11 +327,10 @@ class Engine:
                 self._note(f"{unit}: terraform {marker.get('command')} of run {marker.get('run_id') or '?'} was killed")
             lock = backend_mod.read_state_lock(self.aws, self.env, unit)
             if lock and str(lock.get("Who", "")).rpartition("@")[2] == socket.gethostname():
-                where = f"--env {self.env.name}" + (f" --suffix {self.env.suffix}" if self.env.suffix else "")
                 raise RunLockedError(
                     f"state of unit {unit} is locked by {lock.get('Who')} since {lock.get('Created')} "
                     f"(lock id {lock.get('ID')}, {lock.get('Operation')}), and no terraform runs for it on this "
-                    f"host any more; release it: orchestrator force-unlock {where} --unit {unit} {lock.get('ID')}"
+                    f"host any more; release it: orchestrator force-unlock {self.env.cli_args} --unit {unit} {lock.get('ID')}"
                 )
             last = self._previous.get(unit)
             if last and last.get("status") == "running":

@@ -125,11 +125,7 @@ class RunLock:
 
     # ---- reading -------------------------------------------------------------
     def holder(self) -> Holder | None:
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
-            return None
-        return Holder.from_doc(json.loads(body))
+        return current_holder(self.s3, self.env)
 
     def _doc(self, started: float) -> bytes:
         now = time.time()
@@ -183,7 +179,7 @@ class RunLock:
         self._renewer.start()
 
     def _held_message(self, holder: Holder, stale: str | None, now: float) -> str:
-        where = f"--env {self.env.name}" + (f" --suffix {self.env.suffix}" if self.env.suffix else "")
+        where = self.env.cli_args
         if stale:
             return (
                 f"environment {self.env.env_id} is locked by {holder.describe(now)}, which is stale: {stale}; "
@@ -228,12 +224,21 @@ class RunLock:
         self.release()
 
 
-def force_release(aws: Aws, env: Environment, key_arn: str, run_id: str) -> Holder:
+def current_holder(s3, env: Environment) -> Holder | None:
+    """Who holds the environment's run lock, if anyone."""
+    try:
+        body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.run_key(env.env_id, LOCK_NAME))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return Holder.from_doc(json.loads(body))
+
+
+def force_release(aws: Aws, env: Environment, run_id: str) -> Holder:
     """Removes the run lock if ``run_id`` holds it (force-unlock --run)."""
-    lock = RunLock(aws, env, key_arn, run_id="", command="force-unlock", who="")
-    holder = lock.holder()
+    s3 = aws.client("s3", env.backend.region)
+    holder = current_holder(s3, env)
     if holder is None or holder.run_id != run_id:
         current = f"it is held by run {holder.run_id}" if holder else "nobody holds it"
         raise ConfigError(f"run {run_id} does not hold the run lock of {env.env_id}: {current} (nothing was changed)")
-    lock.s3.delete_object(Bucket=lock.bucket, Key=lock.key)
+    s3.delete_object(Bucket=env.backend.bucket, Key=env.backend.run_key(env.env_id, LOCK_NAME))
     return holder

@@ -372,7 +372,7 @@ class Terraform:
                         "whose reply was lost: released, retrying",
                         on_line,
                     )
-                    self.run(ws, ["force-unlock", "-force", info["ID"]], retry_transient=False, on_line=on_line)
+                    self.force_unlock(ws, info["ID"], on_line=on_line)
                     continue
                 raise lock_error(ws.unit, result)
             if retry_transient and attempts <= self.max_retries and _TRANSIENT_RE.search(result.stderr_tail):
