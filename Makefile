@@ -47,7 +47,7 @@ test-aws: venv
 	AWS_PROFILE=$(AWS_PROFILE) $(BIN)/python scripts/acceptance.py --env dev $(if $(IMAGE),--image $(IMAGE))
 
 test-fast: venv
-	$(BIN)/pytest -ra -m "not platform" $(PYTEST_ARGS)
+	$(BIN)/pytest -ra -m "not integration" $(PYTEST_ARGS)
 
 demo: venv
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }

@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator import local  # noqa: E402
-from orchestrator.backend import backend_config, resolve_key_arn  # noqa: E402
 from orchestrator.config import (  # noqa: E402
     Project,
     load_emulator_overrides,
@@ -38,6 +37,7 @@ from orchestrator.config import (  # noqa: E402
     load_stack,
     unit_variables,
 )
+from orchestrator.statestore import backend_config, resolve_key_arn  # noqa: E402
 from orchestrator.terraform import backend_config_args  # noqa: E402
 
 PY = sys.executable

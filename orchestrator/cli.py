@@ -191,13 +191,13 @@ def bootstrap(
     Example: orchestrator bootstrap --env prod --verify
     """
     with _Guard():
-        from orchestrator.backend import DRIFT, Bootstrapper
+        from orchestrator.bootstrap import DRIFT, Bootstrapper
         from orchestrator.errors import BackendError
         from orchestrator.session import open_session
 
         with open_session(_opts(ctx), env) as s:
             b = Bootstrapper(
-                s.aws, s.env, s.project.bootstrap_dir, emulated=bool(s.emulator_url), repair=repair, verify_only=verify
+                s.aws, s.env, s.project.backend_file, emulated=bool(s.emulator_url), repair=repair, verify_only=verify
             )
             result = b.run()
             for step in result.steps:
@@ -444,15 +444,15 @@ def deploy(
     """
     with _Guard() as guard:
         from orchestrator.session import open_session
-        from orchestrator.smoke import run_smoke
+        from orchestrator.smoke import calls_for, run_smoke
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         confirm = _confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
-            s.stack.graph.subset(only_list) if only_list else None
             engine = _engine(
                 s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
             )
+            engine.graph(only_list)  # unknown units, missing lock files: before any lock or state is touched
             engine.resume = resume
             engine.allow_replace = set(allow_replace)
             with _run_locked(s, engine, "deploy", lock_timeout, take_over):
@@ -462,7 +462,7 @@ def deploy(
             order = [u for u in s.stack.graph.order() if u in report.units]
             if smoke_checks and not only_list and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
-                report.smoke = run_smoke(s.aws, outputs, s.env.settings)
+                report.smoke = run_smoke(_check_context(s), calls_for(s.stack, report.units), outputs)
             _finish(report, s, json_out, order)
 
 
@@ -530,6 +530,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, events=events)
+            engine.graph(only_list)
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
@@ -575,13 +576,13 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
     Example: orchestrator smoke --env dev
     """
     with _Guard():
-        from orchestrator.backend import read_state_outputs
         from orchestrator.render import to_json
-        from orchestrator.smoke import run_smoke
+        from orchestrator.smoke import calls_for, run_smoke
+        from orchestrator.statestore import read_state_outputs
 
         with open_session_(ctx, env, suffix) as s:
             outputs = {u: read_state_outputs(s.aws, s.env, u) or {} for u in s.stack.units}
-            results = run_smoke(s.aws, outputs, s.env.settings)
+            results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs)
             for c in results:
                 err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
             if json_out:
@@ -597,6 +598,12 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
                 )
             if not all(c.passed for c in results):
                 raise typer.Exit(7)
+
+
+def _check_context(s):
+    from orchestrator.plugins import Context
+
+    return Context(s.aws, s.env.settings, s.redactor)
 
 
 def open_session_(ctx, env, suffix):
@@ -646,6 +653,7 @@ def teardown(
                 raise typer.Exit(1)
         with open_session_(ctx, env, suffix) as s:
             engine = _engine(s, guard, parallelism=parallelism, events=events)
+            engine.graph()
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
                 report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
             _report_orphans(s, report)
@@ -671,8 +679,8 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
         with open_session_(ctx, env, suffix) as s:
             import time as _time
 
-            from orchestrator.backend import require_bucket
             from orchestrator.runlock import RunLockedError, current_holder
+            from orchestrator.statestore import require_bucket
 
             require_bucket(s.aws, s.env)
             holder = current_holder(s.aws.client("s3", s.env.backend.region), s.env)
@@ -710,8 +718,8 @@ def envs(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
     Example: orchestrator envs --env dev
     """
     with _Guard():
-        from orchestrator.backend import list_deployed
         from orchestrator.render import to_json
+        from orchestrator.statestore import list_deployed
 
         with open_session_(ctx, env, None) as s:
             found = list_deployed(s.aws, s.env)
@@ -737,8 +745,8 @@ def outputs(
     Example: orchestrator outputs --env dev edge
     """
     with _Guard():
-        from orchestrator.backend import read_state_outputs
         from orchestrator.render import to_json
+        from orchestrator.statestore import read_state_outputs
 
         with open_session_(ctx, env, suffix) as s:
             units = [unit] if unit else s.stack.graph.order()
@@ -764,9 +772,9 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
     with _Guard():
         import time as _time
 
-        from orchestrator.backend import resolve_key_arn
         from orchestrator.journal import Journal
         from orchestrator.render import to_json
+        from orchestrator.statestore import resolve_key_arn
 
         with open_session_(ctx, env, suffix) as s:
             doc = Journal(s.aws, s.env, resolve_key_arn(s.aws, s.env), s.redactor).load()
@@ -790,54 +798,17 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
 
 @app.command()
 def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
-    """Check the machine and the environment: terraform, provider mirror, credentials and account, backend posture.
+    """Check the machine and the environment: terraform, where each provider comes from, credentials and account,
+    backend posture.
 
     Example: orchestrator doctor --env dev
     """
     with _Guard():
         import json as _json
-        from pathlib import Path
 
-        checks: list[dict] = []
+        from orchestrator.doctor import run_checks
 
-        def add(name, ok, detail):
-            checks.append({"check": name, "ok": ok, "detail": detail})
-
-        from orchestrator.errors import OrchestratorError as _Err
-        from orchestrator.session import open_session, work_root
-        from orchestrator.terraform import Terraform, find_binary
-
-        opts = _opts(ctx)
-        try:
-            binary = find_binary(opts.terraform_bin)
-            version = Terraform(binary, cli_config=Path("/dev/null"), base_env={}, redactor=None).version()
-            major, minor = (int(x) for x in version.split(".")[:2])
-            add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
-        except _Err as exc:
-            add("terraform", False, exc.message)
-        mirror = opts.provider_mirror
-        if mirror:
-            ok = (Path(mirror) / "registry.terraform.io" / "hashicorp" / "aws").is_dir()
-            add("provider mirror", ok, f"{mirror}" + ("" if ok else ": no registry.terraform.io/hashicorp/aws in it"))
-        else:
-            add("provider mirror", True, "none configured: providers come from the registry")
-        try:
-            with open_session(opts, env) as s:
-                add(
-                    "credentials and account",
-                    True,
-                    f"account {s.env.account_id} ({'emulator' if s.emulator_url else 'AWS'})",
-                )
-                from orchestrator.backend import DRIFT, Bootstrapper
-
-                result = Bootstrapper(
-                    s.aws, s.env, s.project.bootstrap_dir, emulated=bool(s.emulator_url), repair=False, verify_only=True
-                ).run()
-                drift = [f"{st.piece}: {st.detail}" for st in result.steps if st.status == DRIFT]
-                add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
-                add("work dir", True, str(work_root(s.project, opts)))
-        except _Err as exc:
-            add("credentials and account", False, exc.message)
+        checks = run_checks(_opts(ctx), env)
         if json_out:
             typer.echo(_json.dumps({"schema_version": 1, "environment": env, "checks": checks}, indent=2))
         else:
@@ -884,6 +855,68 @@ def graph(
             raise ConfigError(f"unknown format {fmt!r}: text, dot, mermaid, png or svg")
 
 
+@app.command()
+def lock(
+    ctx: typer.Context,
+    platform: list[str] = typer.Option(
+        [],
+        "--platform",
+        help="Platform to record (repeatable), e.g. linux_amd64, darwin_arm64; default: the manifest's "
+        "[terraform] lock_platforms, else this machine's.",
+    ),
+):
+    """Write each unit's .terraform.lock.hcl (terraform providers lock), from the provider mirror when one is set.
+
+    Example: orchestrator lock --platform linux_amd64 --platform darwin_arm64
+    """
+    with _Guard():
+        from orchestrator.config import Project, load_stack
+        from orchestrator.providers import LOCK_FILE, host_platform
+        from orchestrator.redact import Redactor
+        from orchestrator.session import build_terraform, work_root
+        from orchestrator.terraform import Workspace
+
+        opts = _opts(ctx)
+        project = Project.find(opts.project_dir)
+        stack = load_stack(project.terraform_dir)
+        root = work_root(project, opts)
+        mirror = opts.provider_mirror or stack.provider_mirror or None
+        tf = build_terraform(opts, mirror, root, Redactor(), dict(os.environ))
+        platforms = platform or list(stack.lock_platforms) or [host_platform()]
+        done: set = set()
+        for unit in stack.graph.order():
+            path = stack.units[unit].path
+            if path in done:
+                continue
+            done.add(path)
+            tf.providers_lock(Workspace(unit, path, root / "lock" / unit), platforms, mirror)
+            err(f"{path / LOCK_FILE}: {', '.join(platforms)}" + (f" (from {mirror})" if mirror else ""))
+
+
+@app.command("init-project")
+def init_project(
+    directory: str = typer.Argument(..., help="Folder for the new project (created if missing)."),
+    name_prefix: str = typer.Option("demo", "--name-prefix", help="Prefix of every name (2-10 characters)."),
+    account_id: str = typer.Option("123456789012", "--account-id", help="AWS account of the dev environment."),
+    region: str = typer.Option("us-east-1", "--region", help="AWS region of the dev environment."),
+):
+    """Write a minimal working project: one unit, the dev environment, the manifest.
+
+    Example: orchestrator init-project ./my-stack --name-prefix acme --account-id 111122223333
+    """
+    with _Guard():
+        from pathlib import Path
+
+        from orchestrator.scaffold import write_project
+
+        target = Path(directory)
+        for path in write_project(target, name_prefix=name_prefix, account_id=account_id, region=region):
+            err(f"wrote {path}")
+        err(
+            f"next: cd {target} && orchestrator lock && orchestrator bootstrap --env dev && orchestrator deploy --env dev"
+        )
+
+
 @app.command("force-unlock")
 def force_unlock(
     ctx: typer.Context,
@@ -901,8 +934,8 @@ def force_unlock(
         if run_id:
             import time as _time
 
-            from orchestrator.backend import require_bucket
             from orchestrator.runlock import force_release
+            from orchestrator.statestore import require_bucket
 
             require_bucket(s.aws, s.env)
             holder = force_release(s.aws, s.env, run_id)

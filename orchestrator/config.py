@@ -10,15 +10,16 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.graph import UnitGraph
+from orchestrator.plugins import bind
 
 SUFFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 # Every generated name starts with it: the platform's name limits are proven
 # for the longest prefix and suffix accepted here.
 NAME_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -68,7 +69,9 @@ class Unit:
     depends_on: frozenset[str]
     # terraform variable -> (upstream unit, upstream output)
     inputs: dict[str, tuple[str, str]]
-    post_apply: tuple[str, ...] = ()
+    # named post-apply hooks and smoke checks (orchestrator.plugins.Call), bound when the manifest loads
+    post_apply: tuple = ()
+    smoke: tuple = ()
     # terraform variable -> directory (relative to the unit) packaged as a zip
     artifacts: dict[str, str] = field(default_factory=dict)
     # ephemeral variables the orchestrator generates (e.g. an initial password)
@@ -99,11 +102,15 @@ class Stack:
     # [ownership] tags: tag key -> common variable; every resource of an environment carries these
     # tags (default_tags), which is how `orphans` finds what the environment owns
     ownership_tags: dict[str, str] = field(default_factory=dict)
+    # [terraform] provider_mirror: a filesystem mirror for hashicorp/aws (the operator's
+    # --provider-mirror wins); [terraform] lock_platforms: what `orchestrator lock` records
+    provider_mirror: str = ""
+    lock_platforms: tuple[str, ...] = ()
 
     def teardown_overrides(self, protected: bool) -> dict[str, Any]:
         return {**self.teardown_settings, **({} if protected else self.teardown_unprotected_settings)}
 
-    @property
+    @cached_property
     def graph(self) -> UnitGraph:
         return UnitGraph({u.name: u.depends_on for u in self.units.values()})
 
@@ -132,15 +139,28 @@ def load_stack(terraform_dir: Path) -> Stack:
                 raise ConfigError(f"{path}: unit {name!r}: input {var!r} names unknown unit {up!r}")
             inputs[var] = (up, out)
         depends = set(raw.get("depends_on", [])) | {u for u, _ in inputs.values()}
+        outputs = set(unit_outputs(unit_path))
+        calls = {}
+        for kind, key in (("hook", "post_apply"), ("check", "smoke")):
+            entries = raw.get(key, [])
+            if not isinstance(entries, list):
+                raise ConfigError(f"{path}: unit {name!r}: {key} must be a list of tables")
+            calls[key] = tuple(
+                bind(kind, e, unit=name, where=f"{path}: unit {name!r}: {key}", outputs=outputs, settings_schema=schema)
+                for e in entries
+            )
         units[name] = Unit(
             name=name,
             path=unit_path,
             depends_on=frozenset(depends),
             inputs=inputs,
-            post_apply=tuple(raw.get("post_apply", ())),
+            post_apply=calls["post_apply"],
+            smoke=calls["smoke"],
             artifacts=dict(raw.get("artifacts", {})),
             generated_secrets=tuple(raw.get("generated_secrets", ())),
         )
+    for unit in units.values():
+        _check_wiring(path, unit, units, schema)
     teardown = data.get("teardown", {})
     teardown_tables = {}
     for table in ("settings", "unprotected_settings"):
@@ -175,9 +195,40 @@ def load_stack(terraform_dir: Path) -> Stack:
         stateful_types=frozenset(guard.get("stateful_types", [])),
         public_security_groups=frozenset(guard.get("public_security_groups", [])),
         ownership_tags=dict(ownership),
+        provider_mirror=str(data.get("terraform", {}).get("provider_mirror", "")),
+        lock_platforms=tuple(data.get("terraform", {}).get("lock_platforms", ())),
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack
+
+
+def _check_wiring(path: Path, unit: Unit, units: dict[str, Unit], schema: dict[str, str]) -> None:
+    """Every input names a variable the unit declares and an output its upstream declares; every
+    variable without a default gets a value from somewhere."""
+    declared = unit_variables(unit.path)
+    where = f"{path}: unit {unit.name!r}"
+    for var, (up, out) in sorted(unit.inputs.items()):
+        if var not in declared:
+            raise ConfigError(
+                f"{where}: input {var!r} is not a variable of {unit.path} (it declares: {_list(declared)})"
+            )
+        up_outputs = unit_outputs(units[up].path)
+        if out not in up_outputs:
+            raise ConfigError(
+                f"{where}: input {var!r} names output {out!r} of unit {up!r}, which it does not declare "
+                f"(it declares: {_list(up_outputs)})"
+            )
+    filled = set(COMMON_VARIABLES) | set(schema) | set(unit.inputs) | set(unit.generated_secrets) | set(unit.artifacts)
+    unfilled = sorted(n for n, d in declared.items() if not d.has_default and n not in filled)
+    if unfilled:
+        raise ConfigError(
+            f"{where}: variable(s) {', '.join(unfilled)} get no value: declare a setting of that name in [settings] "
+            f"or wire an input"
+        )
+
+
+def _list(names) -> str:
+    return ", ".join(sorted(names)) or "none"
 
 
 @dataclass(frozen=True)
@@ -190,13 +241,6 @@ class BackendSettings:
     dynamodb_table: str = ""
     access_log_bucket: str = ""
     noncurrent_version_days: int = 90
-
-    def state_key(self, env_id: str, unit: str) -> str:
-        return f"{self.key_prefix}/{env_id}/{unit}.tfstate"
-
-    def run_key(self, env_id: str, name: str) -> str:
-        """Per-environment run records beside the states: journal.json, run.lock."""
-        return f"{self.key_prefix}/_runs/{env_id}/{name}"
 
 
 @dataclass(frozen=True)
@@ -381,7 +425,8 @@ def load_emulator_overrides(environments_dir: Path, stack: Stack) -> dict[str, A
     return out
 
 
-_VARIABLE_RE = re.compile(r'^variable\s+"([A-Za-z0-9_]+)"\s*\{', re.M)
+_VARIABLE_RE = re.compile(r'^variable\s+"([A-Za-z0-9_-]+)"\s*\{', re.M)
+_OUTPUT_RE = re.compile(r'^output\s+"([A-Za-z0-9_-]+)"\s*\{', re.M)
 
 
 @dataclass(frozen=True)
@@ -399,6 +444,11 @@ def unit_variables(unit_dir: Path) -> dict[str, VariableDecl]:
             body = _block_body(text, m.end())
             out[m.group(1)] = VariableDecl(m.group(1), bool(re.search(r"^\s*default\s*=", body, re.M)))
     return out
+
+
+def unit_outputs(unit_dir: Path) -> list[str]:
+    """Output names a unit declares, read from its .tf files (no terraform call)."""
+    return sorted({m.group(1) for tf in sorted(unit_dir.glob("*.tf")) for m in _OUTPUT_RE.finditer(tf.read_text())})
 
 
 def _block_body(text: str, start: int) -> str:
@@ -432,6 +482,12 @@ class Project:
     @property
     def bootstrap_dir(self) -> Path:
         return self.root / "bootstrap"
+
+    def backend_file(self, name: str) -> Path:
+        """One of the backend's definition files: the project's bootstrap/<name> when present,
+        else the default that ships with the package."""
+        own = self.bootstrap_dir / name
+        return own if own.is_file() else Path(__file__).parent / "backend_defaults" / name
 
     @classmethod
     def find(cls, explicit: str | None = None) -> Project:

@@ -18,15 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator import backend as backend_mod
-from orchestrator import guard
+from orchestrator import guard, providers, statestore
 from orchestrator.artifacts import build_zip
 from orchestrator.aws import Aws
 from orchestrator.config import Environment, Project, Stack, unit_variables
-from orchestrator.errors import ConfigError, ProtectedEnvironmentError
+from orchestrator.errors import ConfigError, HookError, ProtectedEnvironmentError
 from orchestrator.graph import UnitGraph
-from orchestrator.hooks import HOOKS
 from orchestrator.journal import fingerprint, new_run_id
+from orchestrator.plugins import Context
 from orchestrator.redact import Redactor
 from orchestrator.runlock import RunLockedError, pid_alive
 from orchestrator.runner import ReadyQueue, Status, UnitResult
@@ -161,13 +160,19 @@ class Engine:
 
     def key_arn(self) -> str:
         if self._key_arn is None:
-            backend_mod.require_bucket(self.aws, self.env)
-            self._key_arn = backend_mod.resolve_key_arn(self.aws, self.env)
+            statestore.require_bucket(self.aws, self.env)
+            self._key_arn = statestore.resolve_key_arn(self.aws, self.env)
         return self._key_arn
 
     def graph(self, only: list[str] | None = None) -> UnitGraph:
-        g = self.stack.graph
-        return g.subset(only) if only else g
+        g = self.stack.graph.subset(only) if only else self.stack.graph
+        missing = providers.missing_lock_files(self.stack, g.units)
+        if missing:
+            raise ConfigError(
+                f"unit(s) {', '.join(missing)} have no {providers.LOCK_FILE}: run `orchestrator lock` "
+                "to write one per unit (from the provider mirror when one is set)"
+            )
+        return g
 
     def variables_for(self, unit: str, upstream: dict[str, dict]) -> dict:
         """Every value the unit's variables get: identity, settings, wired outputs, artifacts.
@@ -218,12 +223,12 @@ class Engine:
         lock = ws.source_dir / ".terraform.lock.hcl"
         h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
         h.update(lock.read_bytes() if lock.exists() else b"")
-        h.update(self.tf.cli_config.read_bytes())
+        h.update(self.tf.cli_config.read_bytes() if self.tf.cli_config else b"")
         return h.hexdigest()
 
     def ensure_init(self, unit: str, ws: Workspace, result: UnitResult) -> None:
         """init only when the backend, lock file or CLI config changed since the last one."""
-        conf = backend_mod.backend_config(self.env, unit, self.key_arn(), self.emulator_url)
+        conf = statestore.backend_config(self.env, unit, self.key_arn(), self.emulator_url)
         fp = self._fingerprint(ws, conf)
         marker = ws.work_dir / "init.fingerprint"
         if marker.exists() and marker.read_text() == fp and (ws.data_dir / "terraform.tfstate").exists():
@@ -297,7 +302,7 @@ class Engine:
             return dict(self._outputs)
 
     def _state_outputs(self, unit: str) -> dict | None:
-        return backend_mod.read_state_outputs(self.aws, self.env, unit)
+        return statestore.read_state_outputs(self.aws, self.env, unit)
 
     # ---- after a crash ----------------------------------------------------------
     def recover(self, graph: UnitGraph) -> None:
@@ -325,7 +330,7 @@ class Engine:
             elif marker:
                 ws.marker_path.unlink(missing_ok=True)
                 self._note(f"{unit}: terraform {marker.get('command')} of run {marker.get('run_id') or '?'} was killed")
-            lock = backend_mod.read_state_lock(self.aws, self.env, unit)
+            lock = statestore.read_state_lock(self.aws, self.env, unit)
             if lock and str(lock.get("Who", "")).rpartition("@")[2] == socket.gethostname():
                 raise RunLockedError(
                     f"state of unit {unit} is locked by {lock.get('Who')} since {lock.get('Created')} "
@@ -530,9 +535,15 @@ class Engine:
         outputs = self._state_outputs(unit) or {}
         self._record_outputs(unit, outputs)
         result.outputs = outputs
+        ctx = Context(self.aws, self.env.settings, self.redactor)
         for hook in self.stack.units[unit].post_apply:
+            if not hook.enabled(self.env.settings):
+                continue
             retries_before = self.aws.call_log.retries
-            hr = HOOKS[hook](self.aws, outputs, self.redactor)
+            try:
+                hr = hook(ctx, outputs)
+            except KeyError as exc:
+                raise HookError(f"{hook.label}: the state of unit {unit} has no {exc.args[0]}") from None
             aws_retries = self.aws.call_log.retries - retries_before
             result.retries += aws_retries
             note = f", {aws_retries} AWS retries" if aws_retries else ""

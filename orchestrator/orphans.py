@@ -17,6 +17,7 @@ from orchestrator.aws import Aws
 from orchestrator.config import Environment, Stack
 from orchestrator.errors import ConfigError
 from orchestrator.leftovers import is_gone
+from orchestrator.statestore import state_key
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def state_identifiers(aws: Aws, env: Environment, units) -> set[str]:
     held: set[str] = set()
     for unit in units:
         try:
-            body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.state_key(env.env_id, unit))["Body"].read()
+            body = s3.get_object(Bucket=env.backend.bucket, Key=state_key(env, unit))["Body"].read()
         except s3.exceptions.NoSuchKey:
             continue
         for resource in json.loads(body).get("resources", []):

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import Aws, error_code
-from orchestrator.backend import put_run_record
 from orchestrator.config import Environment
 from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.statestore import put_run_record, run_key
 
 LOCK_NAME = "run.lock"
 RENEW_EVERY = 30.0
@@ -110,7 +110,7 @@ class RunLock:
         self.s3 = aws.client("s3", env.backend.region)
         self.env = env
         self.bucket = env.backend.bucket
-        self.key = env.backend.run_key(env.env_id, LOCK_NAME)
+        self.key = run_key(env, LOCK_NAME)
         self.key_arn = key_arn
         self.run_id = run_id
         self.command = command
@@ -227,7 +227,7 @@ class RunLock:
 def current_holder(s3, env: Environment) -> Holder | None:
     """Who holds the environment's run lock, if anyone."""
     try:
-        body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.run_key(env.env_id, LOCK_NAME))["Body"].read()
+        body = s3.get_object(Bucket=env.backend.bucket, Key=run_key(env, LOCK_NAME))["Body"].read()
     except s3.exceptions.NoSuchKey:
         return None
     return Holder.from_doc(json.loads(body))
@@ -240,5 +240,5 @@ def force_release(aws: Aws, env: Environment, run_id: str) -> Holder:
     if holder is None or holder.run_id != run_id:
         current = f"it is held by run {holder.run_id}" if holder else "nobody holds it"
         raise ConfigError(f"run {run_id} does not hold the run lock of {env.env_id}: {current} (nothing was changed)")
-    s3.delete_object(Bucket=env.backend.bucket, Key=env.backend.run_key(env.env_id, LOCK_NAME))
+    s3.delete_object(Bucket=env.backend.bucket, Key=run_key(env, LOCK_NAME))
     return holder

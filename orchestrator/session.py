@@ -28,7 +28,6 @@ class Options:
     project_dir: str | None = None
     work_dir: str | None = None
     provider_mirror: str | None = None
-    terraform_bin: str | None = None
     terraform_timeout: float = 3600.0
     terraform_retries: int = 2
 
@@ -45,29 +44,35 @@ class Session:
     options: Options
     supplied_secrets: dict[str, str]
 
+    @property
+    def mirror(self) -> str | None:
+        """The provider mirror the operator named (--provider-mirror, ORCHESTRATOR_PROVIDER_MIRROR)
+        or the manifest's [terraform] provider_mirror; None leaves provider installation to
+        terraform (its CLI config, its implicit mirrors, the registry)."""
+        return self.options.provider_mirror or self.stack.provider_mirror or None
+
     def terraform(self):
-        from orchestrator.terraform import Terraform, find_binary, tf_log_env, write_cli_config
-
-        binary = find_binary(self.options.terraform_bin)
-        base_env = self.aws.terraform_env()
-        base_env.update(tf_log_env(self.work_root))
-        mirror = self.options.provider_mirror or _stack_mirror(self.stack)
-        cli_config = write_cli_config(self.work_root, mirror)
-        return Terraform(
-            binary,
-            cli_config=cli_config,
-            base_env=base_env,
-            redactor=self.redactor,
-            timeout=self.options.terraform_timeout,
-            max_retries=self.options.terraform_retries,
-        )
+        return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
 
 
-def _stack_mirror(stack: Stack) -> str | None:
-    from orchestrator.config import read_toml
+def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str]):
+    """The one place a Terraform is made: binary, CLI config, plugin cache, timeouts."""
+    from orchestrator.terraform import Terraform, cli_setup, find_binary, tf_log_env
 
-    value = read_toml(stack.manifest_path).get("terraform", {}).get("provider_mirror", "")
-    return value or None
+    base_env = {**base_env, **tf_log_env(root)}
+    cli_config, cli_env = cli_setup(root, mirror)
+    base_env.update(cli_env)
+    for name, value in cli_env.items():
+        if name.startswith("TF_TOKEN_"):
+            redactor.add(value)
+    return Terraform(
+        find_binary(),
+        cli_config=cli_config,
+        base_env=base_env,
+        redactor=redactor,
+        timeout=options.terraform_timeout,
+        max_retries=options.terraform_retries,
+    )
 
 
 def work_root(project: Project, options: Options) -> Path:

@@ -82,34 +82,85 @@ def tf_log_env(work_dir: Path, environ: Mapping[str, str] | None = None) -> dict
     return {"TF_LOG": level, "TF_LOG_PATH": str(path)}
 
 
-def cli_config_text(mirror_dir: str | None, plugin_cache_dir: Path) -> str:
-    """The Terraform CLI config the orchestrator writes for itself."""
-    lines = [f'plugin_cache_dir = "{plugin_cache_dir}"', "plugin_cache_may_break_dependency_lock_file = false", ""]
-    if mirror_dir:
-        lines += [
-            "provider_installation {",
-            "  filesystem_mirror {",
-            f'    path    = "{mirror_dir}"',
-            '    include = ["registry.terraform.io/hashicorp/aws"]',
-            "  }",
-            "  direct {",
-            '    exclude = ["registry.terraform.io/hashicorp/aws"]',
-            "  }",
-            "}",
-        ]
-    return "\n".join(lines) + "\n"
+# Where terraform itself looks for providers when its CLI config names no
+# provider_installation (Linux and macOS; XDG_DATA_DIRS adds more).
+IMPLICIT_MIRRORS = (
+    "~/.terraform.d/plugins",
+    "~/.local/share/terraform/plugins",
+    "/usr/local/share/terraform/plugins",
+    "/usr/share/terraform/plugins",
+)
+_REGISTRY_DOWN_RE = re.compile(r"could not connect to ([a-z0-9.-]+)")
+_CREDENTIALS_RE = re.compile(r'(?ms)^\s*credentials\s+"([^"]+)"\s*\{(.*?)^\s*\}')
+_TOKEN_RE = re.compile(r'token\s*=\s*"([^"]+)"')
 
 
-def write_cli_config(work_dir: Path, mirror_dir: str | None) -> Path:
+def implicit_mirrors(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Terraform's implicit local mirror directories that exist on this machine, in its order."""
+    environ = os.environ if environ is None else environ
+    dirs = [Path(d).expanduser() for d in IMPLICIT_MIRRORS[:2]]
+    if environ.get("XDG_DATA_HOME"):
+        dirs[1] = Path(environ["XDG_DATA_HOME"]) / "terraform" / "plugins"
+    extra = [Path(d) / "terraform" / "plugins" for d in environ.get("XDG_DATA_DIRS", "").split(":") if d]
+    return [d for d in dict.fromkeys([*dirs, *extra, *map(Path, IMPLICIT_MIRRORS[2:])]) if d.is_dir()]
+
+
+def user_cli_config(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The operator's own terraform CLI config: TF_CLI_CONFIG_FILE, else ~/.terraformrc."""
+    environ = os.environ if environ is None else environ
+    path = Path(environ["TF_CLI_CONFIG_FILE"]) if environ.get("TF_CLI_CONFIG_FILE") else Path("~/.terraformrc")
+    path = path.expanduser()
+    return path if path.is_file() else None
+
+
+def cli_config_text(mirror_dir: str, user_text: str = "") -> tuple[str, dict[str, str]]:
+    """The CLI config the orchestrator writes when it is given a mirror: the operator's own
+    config with a provider_installation block for the mirror added (unless theirs has one,
+    which then wins). Their credentials blocks become TF_TOKEN_<host> variables (returned),
+    so no token is copied into a file."""
+    tokens = {}
+    for host, body in _CREDENTIALS_RE.findall(user_text):
+        token = _TOKEN_RE.search(body)
+        if token:
+            tokens["TF_TOKEN_" + host.replace("-", "__").replace(".", "_")] = token.group(1)
+    text = _CREDENTIALS_RE.sub("", user_text).strip()
+    if "provider_installation" not in text:
+        text += "\n".join(
+            [
+                "\n# Added by the orchestrator: hashicorp/aws from the mirror, everything else as usual.",
+                "provider_installation {",
+                "  filesystem_mirror {",
+                f'    path    = "{mirror_dir}"',
+                '    include = ["registry.terraform.io/hashicorp/aws"]',
+                "  }",
+                "  direct {",
+                '    exclude = ["registry.terraform.io/hashicorp/aws"]',
+                "  }",
+                "}",
+            ]
+        )
+    return text.strip() + "\n", tokens
+
+
+def cli_setup(work_dir: Path, mirror_dir: str | None) -> tuple[Path | None, dict[str, str]]:
+    """(CLI config file for TF_CLI_CONFIG_FILE or None, extra environment). Without a mirror the
+    operator's own CLI config is left alone; the plugin cache always goes through
+    TF_PLUGIN_CACHE_DIR, never by replacing their file."""
     plugin_cache = work_dir / "plugin-cache"
     plugin_cache.mkdir(parents=True, exist_ok=True)
+    env = {"TF_PLUGIN_CACHE_DIR": str(plugin_cache)}
+    if not mirror_dir:
+        return None, env
+    user = user_cli_config()
+    text, tokens = cli_config_text(mirror_dir, user.read_text() if user else "")
     path = work_dir / "terraform.rc"
-    text = cli_config_text(mirror_dir, plugin_cache)
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text)
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         tmp.replace(path)
-    return path
+    return path, {**env, **tokens}
 
 
 def backend_config_args(config: Mapping[str, object]) -> list[str]:
@@ -306,7 +357,7 @@ class Terraform:
         self,
         binary: str,
         *,
-        cli_config: Path,
+        cli_config: Path | None,
         base_env: Mapping[str, str],
         redactor: Redactor,
         timeout: float = 3600.0,
@@ -331,9 +382,10 @@ class Terraform:
             TF_IN_AUTOMATION="1",
             TF_INPUT="0",
             CHECKPOINT_DISABLE="1",
-            TF_CLI_CONFIG_FILE=str(self.cli_config),
             TF_DATA_DIR=str(ws.data_dir),
         )
+        if self.cli_config is not None:
+            env["TF_CLI_CONFIG_FILE"] = str(self.cli_config)
         if "TF_LOG_PATH" not in self.base_env:
             env.pop("TF_LOG", None)
         env.pop("TF_WORKSPACE", None)
@@ -497,7 +549,17 @@ class Terraform:
         flags = backend_config_args(backend_config) + ["-lockfile=readonly"]
         if reconfigure:
             flags.append("-reconfigure")
-        return self.run(ws, build_args("init", flags=flags), **kw)
+        try:
+            return self.run(ws, build_args("init", flags=flags), **kw)
+        except TerraformError as exc:
+            host = _REGISTRY_DOWN_RE.search(exc.stderr_tail.replace("\n", " "))
+            if host and self.cli_config is None:
+                exc.message = (
+                    f"unit {ws.unit}: terraform cannot reach {host.group(1)} for its providers: name a filesystem "
+                    "mirror with --provider-mirror DIR (or ORCHESTRATOR_PROVIDER_MIRROR, or [terraform] "
+                    "provider_mirror in the manifest); `orchestrator doctor` shows where each provider comes from"
+                )
+            raise
 
     def plan(
         self,
@@ -540,9 +602,11 @@ class Terraform:
             flags.append(f"-var-file={ws.var_file}")
         return self.run(ws, build_args("apply", flags=flags, options={"lock-timeout": lock_timeout}), **kw)
 
-    def output(self, ws: Workspace, **kw) -> dict:
-        result = self.run(ws, build_args("output", flags=["-json"]), capture=True, **kw)
-        return {k: v.get("value") for k, v in json.loads(result.stdout or "{}").items()}
+    def providers_lock(self, ws: Workspace, platforms: Iterable[str], mirror: str | None = None) -> CommandResult:
+        """Writes the unit's .terraform.lock.hcl for these platforms (no state, no lock, no init)."""
+        flags = [f"-platform={p}" for p in platforms] + ([f"-fs-mirror={mirror}"] if mirror else [])
+        self.run(ws, ["get", "-no-color"], capture=True)  # modules first: the lock covers theirs too
+        return self.run(ws, ["providers", "lock", "-no-color", *flags], capture=True)
 
     def force_unlock(self, ws: Workspace, lock_id: str, **kw) -> CommandResult:
         return self.run(ws, ["force-unlock", "-force", lock_id], retry_transient=False, **kw)

@@ -40,7 +40,7 @@ def log(message: str) -> None:
 
 def project_copy(env: str, account: str, image: str | None, dest: Path) -> Path:
     """The project with the environment moved to this account (and image)."""
-    for d in ("terraform", "environments", "bootstrap"):
+    for d in ("terraform", "environments"):
         shutil.copytree(ROOT / d, dest / d, symlinks=True, ignore=shutil.ignore_patterns(".terraform"))
     f = dest / "environments" / env / "env.toml"
     text = f.read_text()

@@ -20,7 +20,6 @@ def tmp_project(tmp_path) -> Path:
     for unit in ("network", "security", "database", "edge", "observability", "app", "_shared"):
         os.symlink(ROOT / "terraform" / unit, tmp_path / "terraform" / unit)
     shutil.copytree(ROOT / "environments", tmp_path / "environments")
-    shutil.copytree(ROOT / "bootstrap", tmp_path / "bootstrap")
     return tmp_path
 
 
@@ -31,3 +30,12 @@ def checkov() -> str:
     if not Path(path).exists():
         pytest.fail(f"checkov not found at {path}: make checkov-venv")
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/integration needs the real terraform binary and a moto server:
+    `make test-fast` (-m "not integration") runs the rest in seconds without either."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if integration in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from orchestrator import local
 from orchestrator.aws import Aws
-from orchestrator.backend import Bootstrapper
+from orchestrator.bootstrap import Bootstrapper
 from orchestrator.config import Project, load_emulator_overrides, load_environment, load_stack
 from orchestrator.engine import Engine
 from orchestrator.redact import Redactor
 from orchestrator.runner import UnitResult
-from orchestrator.terraform import Terraform, find_binary, write_cli_config
+from orchestrator.session import Options, build_terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = local.EMULATOR_ACCOUNT_ID
@@ -113,7 +113,7 @@ def plan_environment(
     if settings:
         env = env.with_settings(settings)
     aws = Aws(env.region, endpoint_url=moto_url)
-    Bootstrapper(aws, env, project.bootstrap_dir, emulated=True, repair=False, verify_only=False).run()
+    Bootstrapper(aws, env, project.backend_file, emulated=True, repair=False, verify_only=False).run()
     # The outside prerequisites (zone, certificate, image), as `local seed` makes them.
     preflight.seed(preflight.Context(env, aws, ROOT), stack.preflight)
     zone_id = None
@@ -123,9 +123,7 @@ def plan_environment(
         (zone,) = [z for z in zones if z["Name"] == name]  # staging's zone is a sub-domain of prod's
         zone_id = zone["Id"].split("/")[-1]
     redactor = Redactor()
-    tf = Terraform(
-        find_binary(), cli_config=write_cli_config(work, mirror), base_env=aws.terraform_env(), redactor=redactor
-    )
+    tf = build_terraform(Options(), mirror, work, redactor, aws.terraform_env())
     engine = Engine(
         project=project,
         stack=stack,

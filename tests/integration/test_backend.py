@@ -58,11 +58,11 @@ def test_posture_with_get_calls(cli, aws):
 
 def test_tls_only_policy_document():
     """The policy real AWS gets (the emulator cannot enforce it): deny every non-TLS request."""
-    from pathlib import Path
 
-    from orchestrator.backend import _render
+    from orchestrator.bootstrap import _render
+    from orchestrator.config import Project
 
-    policy = _render(Path(FIXTURE_STACK / "bootstrap" / "state-bucket-policy.json"), partition="aws", bucket="b")
+    policy = _render(Project(FIXTURE_STACK).backend_file("state-bucket-policy.json"), partition="aws", bucket="b")
     deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
     assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -94,6 +94,22 @@ CASES = [
         ),
     ),
     Case(
+        "an input naming an output its upstream does not declare",
+        ("deploy", "--env", "dev", "--yes"),
+        2,
+        "error: {root}/terraform/stack.toml: unit 'security': input 'vpc_id' names output 'no_such_output' of "
+        "unit 'network', which it does not declare (it declares: availability_zones, nat_gateway_ids, "
+        "private_route_table_ids, private_subnet_ids, public_subnet_ids, vpc_cidr, vpc_id)",
+        mutate=edit("terraform/stack.toml", 'vpc_id = "network.vpc_id"', 'vpc_id = "network.no_such_output"'),
+    ),
+    Case(
+        "a smoke check that does not exist",
+        ("smoke", "--env", "dev"),
+        2,
+        "error: {root}/terraform/stack.toml: unit 'app': smoke: unknown check 'ecs_servce' (known: …",
+        mutate=edit("terraform/stack.toml", 'check = "ecs_service"', 'check = "ecs_servce"'),
+    ),
+    Case(
         "invalid suffix",
         ("deploy", "--env", "dev", "--suffix", "PR-1", "--yes"),
         2,
@@ -198,7 +214,7 @@ def test_bad_input(case, tmp_path, moto_url, aws):
     root = ROOT
     if case.mutate:
         root = tmp_path / "project"
-        for d in ("terraform", "environments", "bootstrap"):
+        for d in ("terraform", "environments"):
             shutil.copytree(ROOT / d, root / d, symlinks=True)
         # the units' shared files are relative symlinks: keep them pointing inside the copy
         case.mutate(root)

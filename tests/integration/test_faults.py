@@ -13,12 +13,23 @@ import pytest
 
 from orchestrator.aws import Aws
 from orchestrator.errors import HookError
-from orchestrator.hooks import write_db_endpoint
+from orchestrator.library import write_db_endpoint
+from orchestrator.plugins import Context
 from orchestrator.redact import Redactor
 from tests.faultproxy import FaultProxy, Rule
 from tests.helpers import FIXTURE_STACK, Cli
 
 MAX_ATTEMPTS = 4
+
+
+def write_endpoint(aws, secret):
+    return write_db_endpoint(
+        Context(aws, {}, Redactor()),
+        secret_arn=secret,
+        host=OUTPUTS["cluster_endpoint"],
+        port=OUTPUTS["db_port"],
+        dbname=OUTPUTS["db_name"],
+    )
 
 
 @pytest.fixture
@@ -63,7 +74,7 @@ def versions(moto_url, arn):
 def test_secret_update_retries_throttling_then_succeeds(proxy, secret, moto_url):
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=2))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
-    result = write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    result = write_endpoint(aws, secret)
     assert result.changed
     assert proxy.count("PutSecretValue") == 3  # 2 throttled + 1
     assert len(versions(moto_url, secret)) == 2
@@ -73,7 +84,7 @@ def test_secret_update_always_throttled_fails_cleanly_after_max_attempts(proxy, 
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=-1))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
     with pytest.raises(HookError) as exc:
-        write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+        write_endpoint(aws, secret)
     assert str(exc.value) == f"write_db_endpoint: ThrottlingException on {secret}"
     assert "canary-Pa55word" not in str(exc.value)
     assert proxy.count("PutSecretValue") == MAX_ATTEMPTS
@@ -84,7 +95,7 @@ def test_access_denied_is_never_retried(proxy, secret):
     proxy.rules.append(Rule("secretsmanager.GetSecretValue", "access_denied", times=-1))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
     with pytest.raises(HookError, match="AccessDeniedException"):
-        write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+        write_endpoint(aws, secret)
     assert proxy.count("GetSecretValue") == 1
 
 
@@ -93,7 +104,7 @@ def test_secret_update_survives_503_and_resets(proxy, secret, moto_url, fault):
     proxy.rules.append(Rule("secretsmanager.GetSecretValue", fault, times=1))
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", fault, times=1))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
-    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert write_endpoint(aws, secret).changed
     assert proxy.count("GetSecretValue") == 2 and proxy.count("PutSecretValue") == 2
     assert len(versions(moto_url, secret)) == 2
 
@@ -101,17 +112,17 @@ def test_secret_update_survives_503_and_resets(proxy, secret, moto_url, fault):
 def test_lost_reply_after_the_server_acted_duplicates_nothing(proxy, secret, moto_url):
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", "lost_reply", times=1))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
-    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert write_endpoint(aws, secret).changed
     assert proxy.count("PutSecretValue") == 2  # the retry carries the same ClientRequestToken
     assert len(versions(moto_url, secret)) == 2  # initial + exactly one
     # a second run converges: nothing to write
-    assert not write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert not write_endpoint(aws, secret).changed
 
 
 def test_added_latency_is_only_slower(proxy, secret):
     proxy.rules.append(Rule("secretsmanager.GetSecretValue", "latency", times=1, seconds=2.0))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
-    assert write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor()).changed
+    assert write_endpoint(aws, secret).changed
     assert proxy.count("GetSecretValue") == 1
 
 
@@ -179,7 +190,7 @@ def test_deploy_of_the_fixture_stack_through_faults_converges(proxy, mirror, tmp
 def test_botocore_retries_are_counted(proxy, secret):
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=2))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)
-    write_db_endpoint(aws, {**OUTPUTS, "secret_arn": secret}, Redactor())
+    write_endpoint(aws, secret)
     assert aws.call_log.retries == 2
 
 

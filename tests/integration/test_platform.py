@@ -153,7 +153,9 @@ def test_the_database_password_appears_nowhere(cli, settled, aws):
 
 def test_smoke_checks_retry_through_throttling(cli, settled):
     from orchestrator.aws import Aws
-    from orchestrator.smoke import run_smoke
+    from orchestrator.config import load_stack
+    from orchestrator.plugins import Context
+    from orchestrator.smoke import calls_for, run_smoke
     from tests.faultproxy import FaultProxy, Rule
 
     proxy = FaultProxy(cli.emulator)
@@ -164,10 +166,12 @@ def test_smoke_checks_retry_through_throttling(cli, settled):
             Rule("DescribeDBClusters", "503", times=1),
             Rule("DescribeLoadBalancers", "reset", times=1),
         ]
+        stack = load_stack(ROOT / "terraform")
+        settings = {"single_nat_gateway": True, "az_count": 2, "desired_count": 1}
         results = run_smoke(
-            Aws("us-east-1", endpoint_url=url, max_attempts=4),
+            Context(Aws("us-east-1", endpoint_url=url, max_attempts=4), settings),
+            calls_for(stack, stack.units),
             {u: outputs(cli)[u] for u in ("network", "database", "app", "edge", "observability")},
-            {"single_nat_gateway": True, "az_count": 2, "desired_count": 1},
         )
         assert all(r.passed for r in results), results
         assert proxy.count("DescribeNatGateways") == 3 and proxy.count("DescribeDBClusters") == 2

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator.terraform import write_cli_config
+from orchestrator.terraform import cli_setup
 from tests.helpers import ROOT
 
 UNITS = ("network", "security", "database", "edge", "observability", "app")
@@ -24,7 +24,7 @@ def test_terraform_fmt_is_clean():
 
 
 def test_every_unit_validates_with_the_mirrored_provider(mirror, tmp_path):
-    config = write_cli_config(tmp_path, mirror)
+    config, cli_env = cli_setup(tmp_path, mirror)
 
     def env_of(unit):
         return {
@@ -33,6 +33,7 @@ def test_every_unit_validates_with_the_mirrored_provider(mirror, tmp_path):
             "TF_DATA_DIR": str(tmp_path / unit),
             "TF_IN_AUTOMATION": "1",
             "HOME": str(tmp_path),
+            **cli_env,
         }
 
     # One init at a time: terraform's plugin cache is not safe under concurrent installs.

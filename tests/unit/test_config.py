@@ -10,6 +10,7 @@ from orchestrator.config import (
     validate_suffix,
 )
 from orchestrator.errors import ConfigError, GraphError
+from orchestrator.statestore import state_key
 
 
 def stack_of(root):
@@ -120,7 +121,7 @@ def test_env_id_and_state_key(project_root):
     assert env.env_id == "dev"
     copy = env.with_suffix("pr42")
     assert copy.env_id == "dev-pr42"
-    assert copy.backend.state_key(copy.env_id, "network") == "payment-platform/dev-pr42/network.tfstate"
+    assert state_key(copy, "network") == "payment-platform/dev-pr42/network.tfstate"
     assert copy.common_variables()["environment_suffix"] == "dev-pr42"
     assert isinstance(copy, Environment)
 
@@ -217,3 +218,15 @@ def test_supplied_secret_too_short_is_refused_without_the_value(project_root):
         supplied_secrets({"ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": "short1"}, stack_of(project_root))
     assert "at least 12 characters" in str(exc.value)
     assert "short1" not in str(exc.value)
+
+
+def test_the_backend_definition_ships_with_the_package_and_a_project_may_override_it(tmp_path):
+    from orchestrator.config import Project
+
+    project = Project(tmp_path)
+    packaged = project.backend_file("backend.toml")
+    assert packaged.is_file() and "backend_defaults" in str(packaged)
+    (tmp_path / "bootstrap").mkdir()
+    (tmp_path / "bootstrap" / "state-key-policy.json").write_text("{}")
+    assert project.backend_file("state-key-policy.json") == tmp_path / "bootstrap" / "state-key-policy.json"
+    assert project.backend_file("backend.toml") == packaged  # the files not overridden stay the package's

@@ -5,7 +5,9 @@ from orchestrator.terraform import (
     backend_config_args,
     build_args,
     cli_config_text,
+    cli_setup,
     first_error,
+    implicit_mirrors,
     parse_lock_info,
 )
 
@@ -35,15 +37,55 @@ def test_backend_config_args_sorted_and_bools_lowercase():
     ]
 
 
-def test_cli_config_with_and_without_mirror(tmp_path):
-    text = cli_config_text("/opt/mirror", tmp_path / "cache")
-    assert 'path    = "/opt/mirror"' in text and f'plugin_cache_dir = "{tmp_path / "cache"}"' in text
-    assert "provider_installation" not in cli_config_text(None, tmp_path)
+USER_RC = """
+plugin_cache_dir = "/home/op/.cache/terraform"
+disable_checkpoint = true
+credentials "app.terraform.io" {
+  token = "canary-tfc-token-0123456789"
+}
+credentials "tf.my-corp.example" {
+  token = "canary-corp-token-9876543210"
+}
+"""
+
+
+def test_the_mirror_is_added_to_the_operators_own_config_and_tokens_leave_the_file(tmp_path):
+    text, tokens = cli_config_text("/opt/mirror", USER_RC)
+    assert 'path    = "/opt/mirror"' in text and "disable_checkpoint = true" in text
+    assert "canary" not in text and "credentials" not in text
+    assert tokens == {
+        "TF_TOKEN_app_terraform_io": "canary-tfc-token-0123456789",
+        "TF_TOKEN_tf_my__corp_example": "canary-corp-token-9876543210",
+    }
+    own = USER_RC + "provider_installation {\n  direct {}\n}\n"
+    assert cli_config_text("/opt/mirror", own)[0].count("provider_installation") == 1  # theirs wins
+
+
+def test_without_a_mirror_the_operators_cli_config_is_left_alone(tmp_path, monkeypatch):
+    rc = tmp_path / "user.rc"
+    rc.write_text(USER_RC)
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(rc))
+    config, env = cli_setup(tmp_path / "work", None)
+    assert config is None and env == {"TF_PLUGIN_CACHE_DIR": str(tmp_path / "work" / "plugin-cache")}
+    config, env = cli_setup(tmp_path / "work", "/opt/mirror")
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert "disable_checkpoint = true" in config.read_text() and "canary" not in config.read_text()
+    assert env["TF_TOKEN_app_terraform_io"] == "canary-tfc-token-0123456789"
+
+
+def test_implicit_mirrors_are_terraforms_own_directories(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    (tmp_path / ".terraform.d" / "plugins").mkdir(parents=True)
+    data = tmp_path / "data"
+    (data / "terraform" / "plugins").mkdir(parents=True)
+    found = implicit_mirrors({"XDG_DATA_DIRS": str(data)})
+    assert found[:2] == [tmp_path / ".terraform.d" / "plugins", data / "terraform" / "plugins"]
 
 
 def test_backend_config_for_units(project_root):
-    from orchestrator.backend import backend_config
     from orchestrator.config import load_environment, load_stack
+    from orchestrator.statestore import backend_config
 
     stack = load_stack(project_root / "terraform")
     dev = load_environment(project_root / "environments", "dev", stack).with_suffix("pr7")

@@ -1,9 +1,11 @@
-"""The state backend: ensure_* functions, idempotent and never prompting.
+"""Provisions the state backend (KMS key, bucket, lock table): ensure_* steps, idempotent, never prompting.
 
 Each piece is checked with Get*/Describe* first; a missing piece is created,
 a weaker one is reported as drift and fixed only with repair=True. A second
-run makes no mutating call. The bucket policy and key policy come from
-bootstrap/.
+run makes no mutating call. Its settings and the bucket and key policies ship
+with the package (orchestrator/backend_defaults/); a project's bootstrap/
+folder overrides any of the three files. Reading state at run time is
+statestore.py's job.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +51,20 @@ def _render(path: Path, **values: str) -> dict:
 
 class Bootstrapper:
     def __init__(
-        self, aws: Aws, env: Environment, bootstrap_dir: Path, *, emulated: bool, repair: bool, verify_only: bool
+        self,
+        aws: Aws,
+        env: Environment,
+        files: Callable[[str], Path],
+        *,
+        emulated: bool,
+        repair: bool,
+        verify_only: bool,
     ):
         self.aws = aws
         self.env = env
         self.backend = env.backend
-        self.dir = bootstrap_dir
-        self.settings = read_toml(bootstrap_dir / "backend.toml")
+        self.files = files  # file name -> the project's override or the packaged default
+        self.settings = read_toml(files("backend.toml"))
         self.emulated = emulated
         self.repair = repair
         self.verify_only = verify_only
@@ -102,7 +112,7 @@ class Bootstrapper:
                 self.steps.append(Step("kms key", DRIFT, f"{alias} does not exist"))
                 return ""
             policy = _render(
-                self.dir / "state-key-policy.json",
+                self.files("state-key-policy.json"),
                 partition=self.partition,
                 account_id=self.account_id,
                 region=self.backend.region,
@@ -370,7 +380,7 @@ class Bootstrapper:
         def apply_policy():
             if self.emulated:
                 return
-            policy = _render(self.dir / "state-bucket-policy.json", partition=self.partition, bucket=bucket)
+            policy = _render(self.files("state-bucket-policy.json"), partition=self.partition, bucket=bucket)
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
         def apply_lifecycle():
@@ -506,120 +516,3 @@ class Bootstrapper:
                     SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn},
                 ),
             )
-
-
-def backend_config(env: Environment, unit: str, key_arn: str, emulator_url: str | None) -> dict[str, object]:
-    """-backend-config values for one unit's state."""
-    b = env.backend
-    conf: dict[str, object] = {
-        "bucket": b.bucket,
-        "key": b.state_key(env.env_id, unit),
-        "region": b.region,
-        "encrypt": True,
-        "kms_key_id": key_arn,
-    }
-    if b.locking == "dynamodb":
-        conf["dynamodb_table"] = b.dynamodb_table
-    else:
-        conf["use_lockfile"] = True
-    if emulator_url:
-        conf.update(
-            {
-                "endpoints": f'{{s3="{emulator_url}",dynamodb="{emulator_url}",sts="{emulator_url}",iam="{emulator_url}"}}',
-                "use_path_style": True,
-                "skip_credentials_validation": True,
-                "skip_requesting_account_id": True,
-                "skip_metadata_api_check": True,
-                "skip_region_validation": True,
-            }
-        )
-    return conf
-
-
-def resolve_key_arn(aws: Aws, env: Environment) -> str:
-    kms = aws.client("kms", env.backend.region)
-    try:
-        return kms.describe_key(KeyId=env.backend.kms_alias)["KeyMetadata"]["Arn"]
-    except kms.exceptions.NotFoundException:
-        raise BackendError(
-            f"state backend of {env.name} is not bootstrapped (no KMS key {env.backend.kms_alias}); run: orchestrator bootstrap --env {env.name}"
-        ) from None
-
-
-def require_bucket(aws: Aws, env: Environment) -> None:
-    from botocore.exceptions import ClientError
-
-    s3 = aws.client("s3", env.backend.region)
-    try:
-        s3.head_bucket(Bucket=env.backend.bucket)
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in ("404", "NoSuchBucket", "NotFound"):
-            raise BackendError(
-                f"state bucket {env.backend.bucket} does not exist; run: orchestrator bootstrap --env {env.name}"
-            ) from None
-        if code in ("403", "AccessDenied"):
-            raise BackendError(f"state bucket {env.backend.bucket} is not accessible with these credentials") from None
-        raise
-
-
-def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
-    """A unit's outputs straight from its state object in S3 (no init, no provider start).
-    None when the unit has no state."""
-    s3 = aws.client("s3", env.backend.region)
-    try:
-        body = s3.get_object(Bucket=env.backend.bucket, Key=env.backend.state_key(env.env_id, unit))["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    state = json.loads(body)
-    if not state.get("resources") and not state.get("outputs"):
-        return None
-    return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
-
-
-def put_run_record(s3, env: Environment, key: str, body: bytes, key_arn: str, **condition) -> str:
-    """A run record (journal, run lock) into the state bucket, SSE-KMS with the backend's key; its ETag."""
-    return s3.put_object(
-        Bucket=env.backend.bucket,
-        Key=key,
-        Body=body,
-        ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=key_arn,
-        ContentType="application/json",
-        **condition,
-    )["ETag"]
-
-
-def read_state_lock(aws: Aws, env: Environment, unit: str) -> dict | None:
-    """The terraform lock on a unit's state, if one is held: its Info (ID, Who, Operation, Created),
-    from the lock file beside the state or the DynamoDB lock table."""
-    b = env.backend
-    key = b.state_key(env.env_id, unit)
-    if b.locking == "dynamodb":
-        ddb = aws.client("dynamodb", b.region)
-        item = ddb.get_item(TableName=b.dynamodb_table, Key={"LockID": {"S": f"{b.bucket}/{key}"}}).get("Item")
-        return json.loads(item["Info"]["S"]) if item and "Info" in item else None
-    s3 = aws.client("s3", b.region)
-    try:
-        return json.loads(s3.get_object(Bucket=b.bucket, Key=key + ".tflock")["Body"].read())
-    except s3.exceptions.NoSuchKey:
-        return None
-
-
-def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
-    """env_id -> units with non-empty state, under this environment's key prefix."""
-    s3 = aws.client("s3", env.backend.region)
-    out: dict[str, list[str]] = {}
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=env.backend.bucket, Prefix=env.backend.key_prefix + "/"):
-        for obj in page.get("Contents", []):
-            parts = obj["Key"][len(env.backend.key_prefix) + 1 :].split("/")
-            if len(parts) != 2 or not parts[1].endswith(".tfstate"):
-                continue
-            env_id, unit = parts[0], parts[1][: -len(".tfstate")]
-            if env_id != env.name and not env_id.startswith(env.name + "-"):
-                continue
-            state = json.loads(s3.get_object(Bucket=env.backend.bucket, Key=obj["Key"])["Body"].read())
-            if state.get("resources"):
-                out.setdefault(env_id, []).append(unit)
-    return {k: sorted(v) for k, v in sorted(out.items())}

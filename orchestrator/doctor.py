@@ -1,0 +1,59 @@
+"""`orchestrator doctor`: the machine and the environment, one line per check.
+
+terraform's version; for each provider the units need, where it will come
+from and whether that source answers; credentials and account; the backend's
+posture. Each check is a dict (check, ok, detail); the CLI renders them.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import OrchestratorError
+
+
+def run_checks(options, env: str) -> list[dict]:
+    from orchestrator.bootstrap import DRIFT, Bootstrapper
+    from orchestrator.config import Project, load_stack
+    from orchestrator.providers import sources
+    from orchestrator.session import open_session, work_root
+    from orchestrator.terraform import Terraform, find_binary
+
+    checks: list[dict] = []
+
+    def add(name: str, ok: bool, detail: str) -> None:
+        checks.append({"check": name, "ok": ok, "detail": detail})
+
+    try:
+        binary = find_binary()
+        version = Terraform(binary, cli_config=None, base_env={}, redactor=None).version()
+        major, minor = (int(x) for x in version.split(".")[:2])
+        add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
+    except OrchestratorError as exc:
+        add("terraform", False, exc.message)
+    try:
+        stack = load_stack(Project.find(options.project_dir).terraform_dir)
+        mirror = options.provider_mirror or stack.provider_mirror or None
+        for src in sources(stack, mirror):
+            name = "provider " + src.provider.removeprefix("registry.terraform.io/")
+            add(
+                name,
+                src.ok,
+                f"from {src.origin}" + (f": {src.detail}" if src.detail else "") + f" ({', '.join(src.units)})",
+            )
+    except OrchestratorError as exc:
+        add("providers", False, exc.message)
+    try:
+        with open_session(options, env) as s:
+            add(
+                "credentials and account",
+                True,
+                f"account {s.env.account_id} ({'emulator' if s.emulator_url else 'AWS'})",
+            )
+            result = Bootstrapper(
+                s.aws, s.env, s.project.backend_file, emulated=bool(s.emulator_url), repair=False, verify_only=True
+            ).run()
+            drift = [f"{st.piece}: {st.detail}" for st in result.steps if st.status == DRIFT]
+            add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
+            add("work dir", True, str(work_root(s.project, options)))
+    except OrchestratorError as exc:
+        add("credentials and account", False, exc.message)
+    return checks

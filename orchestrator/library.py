@@ -1,0 +1,209 @@
+"""The built-in library of named smoke checks and post-apply hooks (boto3 only).
+
+Nothing here knows a particular stack: each function takes the AWS identifiers
+it works on as arguments, and a manifest says which outputs and settings fill
+them (see orchestrator.plugins). A check reads AWS, never writes, and returns
+what it saw, raising NotYet while AWS may still be converging and Fail when
+something is wrong. A hook acts after its unit applied and returns a
+HookResult; it is idempotent (a second run changes nothing).
+"""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.aws import error_code
+from orchestrator.errors import HookError
+from orchestrator.plugins import Context, Fail, HookResult, NotYet
+
+
+# ---- checks ------------------------------------------------------------------
+def nat_gateways(ctx: Context, ids: list, single: bool = False, az_count: int | None = None) -> str:
+    """Every NAT gateway available: one, or one per availability zone."""
+    if not ids:
+        raise Fail("no NAT gateways")
+    gws = ctx.aws.client("ec2").describe_nat_gateways(NatGatewayIds=ids)["NatGateways"]
+    states = {g["NatGatewayId"]: g["State"] for g in gws}
+    not_ready = [i for i in ids if states.get(i) != "available"]
+    if not_ready:
+        raise NotYet(f"NAT gateways not available: {', '.join(not_ready)}")
+    expected = 1 if single else (az_count if az_count is not None else len(ids))
+    if len(ids) != expected:
+        raise Fail(f"{len(ids)} NAT gateways, expected {expected}")
+    return f"{len(ids)} NAT gateway(s) available"
+
+
+def routes_through_nat(ctx: Context, route_table_ids: list, nat_gateway_ids: list) -> str:
+    """Each route table sends 0.0.0.0/0 to one of the NAT gateways."""
+    nats = set(nat_gateway_ids)
+    tables = ctx.aws.client("ec2").describe_route_tables(RouteTableIds=route_table_ids)["RouteTables"]
+    bad = []
+    for t in tables:
+        default = [r for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        if not default or default[0].get("NatGatewayId") not in nats:
+            bad.append(t["RouteTableId"])
+    if bad:
+        raise Fail(f"private route tables without a NAT default route: {', '.join(bad)}")
+    return f"{len(tables)} private route table(s) route 0.0.0.0/0 through a NAT"
+
+
+def db_cluster_secret(ctx: Context, cluster_id: str, secret_arn: str) -> str:
+    """The cluster is available and the secret's host and port are its endpoint's."""
+    cluster = ctx.aws.client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    if cluster["Status"] != "available":
+        raise NotYet(f"cluster {cluster_id} is {cluster['Status']}")
+    secret = ctx.aws.client("secretsmanager").get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
+    value = json.loads(secret["SecretString"])
+    if value.get("host") != cluster["Endpoint"]:
+        raise Fail(f"secret host {value.get('host')!r} is not the cluster endpoint {cluster['Endpoint']!r}")
+    if int(value.get("port", 0)) != int(cluster["Port"]):
+        raise Fail(f"secret port {value.get('port')} is not the cluster port {cluster['Port']}")
+    return f"cluster available; secret host = {cluster['Endpoint']}"
+
+
+def ecs_service(ctx: Context, cluster: str, service: str, desired_count: int | None = None) -> str:
+    """The service is ACTIVE, wants the desired count, and runs it."""
+    svc = ctx.aws.client("ecs").describe_services(cluster=cluster, services=[service])
+    if not svc["services"]:
+        raise Fail(f"service {service} not found")
+    s = svc["services"][0]
+    if s["status"] != "ACTIVE":
+        raise Fail(f"service is {s['status']}")
+    if desired_count is not None and s["desiredCount"] != desired_count:
+        raise Fail(f"desired count {s['desiredCount']}, settings say {desired_count}")
+    if s["runningCount"] < s["desiredCount"]:
+        raise NotYet(f"{s['runningCount']}/{s['desiredCount']} tasks running")
+    return f"service ACTIVE, {s['runningCount']}/{s['desiredCount']} tasks running"
+
+
+def load_balancer(ctx: Context, alb_arn: str, target_group_arn: str) -> str:
+    """The load balancer is active with a listener; its target group has a health check path."""
+    elb = ctx.aws.client("elbv2")
+    lb = elb.describe_load_balancers(LoadBalancerArns=[alb_arn])["LoadBalancers"][0]
+    if lb["State"]["Code"] != "active":
+        raise NotYet(f"load balancer is {lb['State']['Code']}")
+    listeners = elb.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"]
+    if not listeners:
+        raise Fail("load balancer has no listener")
+    tg = elb.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"][0]
+    if not tg.get("HealthCheckEnabled", True) or not tg.get("HealthCheckPath"):
+        raise Fail("target group has no health check path")
+    return f"ALB active, {len(listeners)} listener(s), health check {tg['HealthCheckPath']}"
+
+
+def waf_association(ctx: Context, resource_arn: str) -> str:
+    """A web ACL is associated with the resource."""
+    acl = ctx.aws.client("wafv2").get_web_acl_for_resource(ResourceArn=resource_arn).get("WebACL")
+    if not acl:
+        raise Fail("no web ACL associated with the load balancer")
+    return f"web ACL {acl['Name']} associated"
+
+
+def log_group_kms(ctx: Context, log_group_name: str) -> str:
+    """The log group exists and is encrypted with a KMS key."""
+    groups = ctx.aws.client("logs").describe_log_groups(logGroupNamePrefix=log_group_name)["logGroups"]
+    group = next((g for g in groups if g["logGroupName"] == log_group_name), None)
+    if group is None:
+        raise Fail(f"log group {log_group_name} not found")
+    if not group.get("kmsKeyId"):
+        raise Fail(f"log group {log_group_name} is not KMS-encrypted")
+    return "log group KMS-encrypted"
+
+
+def sns_subscriptions_dlq(ctx: Context, topic_arn: str, dlq_arn: str) -> str:
+    """The topic has subscriptions, each confirmed one redriving to the dead-letter queue."""
+    sns = ctx.aws.client("sns")
+    subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    if not subs:
+        raise Fail("alert topic has no subscription")
+    bad = []
+    for s in subs:
+        if s["SubscriptionArn"] in ("PendingConfirmation", "Deleted"):
+            continue
+        attrs = sns.get_subscription_attributes(SubscriptionArn=s["SubscriptionArn"])["Attributes"]
+        if json.loads(attrs.get("RedrivePolicy") or "{}").get("deadLetterTargetArn") != dlq_arn:
+            bad.append(s["Endpoint"])
+    if bad:
+        raise Fail(f"subscriptions without the DLQ: {len(bad)}")
+    return f"{len(subs)} subscription(s), each with the DLQ"
+
+
+def log_group_exists(ctx: Context, log_group_name: str, retention_days: int | None = None) -> str:
+    """The log group exists (with the given retention, when one is named)."""
+    groups = ctx.aws.client("logs").describe_log_groups(logGroupNamePrefix=log_group_name)["logGroups"]
+    group = next((g for g in groups if g["logGroupName"] == log_group_name), None)
+    if group is None:
+        raise Fail(f"log group {log_group_name} not found")
+    if retention_days is not None and group.get("retentionInDays") != retention_days:
+        raise Fail(f"log group {log_group_name} keeps {group.get('retentionInDays')} days, expected {retention_days}")
+    return f"log group {log_group_name} exists"
+
+
+def sns_topic_encrypted(ctx: Context, topic_arn: str) -> str:
+    """The topic exists and encrypts messages at rest with a KMS key."""
+    attrs = ctx.aws.client("sns").get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    if not attrs.get("KmsMasterKeyId"):
+        raise Fail(f"topic {topic_arn} is not KMS-encrypted")
+    return f"topic encrypted with {attrs['KmsMasterKeyId']}"
+
+
+def metric_alarm_exists(ctx: Context, alarm_name: str, action_arn: str | None = None) -> str:
+    """The CloudWatch alarm exists with its actions enabled (and notifying action_arn, when named)."""
+    alarms = ctx.aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    if not alarms:
+        raise Fail(f"alarm {alarm_name} not found")
+    if not alarms[0].get("ActionsEnabled", True):
+        raise Fail(f"alarm {alarm_name} has its actions disabled")
+    if action_arn is not None and action_arn not in alarms[0].get("AlarmActions", []):
+        raise Fail(f"alarm {alarm_name} does not notify {action_arn}")
+    return f"alarm {alarm_name} is {alarms[0].get('StateValue', 'unknown')}"
+
+
+CHECKS = {
+    "nat_gateways": nat_gateways,
+    "routes_through_nat": routes_through_nat,
+    "db_cluster_secret": db_cluster_secret,
+    "ecs_service": ecs_service,
+    "load_balancer": load_balancer,
+    "waf_association": waf_association,
+    "log_group_kms": log_group_kms,
+    "sns_subscriptions_dlq": sns_subscriptions_dlq,
+    "log_group_exists": log_group_exists,
+    "sns_topic_encrypted": sns_topic_encrypted,
+    "metric_alarm_exists": metric_alarm_exists,
+}
+
+
+# ---- hooks -------------------------------------------------------------------
+def write_db_endpoint(ctx: Context, secret_arn: str, host: str, port, dbname: str) -> HookResult:
+    """Merge host, port and dbname into a JSON secret; a new version only when they differ.
+    The password and every other field are kept as they are."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        wanted = {"host": host, "port": int(port), "dbname": dbname}
+    except (TypeError, ValueError):
+        raise HookError(f"write_db_endpoint: port {port!r} is not a number") from None
+    sm = ctx.aws.client("secretsmanager")
+    try:
+        current = sm.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
+        value = json.loads(current["SecretString"])
+        if not isinstance(value, dict):
+            raise HookError(f"write_db_endpoint: secret {secret_arn} is not a JSON object")
+        if ctx.redactor is not None:
+            ctx.redactor.add(value.get("password"))
+        if all(value.get(k) == v for k, v in wanted.items()):
+            return HookResult("write_db_endpoint", False, f"secret already has host {wanted['host']}")
+        sm.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({**value, **wanted}))
+    except HookError:
+        raise
+    except ValueError:
+        raise HookError(f"write_db_endpoint: secret {secret_arn} does not hold JSON") from None
+    except ClientError as exc:
+        raise HookError(f"write_db_endpoint: {error_code(exc)} on {secret_arn}") from None
+    except BotoCoreError as exc:
+        raise HookError(f"write_db_endpoint: {type(exc).__name__} on {secret_arn}") from None
+    return HookResult("write_db_endpoint", True, f"secret now has host {wanted['host']}, port {wanted['port']}")
+
+
+HOOKS = {"write_db_endpoint": write_db_endpoint}

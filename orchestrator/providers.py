@@ -1,0 +1,101 @@
+"""Where each unit's providers will come from, and writing the units' lock files.
+
+Terraform installs a provider from the orchestrator's mirror when one is named
+(hashicorp/aws only), else as its own CLI config says: an explicit
+provider_installation block, or its implicit local mirrors, then the registry.
+This module answers "from where?" for `doctor`, without running terraform,
+and runs `terraform providers lock` for `orchestrator lock`.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config import Stack
+from orchestrator.terraform import implicit_mirrors, user_cli_config
+
+DEFAULT_HOST = "registry.terraform.io"
+MIRRORED = f"{DEFAULT_HOST}/hashicorp/aws"
+LOCK_FILE = ".terraform.lock.hcl"
+_SOURCE_RE = re.compile(r'source\s*=\s*"([^"]+)"')
+_REQUIRED_RE = re.compile(r"required_providers\s*\{(.*?)\n\s*\}\s*\n", re.S)
+
+
+@dataclass(frozen=True)
+class Source:
+    provider: str  # registry.terraform.io/hashicorp/aws
+    units: tuple[str, ...]
+    origin: str  # "mirror <dir>", "implicit mirror <dir>", "your CLI config <file>", "<host>"
+    ok: bool
+    detail: str
+
+
+def required_providers(unit_dir: Path) -> set[str]:
+    """Fully qualified sources named in the unit's required_providers blocks."""
+    found = set()
+    for tf in sorted(unit_dir.glob("*.tf")):
+        for block in _REQUIRED_RE.findall(tf.read_text()):
+            for source in _SOURCE_RE.findall(block):
+                found.add(source if source.count("/") == 2 else f"{DEFAULT_HOST}/{source}")
+    return found
+
+
+def _has(mirror: Path, provider: str) -> bool:
+    return (mirror / provider).is_dir() or any(mirror.glob(f"{provider}/*/*"))
+
+
+def _reachable(host: str, timeout: float) -> tuple[bool, str]:
+    url = f"https://{host}/.well-known/terraform.json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - fixed https URL
+            return reply.status == 200, f"{host} answers"
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, f"does not answer within {timeout:g} s ({reason}): name a mirror with --provider-mirror"
+
+
+def sources(stack: Stack, mirror: str | None, *, timeout: float = 3.0) -> list[Source]:
+    users: dict[str, list[str]] = {}
+    for unit in stack.units.values():
+        for provider in required_providers(unit.path):
+            users.setdefault(provider, []).append(unit.name)
+    user_config = user_cli_config()
+    own_installation = user_config is not None and "provider_installation" in user_config.read_text()
+    out = []
+    checked: dict[str, tuple[bool, str]] = {}
+    for provider, units in sorted(users.items()):
+        if mirror and provider == MIRRORED and not own_installation:
+            ok = _has(Path(mirror), provider)
+            out.append(Source(provider, tuple(units), f"mirror {mirror}", ok, "" if ok else f"no {provider} in it"))
+            continue
+        if own_installation:
+            out.append(
+                Source(provider, tuple(units), f"your CLI config {user_config}", True, "its provider_installation")
+            )
+            continue
+        local = next((d for d in implicit_mirrors() if _has(d, provider)), None)
+        if local is not None:
+            out.append(Source(provider, tuple(units), f"implicit mirror {local}", True, ""))
+            continue
+        host = provider.split("/")[0]
+        if host not in checked:
+            checked[host] = _reachable(host, timeout)
+        ok, detail = checked[host]
+        out.append(Source(provider, tuple(units), host, ok, detail))
+    return out
+
+
+def host_platform() -> str:
+    """This machine as terraform names platforms: linux_amd64, darwin_arm64, ..."""
+    import platform
+
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    return f"{platform.system().lower()}_{arch or platform.machine().lower()}"
+
+
+def missing_lock_files(stack: Stack, units) -> list[str]:
+    return sorted(u for u in units if not (stack.units[u].path / LOCK_FILE).is_file())

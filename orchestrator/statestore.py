@@ -1,0 +1,153 @@
+"""The state bucket at run time: where every object lives, and reading it.
+
+The only module that knows the S3 key layout:
+  <key_prefix>/<env_id>/<unit>.tfstate          a unit's state (terraform writes it)
+  <key_prefix>/<env_id>/<unit>.tfstate.tflock   its lock file (lockfile locking)
+  <key_prefix>/_runs/<env_id>/journal.json      the environment's journal
+  <key_prefix>/_runs/<env_id>/run.lock          the run lock
+Provisioning the bucket is bootstrap.py's job.
+"""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.aws import Aws, error_code
+from orchestrator.config import Environment
+from orchestrator.errors import BackendError
+
+RUNS = "_runs"
+
+
+def state_key(env: Environment, unit: str) -> str:
+    return f"{env.backend.key_prefix}/{env.env_id}/{unit}.tfstate"
+
+
+def run_key(env: Environment, name: str) -> str:
+    """Per-environment run records beside the states: journal.json, run.lock."""
+    return f"{env.backend.key_prefix}/{RUNS}/{env.env_id}/{name}"
+
+
+def parse_state_key(prefix: str, key: str) -> tuple[str, str] | None:
+    """(env_id, unit) of a state object's key, None for anything else (run records, lock files)."""
+    parts = key[len(prefix) + 1 :].split("/") if key.startswith(prefix + "/") else []
+    if len(parts) != 2 or parts[0] == RUNS or not parts[1].endswith(".tfstate"):
+        return None
+    return parts[0], parts[1][: -len(".tfstate")]
+
+
+def backend_config(env: Environment, unit: str, key_arn: str, emulator_url: str | None) -> dict[str, object]:
+    """-backend-config values for one unit's state."""
+    b = env.backend
+    conf: dict[str, object] = {
+        "bucket": b.bucket,
+        "key": state_key(env, unit),
+        "region": b.region,
+        "encrypt": True,
+        "kms_key_id": key_arn,
+    }
+    if b.locking == "dynamodb":
+        conf["dynamodb_table"] = b.dynamodb_table
+    else:
+        conf["use_lockfile"] = True
+    if emulator_url:
+        conf.update(
+            {
+                "endpoints": f'{{s3="{emulator_url}",dynamodb="{emulator_url}",sts="{emulator_url}",iam="{emulator_url}"}}',
+                "use_path_style": True,
+                "skip_credentials_validation": True,
+                "skip_requesting_account_id": True,
+                "skip_metadata_api_check": True,
+                "skip_region_validation": True,
+            }
+        )
+    return conf
+
+
+def resolve_key_arn(aws: Aws, env: Environment) -> str:
+    kms = aws.client("kms", env.backend.region)
+    try:
+        return kms.describe_key(KeyId=env.backend.kms_alias)["KeyMetadata"]["Arn"]
+    except kms.exceptions.NotFoundException:
+        raise BackendError(
+            f"state backend of {env.name} is not bootstrapped (no KMS key {env.backend.kms_alias}); run: orchestrator bootstrap --env {env.name}"
+        ) from None
+
+
+def require_bucket(aws: Aws, env: Environment) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        s3.head_bucket(Bucket=env.backend.bucket)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise BackendError(
+                f"state bucket {env.backend.bucket} does not exist; run: orchestrator bootstrap --env {env.name}"
+            ) from None
+        if code in ("403", "AccessDenied"):
+            raise BackendError(f"state bucket {env.backend.bucket} is not accessible with these credentials") from None
+        raise
+
+
+def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
+    """A unit's outputs straight from its state object in S3 (no init, no provider start).
+    None when the unit has no state."""
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        body = s3.get_object(Bucket=env.backend.bucket, Key=state_key(env, unit))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    state = json.loads(body)
+    if not state.get("resources") and not state.get("outputs"):
+        return None
+    return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
+
+
+def put_run_record(s3, env: Environment, key: str, body: bytes, key_arn: str, **condition) -> str:
+    """A run record (journal, run lock) into the state bucket, SSE-KMS with the backend's key; its ETag."""
+    return s3.put_object(
+        Bucket=env.backend.bucket,
+        Key=key,
+        Body=body,
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_arn,
+        ContentType="application/json",
+        **condition,
+    )["ETag"]
+
+
+def read_state_lock(aws: Aws, env: Environment, unit: str) -> dict | None:
+    """The terraform lock on a unit's state, if one is held: its Info (ID, Who, Operation, Created),
+    from the lock file beside the state or the DynamoDB lock table."""
+    b = env.backend
+    key = state_key(env, unit)
+    if b.locking == "dynamodb":
+        ddb = aws.client("dynamodb", b.region)
+        item = ddb.get_item(TableName=b.dynamodb_table, Key={"LockID": {"S": f"{b.bucket}/{key}"}}).get("Item")
+        return json.loads(item["Info"]["S"]) if item and "Info" in item else None
+    s3 = aws.client("s3", b.region)
+    try:
+        return json.loads(s3.get_object(Bucket=b.bucket, Key=key + ".tflock")["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
+    """env_id -> units with non-empty state, under this environment's key prefix."""
+    s3 = aws.client("s3", env.backend.region)
+    out: dict[str, list[str]] = {}
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=env.backend.bucket, Prefix=env.backend.key_prefix + "/"):
+        for obj in page.get("Contents", []):
+            parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
+            if parsed is None:
+                continue
+            env_id, unit = parsed
+            if env_id != env.name and not env_id.startswith(env.name + "-"):
+                continue
+            state = json.loads(s3.get_object(Bucket=env.backend.bucket, Key=obj["Key"])["Body"].read())
+            if state.get("resources"):
+                out.setdefault(env_id, []).append(unit)
+    return {k: sorted(v) for k, v in sorted(out.items())}

@@ -1,0 +1,158 @@
+"""Any stack, through the installed package: a project folder holding only units, a manifest
+and environments (no bootstrap/, no copied code) bootstraps, deploys with its own checks,
+plans clean and tears down. And the walls a new user used to hit each end in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+EXAMPLE = ROOT / "examples" / "alerts-stack"
+PLATFORM_CHECKS = {"nat gateways", "private routes", "database + secret host", "ecs service", "load balancer"}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The package as `pip install` puts it: built into a wheel, installed into a folder of its own."""
+    tmp = tmp_path_factory.mktemp("installed")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", str(ROOT), "-w", str(tmp / "dist")], check=True, timeout=300)
+    (wheel,) = (tmp / "dist").glob("orchestrator-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True, timeout=300)
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    return tmp / "site"
+
+
+class Installed:
+    def __init__(self, site: Path, project: Path, moto_url: str, work: Path, mirror: str | None):
+        self.site, self.project, self.moto_url, self.work, self.mirror = site, project, moto_url, work, mirror
+
+    def __call__(self, *args: str, env: dict | None = None, mirror: bool = True) -> subprocess.CompletedProcess:
+        base = ["--emulator-url", self.moto_url, "--work-dir", str(self.work)]
+        if mirror and self.mirror:
+            base += ["--provider-mirror", self.mirror]
+        run_env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "CI"))}
+        run_env["PYTHONPATH"] = str(self.site)
+        run_env.update(env or {})
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", *base, *args],
+            cwd=self.project,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+
+def test_the_installed_package_carries_its_backend_and_runs_from_its_own_folder(installed):
+    where = subprocess.run(
+        [sys.executable, "-c", "import orchestrator.config as c; print(c.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where.startswith(str(installed)), where
+    defaults = installed / "orchestrator" / "backend_defaults"
+    assert sorted(p.name for p in defaults.iterdir()) == [
+        "backend.toml",
+        "state-bucket-policy.json",
+        "state-key-policy.json",
+    ]
+
+
+def test_a_second_stack_deploys_with_its_own_checks_plans_clean_and_tears_down(installed, moto_url, mirror, tmp_path):
+    project = tmp_path / "alerts"
+    shutil.copytree(EXAMPLE, project, symlinks=True, ignore=shutil.ignore_patterns(".orchestrator", ".terraform"))
+    assert not (project / "bootstrap").exists()
+    run = Installed(installed, project, moto_url, tmp_path / "work", mirror)
+
+    r = run("bootstrap", "--env", "dev")
+    assert r.returncode == 0, r.stderr
+    r = run("deploy", "--env", "dev", "--yes", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    assert [u["unit"] for u in report["units"]] == ["topic", "alarms"]
+    assert {u["status"] for u in report["units"]} == {"succeeded"}
+    checks = {c["check"]: c for c in report["smoke"]}
+    assert set(checks) == {"sns_topic_encrypted", "log_group_exists", "alarm notifies the topic"}
+    assert all(c["passed"] for c in checks.values()), checks
+    assert not PLATFORM_CHECKS & set(checks)
+
+    r = run("plan", "--env", "dev", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {u["status"] for u in json.loads(r.stdout)["units"]} == {"no changes"}
+
+    r = run("teardown", "--env", "dev", "--yes")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "teardown left nothing" in r.stderr
+    r = run("orphans", "--env", "dev")
+    assert r.returncode == 0, r.stderr
+
+
+def test_init_project_writes_a_project_that_locks_deploys_and_tears_down(installed, moto_url, mirror, tmp_path):
+    project = tmp_path / "fresh"
+    run = Installed(installed, tmp_path, moto_url, tmp_path / "work", mirror)
+    r = run("init-project", str(project), "--name-prefix", "fresh")
+    assert r.returncode == 0, r.stderr
+    assert "next: cd" in r.stderr
+    again = run("init-project", str(project))
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+
+    run.project = project
+    r = run("deploy", "--env", "dev", "--yes")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: unit(s) logs have no .terraform.lock.hcl: run `orchestrator lock` to write one per unit "
+        "(from the provider mirror when one is set)"
+    ]
+    r = run("lock")
+    assert r.returncode == 0, r.stderr
+    assert "hashicorp/aws" in (project / "terraform" / "logs" / ".terraform.lock.hcl").read_text()
+
+    assert run("bootstrap", "--env", "dev").returncode == 0
+    r = run("deploy", "--env", "dev", "--yes", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [c["check"] for c in json.loads(r.stdout)["smoke"]] == ["log_group_exists"]
+    r = run("teardown", "--env", "dev", "--yes")
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_without_a_mirror_and_without_the_registry_one_line_names_the_way_out(installed, moto_url, mirror, tmp_path):
+    project = tmp_path / "alerts"
+    shutil.copytree(EXAMPLE, project, symlinks=True, ignore=shutil.ignore_patterns(".orchestrator", ".terraform"))
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(env_file.read_text().replace("alerts", "nomirror"))  # its own bucket, key and names
+    run = Installed(installed, project, moto_url, tmp_path / "work", mirror)
+    # No implicit mirror in this HOME, and the registry behind a proxy that refuses: offline, as on CI.
+    home = tmp_path / "home"
+    home.mkdir()
+    offline = {"HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+    offline["TF_CLI_CONFIG_FILE"] = ""
+    assert run("bootstrap", "--env", "dev").returncode == 0
+
+    r = run("doctor", "--env", "dev", env=offline, mirror=False)
+    line = next(ln for ln in r.stdout.splitlines() if "provider hashicorp/aws" in ln)
+    assert line.startswith("FAIL") and "from registry.terraform.io" in line and "--provider-mirror" in line
+    assert r.returncode == 3
+    r = run("doctor", "--env", "dev", env=offline)
+    assert f"ok   provider hashicorp/aws   from mirror {mirror} (topic, alarms)" in r.stdout
+
+    r = run("deploy", "--env", "dev", "--yes", "--no-smoke", env=offline, mirror=False)
+    assert r.returncode == 7, r.stderr[-3000:]
+    assert (
+        "unit topic: terraform cannot reach registry.terraform.io for its providers: name a filesystem mirror "
+        "with --provider-mirror DIR"
+    ) in r.stderr
+    assert "Traceback" not in r.stderr
+    # Nothing was created: the unit failed in init, before any plan.
+    assert "alarms         skipped" in r.stderr

@@ -1,0 +1,137 @@
+"""The manifest is checked when it loads: named checks and hooks, their arguments, and the wiring
+between units. Each mistake is one ConfigError naming the file, the unit and the name."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator import plugins
+from orchestrator.config import load_stack
+from orchestrator.errors import ConfigError
+
+BASE_TF = """
+variable "name_prefix" { type = string }
+variable "greeting" { type = string }
+output "bucket_name" { value = "b" }
+output "queue_arn" { value = "q" }
+"""
+LEAF_TF = """
+variable "bucket" { type = string }
+variable "retention" {
+  type    = number
+  default = 7
+  validation {
+    condition     = var.retention > 0
+    error_message = "positive; a default = in here is not the variable's"
+  }
+}
+output "log_group_name" { value = "l" }
+"""
+
+
+def project(tmp_path: Path, units: str, *, leaf_tf: str = LEAF_TF) -> Path:
+    tf = tmp_path / "terraform"
+    for name, text in (("base", BASE_TF), ("leaf", leaf_tf)):
+        (tf / name).mkdir(parents=True)
+        (tf / name / "main.tf").write_text(text)
+    (tf / "stack.toml").write_text('[settings]\ngreeting = "string"\nenabled = "bool"\n\n' + textwrap.dedent(units))
+    return tf
+
+
+GOOD = """
+[units.base]
+path = "base"
+smoke = [{ check = "log_group_exists", log_group_name = "bucket_name", when = "enabled" }]
+
+[units.leaf]
+path = "leaf"
+inputs = { bucket = "base.bucket_name" }
+smoke = [{ check = "log_group_exists", name = "logs", log_group_name = "log_group_name", retention_days = { value = 7 } }]
+"""
+
+
+def test_a_good_manifest_binds_each_check_to_its_outputs_settings_and_literals(tmp_path):
+    stack = load_stack(project(tmp_path, GOOD))
+    (call,) = stack.units["leaf"].smoke
+    assert call.label == "logs" and call.function == "log_group_exists"
+    assert call.arguments({"log_group_name": "/x"}, {}) == {"log_group_name": "/x", "retention_days": 7}
+    gated = stack.units["base"].smoke[0]
+    assert not gated.enabled({"enabled": False}) and gated.enabled({"enabled": True})
+    assert stack.graph is stack.graph  # built once
+
+
+def test_a_stack_that_names_no_checks_has_none(tmp_path):
+    stack = load_stack(project(tmp_path, GOOD.replace("smoke", "# smoke")))
+    assert all(not u.smoke and not u.post_apply for u in stack.units.values())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('check = "log_group_exists", name', 'check = "no_such_check", name'), "unknown check 'no_such_check'"),
+        (('log_group_name = "log_group_name"', 'log_group_name = "nope"'), "names output 'nope', which unit leaf"),
+        (("retention_days = { value = 7 }", "colour = 1"), "check 'log_group_exists' has no argument colour"),
+        (('log_group_name = "bucket_name", when', "when"), "needs argument(s) log_group_name"),
+        (('when = "enabled"', 'when = "greeting"'), "when = 'greeting' must name a bool setting"),
+        (("retention_days = { value = 7 }", 'retention_days = "settings.nope"'), "'settings.nope', which is not a"),
+        (('bucket = "base.bucket_name"', 'bucket = "base.no_such_output"'), "names output 'no_such_output' of unit"),
+        (('bucket = "base.bucket_name"', 'bucket = "base.bucket_name", colour = "base.queue_arn"'), "input 'colour'"),
+        (('inputs = { bucket = "base.bucket_name" }', ""), "variable(s) bucket get no value"),
+        (('path = "leaf"', 'path = "leaf"\npost_apply = [{ hook = "nope" }]'), "unknown hook 'nope'"),
+        (('path = "leaf"', 'path = "leaf"\npost_apply = ["write_db_endpoint"]'), 'hook = "<name>"'),
+    ],
+)
+def test_each_mistake_is_refused_when_the_manifest_loads(tmp_path, change, message):
+    old, new = change
+    assert old in GOOD
+    with pytest.raises(ConfigError) as exc:
+        load_stack(project(tmp_path, GOOD.replace(old, new, 1)))
+    assert message in str(exc.value)
+    assert "stack.toml" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_project_adds_checks_and_hooks_as_entry_points(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    dist = site / "teamchecks-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: teamchecks\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[orchestrator.checks]\nqueue_exists = teamchecks:queue_exists\n\n"
+        "[orchestrator.hooks]\nannounce = teamchecks:announce\n"
+    )
+    (site / "teamchecks.py").write_text(
+        "def queue_exists(ctx, arn):\n    return 'queue ' + arn\n\n"
+        "def announce(ctx, message, loud=False):\n    return message\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    plugins.registry.cache_clear()
+    try:
+        units = GOOD.replace(
+            'path = "base"\n',
+            'path = "base"\npost_apply = [{ hook = "announce", message = "bucket_name" }]\n',
+        ).replace('smoke = [{ check = "log_group_exists", log_group_name = "bucket_name", when = "enabled" }]', "")
+        units += '\n[units.other]\npath = "base"\nsmoke = [{ check = "queue_exists", arn = "queue_arn" }]\n'
+        stack = load_stack(project(tmp_path, units))
+        (check,) = stack.units["other"].smoke
+        assert check(plugins.Context(aws=None, settings={}), {"queue_arn": "arn:q"}) == "queue arn:q"
+        (hook,) = stack.units["base"].post_apply
+        assert hook(plugins.Context(aws=None, settings={}), {"bucket_name": "b1"}) == "b1"
+        with pytest.raises(ConfigError, match=r"announce' has no argument volume \(it takes message, \[loud\]\)"):
+            load_stack(project(tmp_path / "2", units.replace('message = "bucket_name"', "volume = 11")))
+    finally:
+        plugins.registry.cache_clear()
+        sys.modules.pop("teamchecks", None)
+
+
+def test_a_check_that_raises_anything_fails_with_one_line():
+    from orchestrator.smoke import Check, run_check
+
+    def broken():
+        raise RuntimeError("plugin bug")
+
+    result = run_check(Check("mine", broken), attempts=1)
+    assert not result.passed and result.reason == "RuntimeError: plugin bug"
