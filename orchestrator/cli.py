@@ -324,23 +324,15 @@ def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=
     from orchestrator.engine import Engine
 
     on_start, on_finish = _progress(events, s.stack.graph.order())
-    engine = Engine(
-        project=s.project,
-        stack=s.stack,
-        env=s.env,
-        aws=s.aws,
-        terraform=s.terraform(),
-        redactor=s.redactor,
-        work_root=s.work_root,
-        emulator_url=s.emulator_url,
-        supplied_secrets=s.supplied_secrets,
+    ctx = s.run_context(
         parallelism=parallelism,
         lock_timeout=lock_timeout,
         confirm=confirm,
         on_start=on_start,
         on_finish=on_finish,
+        say=err,
     )
-    engine.say = err
+    engine = Engine(ctx)
     guard.engine = engine
     return engine
 
@@ -370,8 +362,7 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
 
 
 def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
-    from orchestrator.engine import failure_block
-    from orchestrator.render import report_dict, summary_table, to_json
+    from orchestrator.render import failure_block, report_dict, summary_table, to_json
     from orchestrator.runner import Status
 
     while _LIVE:
@@ -948,9 +939,9 @@ def force_unlock(
         engine = _engine(s, guard)
         from orchestrator.runner import UnitResult
 
-        ws = engine.workspace(unit)
-        engine.ensure_init(unit, ws, UnitResult(unit))
-        engine.tf.force_unlock(ws, lock_id)
+        ws = engine.units.workspace(unit)
+        engine.units.ensure_init(unit, ws, UnitResult(unit))
+        engine.ctx.tf.force_unlock(ws, lock_id)
         typer.echo(f"released lock {lock_id} on {unit}")
 
 

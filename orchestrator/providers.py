@@ -97,5 +97,19 @@ def host_platform() -> str:
     return f"{platform.system().lower()}_{arch or platform.machine().lower()}"
 
 
+_USES_PROVIDER_RE = re.compile(r'^\s*(?:provider\s+"|module\s+"|(?:resource|data)\s+"(?!terraform_)[a-z0-9]+_)', re.M)
+
+
+def needs_lock_file(unit_dir: Path) -> bool:
+    """Whether terraform will record providers for the unit: it names one, configures one, calls
+    a module, or has a resource or data source of a provider (terraform_data needs none)."""
+    if required_providers(unit_dir):
+        return True
+    return any(_USES_PROVIDER_RE.search(tf.read_text()) for tf in unit_dir.glob("*.tf"))
+
+
 def missing_lock_files(stack: Stack, units) -> list[str]:
-    return sorted(u for u in units if not (stack.units[u].path / LOCK_FILE).is_file())
+    """Units that need a .terraform.lock.hcl and have none (init runs with -lockfile=readonly)."""
+    return sorted(
+        u for u in units if needs_lock_file(stack.units[u].path) and not (stack.units[u].path / LOCK_FILE).is_file()
+    )

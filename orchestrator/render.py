@@ -108,3 +108,10 @@ def graph_mermaid(g) -> str:
     lines = ["graph LR"]
     lines += [f"  {d} --> {u}" for u in g.order() for d in sorted(g.dependencies(u))]
     return "\n".join(lines)
+
+
+def failure_block(result) -> str:
+    """What a failed unit shows below the table: terraform's error block, else the one-line detail."""
+    from orchestrator.terraform import error_block
+
+    return error_block(result.error) if result.error else result.detail

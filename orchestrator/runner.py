@@ -158,3 +158,32 @@ class ReadyQueue:
 
     def interrupt(self) -> None:
         self.stop.set()
+
+
+@dataclass
+class RunReport:
+    command: str
+    env_id: str
+    units: dict[str, UnitResult]
+    started: float
+    ended: float = 0.0
+    smoke: list = field(default_factory=list)
+    interrupted: bool = False
+    preflight: dict | None = None  # deploy: findings, or skipped
+    notes: list[str] = field(default_factory=list)  # what a previous run that died left behind
+
+    def _not_deployed(self, r: UnitResult) -> bool:
+        # plan/drift of a unit whose upstream has no state yet: everything differs
+        return self.command in ("plan", "drift") and r.status is Status.SKIPPED and r.detail.startswith("upstream ")
+
+    @property
+    def failed(self) -> bool:
+        return (
+            any(r.status is Status.FAILED for r in self.units.values())
+            or any(not c.passed for c in self.smoke)
+            or any(r.status is Status.SKIPPED and not self._not_deployed(r) for r in self.units.values())
+        )
+
+    @property
+    def changed(self) -> bool:
+        return any(r.add or r.change or r.destroy or r.replace or self._not_deployed(r) for r in self.units.values())

@@ -54,6 +54,24 @@ class Session:
     def terraform(self):
         return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
 
+    def run_context(self, **run_options):
+        """The composition root of a run: everything the engine works with, built once."""
+        from orchestrator.context import RunContext
+        from orchestrator.statestore import StateStore
+
+        return RunContext(
+            stack=self.stack,
+            env=self.env,
+            tf=self.terraform(),
+            store=StateStore(self.aws, self.env, self.emulator_url),
+            aws=self.aws,
+            redactor=self.redactor,
+            work_root=self.work_root,
+            emulator_url=self.emulator_url,
+            supplied_secrets=self.supplied_secrets,
+            **run_options,
+        )
+
 
 def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str]):
     """The one place a Terraform is made: binary, CLI config, plugin cache, timeouts."""

@@ -151,3 +151,34 @@ def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
             if state.get("resources"):
                 out.setdefault(env_id, []).append(unit)
     return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+class StateStore:
+    """One environment's objects in the state bucket, as a run reads and writes them."""
+
+    def __init__(self, aws: Aws, env: Environment, emulator_url: str | None = None):
+        self.aws = aws
+        self.env = env
+        self.emulator_url = emulator_url
+        self._key_arn: str | None = None
+
+    def key_arn(self) -> str:
+        """The backend's KMS key; first checks that the bucket is there (one clear error if not)."""
+        if self._key_arn is None:
+            require_bucket(self.aws, self.env)
+            self._key_arn = resolve_key_arn(self.aws, self.env)
+        return self._key_arn
+
+    def outputs(self, unit: str) -> dict | None:
+        return read_state_outputs(self.aws, self.env, unit)
+
+    def lock(self, unit: str) -> dict | None:
+        return read_state_lock(self.aws, self.env, unit)
+
+    def backend_config(self, unit: str) -> dict[str, object]:
+        return backend_config(self.env, unit, self.key_arn(), self.emulator_url)
+
+    def journal(self, redactor, run_id: str):
+        from orchestrator.journal import Journal
+
+        return Journal(self.aws, self.env, self.key_arn(), redactor, run_id)

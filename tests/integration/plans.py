@@ -15,10 +15,12 @@ from orchestrator import local
 from orchestrator.aws import Aws
 from orchestrator.bootstrap import Bootstrapper
 from orchestrator.config import Project, load_emulator_overrides, load_environment, load_stack
-from orchestrator.engine import Engine
+from orchestrator.context import RunContext
 from orchestrator.redact import Redactor
 from orchestrator.runner import UnitResult
 from orchestrator.session import Options, build_terraform
+from orchestrator.statestore import StateStore
+from orchestrator.units import Units
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = local.EMULATOR_ACCOUNT_ID
@@ -124,24 +126,15 @@ def plan_environment(
         zone_id = zone["Id"].split("/")[-1]
     redactor = Redactor()
     tf = build_terraform(Options(), mirror, work, redactor, aws.terraform_env())
-    engine = Engine(
-        project=project,
-        stack=stack,
-        env=env,
-        aws=aws,
-        terraform=tf,
-        redactor=redactor,
-        work_root=work,
-        emulator_url=moto_url,
+    units = Units(
+        RunContext(stack, env, tf, StateStore(aws, env, moto_url), aws, redactor, work, emulator_url=moto_url)
     )
     stand_ins = stand_in_outputs(env.settings)
     secrets: list[str] = []
 
     def plan_unit(unit: str) -> tuple[str, dict]:
-        ws = engine.workspace(unit)
-        engine._write_vars(ws, engine.variables_for(unit, stand_ins))
-        engine.ensure_init(unit, ws, UnitResult(unit))
-        extra = engine.secret_env(unit)
+        ws = units.prepare(unit, units.variables_for(unit, stand_ins), UnitResult(unit))
+        extra = units.secret_env(unit)
         secrets.extend(extra.values())
         tf.plan(ws, extra_env=extra)
         return unit, tf.show_plan(ws)

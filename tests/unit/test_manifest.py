@@ -135,3 +135,20 @@ def test_a_check_that_raises_anything_fails_with_one_line():
 
     result = run_check(Check("mine", broken), attempts=1)
     assert not result.passed and result.reason == "RuntimeError: plugin bug"
+
+
+def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
+    from orchestrator.providers import needs_lock_file
+
+    cases = {
+        "data_only": 'resource "terraform_data" "x" {}\n',
+        "resource": 'resource "aws_sqs_queue" "q" {}\n',
+        "module": 'module "m" {\n  source = "../m"\n}\n',
+        "pinned": 'terraform {\n  required_providers {\n    aws = {\n      source = "hashicorp/aws"\n    }\n  }\n}\n',
+    }
+    found = {}
+    for name, text in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "main.tf").write_text(text)
+        found[name] = needs_lock_file(tmp_path / name)
+    assert found == {"data_only": False, "resource": True, "module": True, "pinned": True}

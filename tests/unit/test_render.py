@@ -5,10 +5,9 @@ from pathlib import Path
 
 import jsonschema
 
-from orchestrator.engine import RunReport
 from orchestrator.redact import Redactor
 from orchestrator.render import report_dict, summary_table
-from orchestrator.runner import Status, UnitResult
+from orchestrator.runner import RunReport, Status, UnitResult
 from orchestrator.smoke import CheckResult
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

@@ -1,0 +1,193 @@
+"""One unit's working copy and the terraform steps on it, each written once.
+
+prepare (variables file, init when needed, a failed state write pushed back),
+plan (saved, counted, summarised), apply (exactly the saved plan), apply_auto
+(plan and apply in one terraform run), the guard's refusals, and the unit's
+post-apply hooks. The engine decides which steps run, in what order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from orchestrator import guard
+from orchestrator.artifacts import build_zip
+from orchestrator.config import unit_variables
+from orchestrator.context import RunContext
+from orchestrator.errors import ConfigError, HookError
+from orchestrator.plugins import Context
+from orchestrator.runner import Status, UnitResult
+from orchestrator.terraform import PlanSummary, Workspace
+
+# terraform's line when a plan (or the plan inside an apply) finds nothing to do
+_NO_CHANGES_RE = re.compile(r"^No changes\. ", re.M)
+
+
+@dataclass
+class Plan:
+    changed: bool
+    summary: PlanSummary
+
+
+class Units:
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        # One value per generated secret per run (plan and apply see the same one); an operator's wins.
+        self._secrets: dict[str, str] = dict(ctx.supplied_secrets)
+        for value in self._secrets.values():
+            ctx.redactor.add(value)
+        self._secrets_lock = threading.Lock()
+        # terraform's plugin cache is not safe under concurrent installs: one init at a time
+        # (with a mirror an init is 1-3 s; only the first fills the cache).
+        self._init_lock = threading.Lock()
+
+    # ---- the working copy ------------------------------------------------------
+    def workspace(self, unit: str) -> Workspace:
+        return Workspace(
+            unit, self.ctx.stack.units[unit].path, self.ctx.work_root / "envs" / self.ctx.env.env_id / unit
+        )
+
+    def variables_for(self, unit: str, upstream: dict[str, dict]) -> dict:
+        """Every value the unit's variables get: identity, settings, wired outputs, artifacts.
+        Raises ConfigError naming a required variable nobody provides."""
+        ctx, spec = self.ctx, self.ctx.stack.units[unit]
+        declared = unit_variables(spec.path)
+        common = ctx.env.common_variables(ctx.emulator_url or "")
+        values = {}
+        for name in declared:
+            if name in common:
+                values[name] = common[name]
+            elif name in spec.inputs:
+                up, out = spec.inputs[name]
+                if out not in (upstream.get(up) or {}):
+                    raise ConfigError(
+                        f"unit {unit}: input {name} needs output {out!r} of unit {up}, which it does not have"
+                    )
+                values[name] = upstream[up][out]
+            elif name in ctx.env.settings:
+                values[name] = ctx.env.settings[name]
+        for var, rel in spec.artifacts.items():
+            switch = ctx.stack.artifact_switches.get(var)
+            if var in declared and (switch is None or ctx.env.settings.get(switch)):
+                values[var] = str(build_zip(spec.path / rel, ctx.work_root / "artifacts"))
+        missing = [
+            n for n, d in declared.items() if n not in values and not d.has_default and n not in spec.generated_secrets
+        ]
+        if missing:
+            raise ConfigError(
+                f"unit {unit}: variable(s) {', '.join(sorted(missing))} have no value: not in [settings] of "
+                f"{ctx.env.path} nor wired in {ctx.stack.manifest_path}"
+            )
+        return values
+
+    def secret_env(self, unit: str) -> dict[str, str]:
+        """Generated ephemeral secrets, passed as TF_VAR_ (never in a file, never in state)."""
+        env = {}
+        for name in self.ctx.stack.units[unit].generated_secrets:
+            with self._secrets_lock:
+                if name not in self._secrets:
+                    self._secrets[name] = secrets.token_urlsafe(24)
+                    self.ctx.redactor.add(self._secrets[name])
+                env[f"TF_VAR_{name}"] = self._secrets[name]
+        return env
+
+    def line(self, unit: str):
+        on_line = self.ctx.on_line
+        return None if on_line is None else (lambda text: on_line(unit, text))
+
+    def note(self, unit: str, text: str) -> None:
+        if self.ctx.on_line:
+            self.ctx.on_line(unit, f"[orchestrator] {text}")
+
+    def write_vars(self, ws: Workspace, values: dict) -> None:
+        ws.work_dir.mkdir(parents=True, exist_ok=True)
+        ws.var_file.write_text(json.dumps(values, indent=2, sort_keys=True))
+
+    # ---- init and recovery -------------------------------------------------------
+    def ensure_init(self, unit: str, ws: Workspace, result: UnitResult) -> None:
+        """init only when the backend, lock file or CLI config changed since the last one."""
+        conf = self.ctx.store.backend_config(unit)
+        h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
+        lock = ws.source_dir / ".terraform.lock.hcl"
+        h.update(lock.read_bytes() if lock.exists() else b"")
+        cli_config = getattr(self.ctx.tf, "cli_config", None)
+        h.update(cli_config.read_bytes() if cli_config else b"")
+        marker = ws.work_dir / "init.fingerprint"
+        if marker.exists() and marker.read_text() == h.hexdigest() and (ws.data_dir / "terraform.tfstate").exists():
+            return
+        with self._init_lock:
+            result.count(self.ctx.tf.init(ws, conf, reconfigure=True, on_line=self.line(unit)))
+        marker.write_text(h.hexdigest())
+
+    def prepare(self, unit: str, values: dict, result: UnitResult) -> Workspace:
+        """The variables file written, init done, and a state that a failed write left behind
+        (errored.tfstate) pushed back before anything else runs for the unit."""
+        ws = self.workspace(unit)
+        self.write_vars(ws, values)
+        self.ensure_init(unit, ws, result)
+        errored = ws.work_dir / "errored.tfstate"
+        if errored.exists():
+            self.note(unit, f"pushing back {errored} left by a failed state write")
+            self.ctx.tf.state_push(ws, errored, on_line=self.line(unit))
+            errored.rename(ws.work_dir / f"errored.tfstate.pushed-{int(time.time())}")
+            result.hooks.append("recovered errored.tfstate")
+        return ws
+
+    # ---- terraform steps -------------------------------------------------------------
+    def _kw(self, unit: str) -> dict:
+        return {"lock_timeout": self.ctx.lock_timeout, "extra_env": self.secret_env(unit), "on_line": self.line(unit)}
+
+    def plan(self, unit: str, result: UnitResult, *, destroy: bool = False) -> Plan:
+        """A saved plan (the unit's tfplan), counted into the result."""
+        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **self._kw(unit))
+        result.count(r)
+        return Plan(changed, PlanSummary.from_plan_text(r.stdout) if changed else PlanSummary())
+
+    def apply(self, unit: str, result: UnitResult) -> None:
+        """Exactly the saved plan, nothing else."""
+        result.count(self.ctx.tf.apply(self.workspace(unit), **self._kw(unit)))
+
+    def apply_auto(self, unit: str, result: UnitResult) -> None:
+        """Plan and apply in one terraform run (one provider start instead of two), for a plan nobody reads."""
+        r = self.ctx.tf.apply_auto(self.workspace(unit), **self._kw(unit))
+        result.count(r)
+        result.take_counts(PlanSummary.from_plan_text(r.stdout))
+        result.status = Status.NO_CHANGES if _NO_CHANGES_RE.search(r.stdout) else Status.SUCCEEDED
+
+    def refused(self, unit: str, allowed: set[str]) -> list[str]:
+        """In a protected environment, what the saved plan must not do (orchestrator.guard), read
+        from the plan file itself, unless the operator named the address (--allow-replace)."""
+        if not self.ctx.env.protected:
+            return []
+        return guard.refusals(
+            self.ctx.tf.show_plan(self.workspace(unit)),
+            stateful_types=self.ctx.stack.stateful_types,
+            public_groups=self.ctx.stack.public_security_groups,
+            allowed=allowed,
+        )
+
+    def run_hooks(self, unit: str, outputs: dict, result: UnitResult) -> None:
+        """The unit's post-apply hooks, in manifest order; one that changed something makes
+        a "no changes" unit "succeeded"."""
+        ctx = self.ctx
+        hook_ctx = Context(ctx.aws, ctx.env.settings, ctx.redactor)
+        for hook in ctx.stack.units[unit].post_apply:
+            if not hook.enabled(ctx.env.settings):
+                continue
+            retries_before = ctx.aws.call_log.retries
+            try:
+                hr = hook(hook_ctx, outputs)
+            except KeyError as exc:
+                raise HookError(f"{hook.label}: the state of unit {unit} has no {exc.args[0]}") from None
+            aws_retries = ctx.aws.call_log.retries - retries_before
+            result.retries += aws_retries
+            note = f", {aws_retries} AWS retries" if aws_retries else ""
+            result.hooks.append(f"{hr.name}: {'changed' if hr.changed else 'unchanged'} ({hr.detail}{note})")
+            if hr.changed and result.status is Status.NO_CHANGES:
+                result.status = Status.SUCCEEDED

@@ -1,0 +1,306 @@
+"""The engine's rules with a fake terraform and an in-memory state store: early plans used and
+discarded, resume, confirmation, skip-on-failure, the guard, teardown order. Seconds, no AWS,
+no terraform binary. (The integration tests run the same rules with the real ones.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import BackendSettings, Environment, load_stack
+from orchestrator.context import RunContext
+from orchestrator.engine import Engine
+from orchestrator.errors import TerraformError
+from orchestrator.journal import Journal
+from orchestrator.redact import Redactor
+from orchestrator.runner import Status
+from orchestrator.terraform import CommandResult
+
+# a -> b -> c, and a -> d; `tag` reaches only a, `size` is what a's database would lose on a replace
+MANIFEST = """
+[settings]
+tag = "string"
+size = "number"
+
+[units.a]
+path = "a"
+[units.b]
+path = "b"
+inputs = { upstream = "a.out" }
+[units.c]
+path = "c"
+inputs = { upstream = "b.out" }
+[units.d]
+path = "d"
+inputs = { upstream = "a.out" }
+
+[guard]
+stateful_types = ["aws_db_instance"]
+
+[teardown.settings]
+size = 0
+"""
+
+
+class FakeTerraform:
+    """Plans compare a unit's variables with what was applied; applies record them."""
+
+    def __init__(self):
+        self.applied: dict[str, dict] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail: set[tuple[str, str]] = set()
+        self.replaces: set[str] = set()  # units whose plan replaces their database
+        self.timeout = 60.0
+        self.run_id = ""
+        self.lock = threading.Lock()
+
+    def _call(self, command: str, ws) -> None:
+        with self.lock:
+            self.calls.append((command, ws.unit))
+        if (command, ws.unit) in self.fail:
+            raise TerraformError(f"terraform {command} failed for unit {ws.unit}", stderr_tail="Error: boom")
+
+    def _diff(self, ws, destroy: bool) -> tuple[bool, str]:
+        values = json.loads(ws.var_file.read_text())
+        current = self.applied.get(ws.unit)
+        if destroy:
+            return current is not None, f"  # aws_thing.{ws.unit} will be destroyed\n" if current else ""
+        if current == values:
+            return False, "No changes. Your infrastructure matches the configuration.\n"
+        verb = "will be created" if current is None else "will be updated in-place"
+        return True, f"  # aws_thing.{ws.unit} {verb}\n"
+
+    def _result(self, command: str, stdout: str) -> CommandResult:
+        return CommandResult(["terraform", "-chdir=x", command], 0, stdout, "", 0.0)
+
+    def init(self, ws, backend_config, **kw):
+        self._call("init", ws)
+        ws.data_dir.mkdir(parents=True, exist_ok=True)
+        (ws.data_dir / "terraform.tfstate").write_text("{}")
+        return self._result("init", "")
+
+    def plan(self, ws, *, destroy=False, **kw):
+        self._call("plan", ws)
+        changed, text = self._diff(ws, destroy)
+        ws.plan_path.write_text(json.dumps({"values": json.loads(ws.var_file.read_text()), "destroy": destroy}))
+        return changed, self._result("plan", text)
+
+    def apply(self, ws, **kw):
+        self._call("apply", ws)
+        saved = json.loads(ws.plan_path.read_text())  # exactly the saved plan
+        if saved["destroy"]:
+            self.applied.pop(ws.unit, None)
+        else:
+            self.applied[ws.unit] = saved["values"]
+        return self._result("apply", "")
+
+    def apply_auto(self, ws, **kw):
+        self._call("apply_auto", ws)
+        changed, text = self._diff(ws, False)
+        self.applied[ws.unit] = json.loads(ws.var_file.read_text())
+        return self._result("apply", text)
+
+    def show_plan(self, ws, **kw):
+        actions = ["delete", "create"] if ws.unit in self.replaces else ["update"]
+        kind = "aws_db_instance" if ws.unit in self.replaces else "aws_thing"
+        return {"resource_changes": [{"address": f"{kind}.{ws.unit}", "type": kind, "change": {"actions": actions}}]}
+
+    def state_push(self, ws, state_file, **kw):
+        self._call("state_push", ws)
+
+    def count(self, command: str, unit: str) -> int:
+        return self.calls.count((command, unit))
+
+
+class MemoryJournal(Journal):
+    def __init__(self, docs: dict, redactor, run_id):
+        self.docs, self.redactor, self.run_id = docs, redactor, run_id
+        self.lock = threading.Lock()
+        self.doc = None
+        self.writable = lambda: True
+
+    def load(self) -> dict:
+        if self.doc is None:
+            self.doc = json.loads(json.dumps(self.docs.get("journal") or {"version": 1, "units": {}, "runs": []}))
+        return self.doc
+
+    def _save(self) -> None:
+        self.docs["journal"] = json.loads(json.dumps(self.doc))
+
+
+class MemoryStore:
+    def __init__(self, tf: FakeTerraform):
+        self.tf, self.docs = tf, {}
+
+    def key_arn(self) -> str:
+        return "arn:aws:kms:us-east-1:123456789012:key/fake"
+
+    def outputs(self, unit: str) -> dict | None:
+        values = self.tf.applied.get(unit)
+        return None if values is None else {"out": f"{unit}({values.get('tag', values.get('upstream'))})"}
+
+    def lock(self, unit: str):
+        return None
+
+    def backend_config(self, unit: str) -> dict:
+        return {"key": f"fake/{unit}.tfstate"}
+
+    def journal(self, redactor, run_id):
+        return MemoryJournal(self.docs, redactor, run_id)
+
+
+@pytest.fixture
+def world(tmp_path):
+    tf_dir = tmp_path / "terraform"
+    for unit, variables in {"a": ("tag", "size"), "b": ("upstream",), "c": ("upstream",), "d": ("upstream",)}.items():
+        (tf_dir / unit).mkdir(parents=True)
+        (tf_dir / unit / "main.tf").write_text(
+            "".join(f'variable "{v}" {{}}\n' for v in variables) + 'output "out" { value = 1 }\n'
+        )
+        (tf_dir / unit / ".terraform.lock.hcl").write_text("# fake\n")
+    (tf_dir / "stack.toml").write_text(MANIFEST)
+    stack = load_stack(tf_dir)
+    backend = BackendSettings("bucket", "fake", "us-east-1", "alias/fake")
+    env = Environment(
+        "dev", tmp_path / "env.toml", "us-east-1", "123456789012", "fx", "p", "r", "o", False, backend,
+        {"tag": "v1", "size": 10},
+    )  # fmt: skip
+    tf = FakeTerraform()
+    store = MemoryStore(tf)
+
+    def engine(env=env, **options) -> Engine:
+        ctx = RunContext(stack, env, tf, store, aws=None, redactor=Redactor(), work_root=tmp_path / "work", **options)
+        return Engine(ctx)
+
+    engine.tf, engine.env, engine.store = tf, env, store
+    return engine
+
+
+def statuses(report) -> dict[str, str]:
+    return {u: r.status.value for u, r in report.units.items()}
+
+
+def test_a_no_op_deploy_plans_every_unit_below_the_root_once_and_applies_nothing(world):
+    assert statuses(world().deploy()) == dict.fromkeys("abcd", "succeeded")
+    world.tf.calls.clear()
+    report = world().deploy()
+    assert statuses(report) == dict.fromkeys("abcd", "no changes")
+    assert world.tf.count("apply_auto", "a") == 1  # the root: one plan-and-apply run
+    for unit in "bcd":
+        assert (world.tf.count("plan", unit), world.tf.count("apply", unit), world.tf.count("apply_auto", unit)) == (
+            1,
+            0,
+            0,
+        ), (unit, world.tf.calls)
+        assert report.units[unit].detail == "planned early (upstream unchanged)"
+    assert not (Path(report.units["b"].log_path).parent / "tfplan").exists()  # no plan file outlives a run
+
+
+def test_an_upstream_change_discards_the_early_plans_below_it(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"tag": "v2"})).deploy()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    for unit in "bcd":
+        # planned early with a's old output, discarded, then planned and applied with the new one
+        assert world.tf.count("plan", unit) == 1 and world.tf.count("apply_auto", unit) == 1, world.tf.calls
+        assert report.units[unit].detail != "planned early (upstream unchanged)"
+    assert world.tf.applied["c"]["upstream"] == "b(a(v2))"
+
+
+def test_a_failed_unit_skips_exactly_its_dependents_and_resume_reruns_only_what_did_not_finish(world):
+    world.tf.fail.add(("apply_auto", "b"))
+    report = world().deploy()
+    assert statuses(report) == {"a": "succeeded", "b": "failed", "c": "skipped", "d": "succeeded"}
+    assert report.units["c"].detail.startswith("b failed") or "b" in report.units["c"].detail
+    assert report.failed
+    world.tf.fail.clear()
+    world.tf.calls.clear()
+    engine = world()
+    engine.resume = True
+    report = engine.deploy()
+    assert statuses(report) == {"a": "no changes", "b": "succeeded", "c": "succeeded", "d": "no changes"}
+    assert report.units["a"].detail.startswith("resumed: unchanged since run")
+    assert {u for _, u in world.tf.calls} == {"b", "c"}
+
+
+def test_a_plan_the_operator_declines_is_skipped_with_its_dependents_and_never_applied(world):
+    asked = []
+
+    def confirm(unit, summary):
+        asked.append((unit, summary.text()))
+        return unit != "b"
+
+    report = world(confirm=confirm).deploy()
+    assert statuses(report) == {"a": "succeeded", "b": "skipped", "c": "skipped", "d": "succeeded"}
+    assert report.units["b"].detail == "not confirmed"
+    assert ("b", "+1 ~0 -0 ±0") in asked and "c" not in {u for u, _ in asked}
+    assert "b" not in world.tf.applied and world.tf.count("apply", "a") == 1  # the saved plan, not apply_auto
+    assert not (Path(report.units["b"].log_path).parent / "tfplan").exists()
+
+
+def test_a_protected_environment_refuses_a_replace_of_stateful_data_and_applies_nothing(world):
+    from dataclasses import replace
+
+    world().deploy()
+    world.tf.replaces.add("a")
+    prod = replace(world.env, protected=True).with_settings({"tag": "v2"})
+    report = world(env=prod).deploy()
+    assert report.units["a"].status is Status.FAILED
+    assert "refused: in protected environment dev the plan" in report.units["a"].detail
+    assert "aws_db_instance.a" in report.units["a"].detail
+    assert world.tf.applied["a"]["tag"] == "v1"
+    assert statuses(report)["b"] == "skipped"
+    engine = world(env=prod)
+    engine.allow_replace = {"aws_db_instance.a"}
+    assert engine.deploy().units["a"].status is Status.SUCCEEDED
+
+
+def test_plan_applies_nothing_and_teardown_destroys_in_reverse_with_its_settings_first(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"tag": "v2"})).plan()
+    assert statuses(report)["a"] == "succeeded" and report.units["a"].detail == "aws_thing.a"
+    assert not [c for c in world.tf.calls if c[0].startswith("apply")]
+    world.tf.calls.clear()
+    report = world().teardown()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    order = [u for c, u in world.tf.calls if c == "apply"]
+    assert order.index("a") > max(order.index("b"), order.index("d")) and order.index("b") > order.index("c")
+    assert world.tf.count("apply_auto", "a") == 1  # size = 0 applied before a's destroy
+    assert report.units["a"].hooks == ["before destroy: applied size"]
+    assert world.tf.applied == {}
+
+
+def test_an_early_plan_is_discarded_when_an_ancestor_applied_even_with_the_same_inputs(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"size": 20})).deploy()  # a changes; its output does not
+    assert report.units["a"].status is Status.SUCCEEDED
+    for unit in "bcd":
+        assert report.units[unit].detail != "planned early (upstream unchanged)", unit
+        assert world.tf.count("plan", unit) == 1 and world.tf.count("apply_auto", unit) == 1, world.tf.calls
+
+
+def test_an_early_plan_made_with_outputs_that_moved_since_is_discarded(world):
+    world().deploy()
+    world.tf.calls.clear()
+    reads = []
+    plain = world.store.outputs
+
+    def moving(unit):
+        out = plain(unit)
+        if unit == "a":
+            reads.append(unit)
+            if len(reads) > 1:  # after the early plans read it, a's output moves without a change of a
+                out = {"out": "a(moved)"}
+        return out
+
+    world.store.outputs = moving
+    report = world().deploy()
+    assert report.units["a"].status is Status.NO_CHANGES
+    assert report.units["b"].detail != "planned early (upstream unchanged)"
+    assert world.tf.applied["b"]["upstream"] == "a(moved)"
