@@ -15,11 +15,20 @@ from typing import Optional
 
 import typer
 
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.errors import (
+    ChangesFound,
+    ConfigError,
+    NotConfirmed,
+    NotRunning,
+    OrchestratorError,
+    PrerequisiteError,
+    RunFailed,
+)
+from orchestrator.views import ci, confirm_factory, finish, orphan_lines, progress
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Deploy the payment platform's Terraform units to AWS, in dependency order.",
+    help="Deploy a stack's Terraform units to AWS, in dependency order (the manifest: terraform/stack.toml).",
     pretty_exceptions_enable=False,
     # Plain click help: rich's help formatter alone costs ~0.3 s of imports.
     rich_markup_mode=None,
@@ -51,6 +60,7 @@ def err(message: str) -> None:
 
 
 def abort(exc: OrchestratorError) -> None:
+    """The one place an error becomes an exit code: its line (unless already reported), its code."""
     for line in exc.message.splitlines():
         err(f"error: {line}")
     if exc.hint:
@@ -121,47 +131,54 @@ class _Guard:
         return False
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from orchestrator import __version__
+
+        typer.echo(f"orchestrator {__version__}")
+        raise typer.Exit()
+
+
+def _global(default, flag: str, var: str, text: str):
+    """A global option, also read from the environment variable `var`."""
+    return typer.Option(default, flag, envvar=var, help=text)
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
-    local: bool = typer.Option(
-        False,
-        "--local",
-        envvar="ORCHESTRATOR_LOCAL",
-        help="Run against a local emulator (moto server) started for this command.",
+    local: bool = _global(
+        False, "--local", "ORCHESTRATOR_LOCAL", "Run against a local emulator (moto server) started for this command."
     ),
-    emulator_url: Optional[str] = typer.Option(
-        None,
-        "--emulator-url",
-        envvar="ORCHESTRATOR_EMULATOR_URL",
-        help="Use the emulator at this URL (implies --local).",
+    emulator_url: Optional[str] = _global(
+        None, "--emulator-url", "ORCHESTRATOR_EMULATOR_URL", "Use the emulator at this URL (implies --local)."
     ),
-    project_dir: Optional[str] = typer.Option(
-        None, "--project-dir", envvar="ORCHESTRATOR_PROJECT_DIR", help="Folder holding terraform/ and environments/."
+    project_dir: Optional[str] = _global(
+        None, "--project-dir", "ORCHESTRATOR_PROJECT_DIR", "Folder holding terraform/ and environments/."
     ),
-    work_dir: Optional[str] = typer.Option(
+    work_dir: Optional[str] = _global(
         None,
         "--work-dir",
-        envvar="ORCHESTRATOR_WORK_DIR",
-        help="Working copies, logs and the plugin cache (default: <project>/.orchestrator).",
+        "ORCHESTRATOR_WORK_DIR",
+        "Working copies, logs and the plugin cache (default: <project>/.orchestrator).",
     ),
-    provider_mirror: Optional[str] = typer.Option(
-        None,
-        "--provider-mirror",
-        envvar="ORCHESTRATOR_PROVIDER_MIRROR",
-        help="Terraform filesystem mirror holding hashicorp/aws.",
+    provider_mirror: Optional[str] = _global(
+        None, "--provider-mirror", "ORCHESTRATOR_PROVIDER_MIRROR", "Terraform filesystem mirror holding hashicorp/aws."
     ),
-    terraform_timeout: float = typer.Option(
+    terraform_timeout: float = _global(
         3600.0,
         "--terraform-timeout",
-        envvar="ORCHESTRATOR_TERRAFORM_TIMEOUT",
-        help="Seconds before one terraform command is stopped.",
+        "ORCHESTRATOR_TERRAFORM_TIMEOUT",
+        "Seconds before one terraform command is stopped.",
     ),
-    terraform_retries: int = typer.Option(
+    terraform_retries: int = _global(
         2,
         "--terraform-retries",
-        envvar="ORCHESTRATOR_TERRAFORM_RETRIES",
-        help="Re-runs of a terraform command on a transient error.",
+        "ORCHESTRATOR_TERRAFORM_RETRIES",
+        "Re-runs of a terraform command on a transient error.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=lambda v: _print_version(v), help="Print the version and exit."
     ),
 ):
     """Example: orchestrator --local deploy --env dev --yes"""
@@ -212,118 +229,10 @@ def bootstrap(
 
 
 # ---- engine commands -----------------------------------------------------------
-class LiveProgress:
-    """On a terminal: one line per unit, status and elapsed time, updated in place."""
-
-    def __init__(self, units: list[str]):
-        from rich.console import Console
-        from rich.live import Live
-
-        self.units = units
-        self.state: dict[str, tuple[str, float | None, float | None]] = {u: ("pending", None, None) for u in units}
-        self.lock = threading.Lock()
-        self.live = Live(get_renderable=self.render, console=Console(stderr=True), refresh_per_second=4)
-        self.started = False
-
-    def render(self):
-        import time as _time
-
-        from rich.table import Table
-
-        colours = {
-            "running": "cyan",
-            "succeeded": "green",
-            "no changes": "bright_black",
-            "failed": "red",
-            "skipped": "yellow",
-            "pending": "bright_black",
-        }
-        table = Table(box=None, show_header=False, pad_edge=False)
-        with self.lock:
-            for unit in self.units:
-                status, start, end = self.state[unit]
-                elapsed = "" if start is None else f"{(end or _time.monotonic()) - start:6.1f}s"
-                table.add_row(unit, f"[{colours.get(status, 'white')}]{status}[/]", elapsed)
-        return table
-
-    def on_start(self, unit):
-        import time as _time
-
-        with self.lock:
-            if not self.started:
-                self.live.start()
-                self.started = True
-            self.state[unit] = ("running", _time.monotonic(), None)
-
-    def on_finish(self, result):
-        import time as _time
-
-        with self.lock:
-            start = self.state.get(result.unit, ("", None, None))[1]
-            self.state[result.unit] = (result.status.value, start, _time.monotonic() if start else None)
-
-    def stop(self):
-        if self.started:
-            self.live.stop()
-
-
-_LIVE: list[LiveProgress] = []
-
-
-def _progress(events: bool, units: list[str]):
-    """Live lines on a terminal; plain timestamped lines in CI or without a TTY;
-    with --events also NDJSON events on stdout."""
-    import json as _json
-    import time as _time
-
-    from orchestrator.render import event, ts, unit_line
-
-    lock = threading.Lock()
-    live = LiveProgress(units) if sys.stderr.isatty() and not os.environ.get("CI") else None
-    if live:
-        _LIVE.append(live)
-
-    def emit(obj):
-        if events:
-            with lock:
-                typer.echo(_json.dumps(obj))
-
-    def on_start(unit):
-        if live:
-            live.on_start(unit)
-        else:
-            err(f"[{ts()}] {unit:<14} started")
-        emit({"event": "unit_started", "unit": unit, "at": _time.time()})
-
-    def on_finish(result):
-        if live:
-            live.on_finish(result)
-        else:
-            err(unit_line(result))
-        emit(event("unit_finished", result))
-
-    return on_start, on_finish
-
-
-def _confirm_factory(yes: bool):
-    if yes or os.environ.get("CI"):
-        return None
-    if not sys.stdin.isatty():
-        raise ConfigError("changes need confirmation but stdin is not a terminal: pass --yes")
-
-    def confirm(unit, summary):
-        err(f"{unit}: plan {summary.text()}")
-        for c in summary.resources[:20]:
-            err(f"    {'/'.join(c['actions']):<15} {c['address']}")
-        return typer.confirm(f"apply this plan to {unit}?", default=False, err=True)
-
-    return confirm
-
-
 def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=False):
     from orchestrator.engine import Engine
 
-    on_start, on_finish = _progress(events, s.stack.graph.order())
+    on_start, on_finish = progress(events, s.stack.graph.order())
     ctx = s.run_context(
         parallelism=parallelism,
         lock_timeout=lock_timeout,
@@ -361,49 +270,6 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
         yield lock
 
 
-def _finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
-    from orchestrator.render import failure_block, report_dict, summary_table, to_json
-    from orchestrator.runner import Status
-
-    while _LIVE:
-        _LIVE.pop().stop()
-    for unit in order:
-        r = report.units[unit]
-        if r.status is Status.FAILED:
-            err(f"\n--- {unit} failed (full log: {r.log_path}) ---")
-            err(s.redactor.redact(failure_block(r)))
-    err("")
-    for note in report.notes:
-        err(note)
-    err(summary_table(report.units, order))
-    if report.preflight is not None:
-        err(f"preflight: {report.preflight['summary']}")
-    for c in report.smoke:
-        err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
-    data = report_dict(report, order, s.redactor)
-    if report.command in ("deploy", "teardown"):
-        err(f"report: {_write_html(report, data, s, order)}")
-    if json_mode:
-        typer.echo(to_json(data))
-    if report.failed:
-        raise typer.Exit(7)
-    if exit_changed and report.changed:
-        raise typer.Exit(2)
-
-
-def _write_html(report, data, s, order) -> str:
-    import time as _time
-
-    from orchestrator.html_report import render, timeline_of
-
-    timeline = sorted(timeline_of(report), key=lambda u: order.index(u["unit"]))
-    outputs = s.redactor.redact_obj({u: report.units[u].outputs for u in order})
-    path = s.work_root / "reports" / f"{report.env_id}-{report.command}-{_time.strftime('%Y%m%dT%H%M%S')}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(data, timeline, outputs))
-    return str(path)
-
-
 @app.command()
 def deploy(
     ctx: typer.Context,
@@ -411,7 +277,7 @@ def deploy(
     suffix: Optional[str] = SuffixOpt,
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units (their dependencies come along)."),
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16, help="Units applied at once."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is set)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is true, 1 or yes)."),
     lock_timeout: str = typer.Option("0s", "--lock-timeout", help="How long to wait for a state lock, e.g. 2m."),
     smoke_checks: bool = typer.Option(True, "--smoke/--no-smoke", help="Run smoke checks after a full deploy."),
     resume: bool = typer.Option(
@@ -438,7 +304,7 @@ def deploy(
         from orchestrator.smoke import calls_for, run_smoke
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
-        confirm = _confirm_factory(yes)
+        confirm = confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(
                 s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
@@ -454,7 +320,7 @@ def deploy(
             if smoke_checks and not only_list and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
                 report.smoke = run_smoke(_check_context(s), calls_for(s.stack, report.units), outputs)
-            _finish(report, s, json_out, order)
+            finish(report, s, json_out, order)
 
 
 def _report_orphans(s, report) -> None:
@@ -470,7 +336,7 @@ def _report_orphans(s, report) -> None:
         if found
         else f"teardown left nothing: no live resource is tagged for {s.env.env_id}"
     )
-    report.notes.extend(_orphan_lines(found))
+    report.notes.extend(orphan_lines(found))
 
 
 def _preflight(s, skip: bool) -> dict:
@@ -511,7 +377,7 @@ def preflight_command(
         if json_out:
             typer.echo(to_json([{"check": f.check, "status": f.status, "message": f.message} for f in findings]))
         if any(f.failed for f in findings):
-            raise typer.Exit(2)
+            raise ChangesFound("")
 
 
 def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
@@ -525,39 +391,43 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
-            _finish(report, s, json_out, order, exit_changed=True)
+            finish(report, s, json_out, order, exit_changed=True)
 
 
-@app.command()
-def plan(
-    ctx: typer.Context,
-    env: str = EnvOpt,
-    suffix: Optional[str] = SuffixOpt,
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
-    json_out: bool = JsonOpt,
-    events: bool = EventsOpt,
-):
+OnlyUnitsOpt = typer.Option(None, "--only", help="Comma-separated units.")
+
+
+def _plan_like(command: str, doc: str) -> None:
+    """`plan` and `drift`: the same options, the same run, their own meaning of a difference."""
+
+    def run(
+        ctx: typer.Context,
+        env: str = EnvOpt,
+        suffix: Optional[str] = SuffixOpt,
+        only: Optional[str] = OnlyUnitsOpt,
+        json_out: bool = JsonOpt,
+        events: bool = EventsOpt,
+    ):
+        _plan_command(ctx, env, suffix, only, json_out, command, events)
+
+    run.__doc__ = doc
+    app.command(command)(run)
+
+
+_plan_like(
+    "plan",
     """Plan every deployed unit (with refresh). Exit 0: no differences; 2: differences.
 
     Example: orchestrator plan --env staging
-    """
-    _plan_command(ctx, env, suffix, only, json_out, "plan", events)
-
-
-@app.command()
-def drift(
-    ctx: typer.Context,
-    env: str = EnvOpt,
-    suffix: Optional[str] = SuffixOpt,
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units."),
-    json_out: bool = JsonOpt,
-    events: bool = EventsOpt,
-):
+    """,
+)
+_plan_like(
+    "drift",
     """Detect drift between state and AWS. Exit 0: none; 2: drift found.
 
     Example: orchestrator drift --env prod --json
-    """
-    _plan_command(ctx, env, suffix, only, json_out, "drift", events)
+    """,
+)
 
 
 @app.command()
@@ -588,7 +458,7 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
                     )
                 )
             if not all(c.passed for c in results):
-                raise typer.Exit(7)
+                raise RunFailed("")
 
 
 def _check_context(s):
@@ -613,7 +483,7 @@ def teardown(
         None, "--confirm", help="The environment's name, typed back (protected environments)."
     ),
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is set)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is true, 1 or yes)."),
     lock_timeout: str = typer.Option(
         "0s", "--lock-timeout", help="How long to wait for another run of the environment, e.g. 10m."
     ),
@@ -636,12 +506,12 @@ def teardown(
             raise ProtectedEnvironmentError(
                 f"environment {env} is protected: teardown needs --allow-protected and --confirm {env} (nothing was changed)"
             )
-        if not (yes or os.environ.get("CI")):
+        if not (yes or ci()):
             if not sys.stdin.isatty():
                 raise ConfigError("teardown needs confirmation but stdin is not a terminal: pass --yes")
             target = env + (f"-{suffix}" if suffix else "")
             if not typer.confirm(f"destroy every unit of {target}?", default=False, err=True):
-                raise typer.Exit(1)
+                raise NotConfirmed("")
         with open_session_(ctx, env, suffix) as s:
             engine = _engine(s, guard, parallelism=parallelism, events=events)
             engine.graph()
@@ -649,11 +519,7 @@ def teardown(
                 report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
             _report_orphans(s, report)
             order = list(reversed(s.stack.graph.order()))
-            _finish(report, s, json_out, order)
-
-
-def _orphan_lines(found) -> list[str]:
-    return [f"  {o.type:<24} {o.id:<40} created {o.created or '?'}  {o.arn}" for o in found]
+            finish(report, s, json_out, order)
 
 
 @app.command()
@@ -697,9 +563,9 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
             err(f"no orphans: every live resource tagged for {s.env.env_id} is in a state file")
             return
         err(f"{len(found)} live resource(s) tagged for {s.env.env_id} that no state file holds:")
-        for line in _orphan_lines(found):
+        for line in orphan_lines(found):
             err(line)
-        raise typer.Exit(2)
+        raise ChangesFound("")
 
 
 @app.command()
@@ -806,7 +672,7 @@ def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
             for c in checks:
                 typer.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<24} {c['detail']}")
         if not all(c["ok"] for c in checks):
-            raise typer.Exit(3)
+            raise PrerequisiteError("")
 
 
 @app.command()
@@ -1012,11 +878,13 @@ def local_status(ctx: typer.Context):
 
     Example: orchestrator local status
     """
-    from orchestrator import local
+    with _Guard():
+        from orchestrator import local
 
-    url = local.running(_local_dir(ctx))
-    typer.echo(f"running at {url}" if url else "not running")
-    raise typer.Exit(0 if url else 1)
+        url = local.running(_local_dir(ctx))
+        typer.echo(f"running at {url}" if url else "not running")
+        if not url:
+            raise NotRunning("")
 
 
 def run() -> None:

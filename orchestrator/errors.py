@@ -61,9 +61,27 @@ class HookError(OrchestratorError):
 
 
 class RunFailed(OrchestratorError):
-    """A run finished with at least one failed unit or check."""
+    """A run finished with at least one failed unit or check (already reported: no message)."""
 
     exit_code = 7
+
+
+class ChangesFound(OrchestratorError):
+    """plan or drift found changes, or preflight, orphans or doctor found problems (already reported)."""
+
+    exit_code = 2
+
+
+class NotConfirmed(OrchestratorError):
+    """The operator answered no."""
+
+    exit_code = 1
+
+
+class NotRunning(OrchestratorError):
+    """`local status`: no emulator runs (already said)."""
+
+    exit_code = 1
 
 
 class ProtectedEnvironmentError(OrchestratorError):

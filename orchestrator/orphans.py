@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from orchestrator.aws import Aws
 from orchestrator.config import Environment, Stack
 from orchestrator.errors import ConfigError
-from orchestrator.leftovers import is_gone
 from orchestrator.statestore import state_key
 
 
@@ -88,13 +87,43 @@ def _held(arn: str, held: set[str]) -> bool:
     return rid in held or rid.rsplit("/", 1)[-1] in held
 
 
-def _tagged(aws: Aws, filters: dict[str, str]) -> set[str]:
-    pages = (
-        aws.client("resourcegroupstaggingapi")
-        .get_paginator("get_resources")
-        .paginate(TagFilters=[{"Key": k, "Values": [v]} for k, v in filters.items()])
-    )
+def tagged(aws: Aws, filters: dict[str, str | list[str]]) -> set[str]:
+    """ARNs the Resource Groups Tagging API lists with these tags (a list: any of its values)."""
+    tag_filters = [{"Key": k, "Values": [v] if isinstance(v, str) else list(v)} for k, v in filters.items()]
+    pages = aws.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(TagFilters=tag_filters)
     return {r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]}
+
+
+def live_tagged(aws: Aws, filters: dict[str, str | list[str]]) -> list[str]:
+    """Tagged ARNs that are still live (see is_gone), whether or not a state holds them."""
+    return sorted(arn for arn in tagged(aws, filters) if not is_gone(aws, arn))
+
+
+def is_gone(aws: Aws, arn: str) -> bool:
+    """What AWS keeps visible after a delete does not count: a KMS key waiting out its deletion
+    window, a NAT gateway "deleted", INACTIVE ECS task definitions, services and clusters, and
+    (moto only) the automated snapshots of a deleted cluster. A final snapshot kept on purpose
+    does count: it is live and costs money."""
+    if ":kms:" in arn:
+        return aws.client("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    if ":natgateway/" in arn:
+        nats = aws.client("ec2").describe_nat_gateways(NatGatewayIds=[arn.rsplit("/", 1)[1]])["NatGateways"]
+        return not nats or nats[0]["State"] in ("deleting", "deleted")
+    if ":task-definition/" in arn:
+        return aws.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"] == "INACTIVE"
+    if ":ecs:" in arn and ":cluster/" in arn:
+        clusters = aws.client("ecs").describe_clusters(clusters=[arn])["clusters"]
+        return not clusters or clusters[0]["status"] == "INACTIVE"
+    if ":ecs:" in arn and ":service/" in arn:
+        cluster = arn.split(":service/")[1].split("/")[0]
+        services = aws.client("ecs").describe_services(cluster=cluster, services=[arn])["services"]
+        return not services or services[0]["status"] in ("INACTIVE", "DRAINING")
+    if ":cluster-snapshot:rds:" in arn:
+        # An automated snapshot: AWS deletes these with their cluster; moto keeps them.
+        cluster = arn.split(":cluster-snapshot:rds:")[1].rsplit("-", 5)[0]
+        live = aws.client("rds").describe_db_clusters()["DBClusters"]
+        return not any(c["DBClusterIdentifier"] == cluster for c in live)
+    return False
 
 
 def _ec2_tagged(aws: Aws, env: Environment, filters: dict[str, str]) -> dict[str, str]:
@@ -155,7 +184,7 @@ def _aws_managed(arn: str) -> bool:
 def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     filters = ownership_filters(stack, env)
     held = state_identifiers(aws, env, stack.units)
-    candidates = dict.fromkeys(_tagged(aws, filters), "")
+    candidates = dict.fromkeys(tagged(aws, filters), "")
     candidates.update(_ec2_tagged(aws, env, filters))
     found = []
     for arn, created in sorted(candidates.items()):

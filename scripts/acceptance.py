@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from orchestrator.aws import Aws
     from orchestrator.config import load_environment, load_stack, validate_suffix
-    from orchestrator.leftovers import live_tagged
+    from orchestrator.orphans import live_tagged
 
     suffix = validate_suffix(args.suffix or f"acc{secrets.token_hex(3)}")
     region = load_environment(ROOT / "environments", args.env, load_stack(ROOT / "terraform")).region
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         # Whatever happened above (a failed step, Ctrl-C): nothing may stay behind.
         down = step("teardown", "teardown", "--env", args.env, "--suffix", suffix, "--yes")
         ok = ok and down.returncode == 0
-        left = live_tagged(aws, [env_id])
+        left = live_tagged(aws, {"EnvironmentSuffix": env_id})
         report["leftovers"] = left
         for arn in left:
             log(f"LEFT BEHIND: {arn}")

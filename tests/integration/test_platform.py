@@ -255,9 +255,12 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
 
 def tagged(cli, suffixes):
     from orchestrator.aws import Aws
-    from orchestrator.leftovers import live_tagged
+    from orchestrator.orphans import live_tagged
 
-    return live_tagged(Aws("us-east-1", endpoint_url=cli.emulator), suffixes, {"Project": "payment-platform"})
+    return live_tagged(
+        Aws("us-east-1", endpoint_url=cli.emulator),
+        {"EnvironmentSuffix": list(suffixes), "Project": "payment-platform"},
+    )
 
 
 def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):

@@ -1,0 +1,178 @@
+"""What the operator sees of a run: live progress, the confirmation prompt, the summary,
+the report files. The CLI parses and calls; this module renders; outcomes leave as typed
+errors (errors.py), never as bare exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import typer
+
+from orchestrator.errors import ChangesFound, ConfigError, RunFailed
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def ci() -> bool:
+    """CI=true/1/yes (any case) means an unattended run; CI=false, 0 or empty does not."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+class LiveProgress:
+    """On a terminal: one line per unit, status and elapsed time, updated in place."""
+
+    def __init__(self, units: list[str]):
+        from rich.console import Console
+        from rich.live import Live
+
+        self.units = units
+        self.state: dict[str, tuple[str, float | None, float | None]] = {u: ("pending", None, None) for u in units}
+        self.lock = threading.Lock()
+        self.live = Live(get_renderable=self.render, console=Console(stderr=True), refresh_per_second=4)
+        self.started = False
+
+    def render(self):
+        import time as _time
+
+        from rich.table import Table
+
+        colours = {
+            "running": "cyan",
+            "succeeded": "green",
+            "no changes": "bright_black",
+            "failed": "red",
+            "skipped": "yellow",
+            "pending": "bright_black",
+        }
+        table = Table(box=None, show_header=False, pad_edge=False)
+        with self.lock:
+            for unit in self.units:
+                status, start, end = self.state[unit]
+                elapsed = "" if start is None else f"{(end or _time.monotonic()) - start:6.1f}s"
+                table.add_row(unit, f"[{colours.get(status, 'white')}]{status}[/]", elapsed)
+        return table
+
+    def on_start(self, unit):
+        import time as _time
+
+        with self.lock:
+            if not self.started:
+                self.live.start()
+                self.started = True
+            self.state[unit] = ("running", _time.monotonic(), None)
+
+    def on_finish(self, result):
+        import time as _time
+
+        with self.lock:
+            start = self.state.get(result.unit, ("", None, None))[1]
+            self.state[result.unit] = (result.status.value, start, _time.monotonic() if start else None)
+
+    def stop(self):
+        if self.started:
+            self.live.stop()
+
+
+_LIVE: list[LiveProgress] = []
+
+
+def progress(events: bool, units: list[str]):
+    """Live lines on a terminal; plain timestamped lines in CI or without a TTY;
+    with --events also NDJSON events on stdout."""
+    import json as _json
+    import time as _time
+
+    from orchestrator.render import event, ts, unit_line
+
+    lock = threading.Lock()
+    live = LiveProgress(units) if sys.stderr.isatty() and not ci() else None
+    if live:
+        _LIVE.append(live)
+
+    def emit(obj):
+        if events:
+            with lock:
+                typer.echo(_json.dumps(obj))
+
+    def on_start(unit):
+        if live:
+            live.on_start(unit)
+        else:
+            err(f"[{ts()}] {unit:<14} started")
+        emit({"event": "unit_started", "unit": unit, "at": _time.time()})
+
+    def on_finish(result):
+        if live:
+            live.on_finish(result)
+        else:
+            err(unit_line(result))
+        emit(event("unit_finished", result))
+
+    return on_start, on_finish
+
+
+def confirm_factory(yes: bool):
+    if yes or ci():
+        return None
+    if not sys.stdin.isatty():
+        raise ConfigError("changes need confirmation but stdin is not a terminal: pass --yes")
+
+    def confirm(unit, summary):
+        err(f"{unit}: plan {summary.text()}")
+        for c in summary.resources[:20]:
+            err(f"    {'/'.join(c['actions']):<15} {c['address']}")
+        return typer.confirm(f"apply this plan to {unit}?", default=False, err=True)
+
+    return confirm
+
+
+def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
+    from orchestrator.render import failure_block, report_dict, summary_table, to_json
+    from orchestrator.runner import Status
+
+    while _LIVE:
+        _LIVE.pop().stop()
+    for unit in order:
+        r = report.units[unit]
+        if r.status is Status.FAILED:
+            err(f"\n--- {unit} failed (full log: {r.log_path}) ---")
+            err(s.redactor.redact(failure_block(r)))
+    err("")
+    for note in report.notes:
+        err(note)
+    err(summary_table(report.units, order))
+    if report.preflight is not None:
+        err(f"preflight: {report.preflight['summary']}")
+    for c in report.smoke:
+        err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+    data = report_dict(report, order, s.redactor)
+    if report.command in ("deploy", "teardown"):
+        err(f"report: {write_html(report, data, s, order)}")
+    if json_mode:
+        typer.echo(to_json(data))
+    if report.failed:
+        raise RunFailed("")
+    if exit_changed and report.changed:
+        raise ChangesFound("")
+
+
+def write_html(report, data, s, order) -> str:
+    import time as _time
+
+    from orchestrator.html_report import render, timeline_of
+
+    timeline = sorted(timeline_of(report), key=lambda u: order.index(u["unit"]))
+    outputs = s.redactor.redact_obj({u: report.units[u].outputs for u in order})
+    path = s.work_root / "reports" / f"{report.env_id}-{report.command}-{_time.strftime('%Y%m%dT%H%M%S')}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(data, timeline, outputs))
+    return str(path)
+
+
+def orphan_lines(found) -> list[str]:
+    return [f"  {o.type:<24} {o.id:<40} created {o.created or '?'}  {o.arn}" for o in found]
