@@ -18,7 +18,7 @@ ADDRESS = "aws_cloudwatch_log_group.base"
 @pytest.fixture
 def project(tmp_path):
     root = tmp_path / "project"
-    for d in ("terraform", "environments", "bootstrap"):
+    for d in ("terraform", "environments"):
         shutil.copytree(FIXTURE_STACK / d, root / d)  # the shared .tf files copied, not linked
     return root
 

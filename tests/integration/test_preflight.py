@@ -184,7 +184,7 @@ def test_name_too_long(cli, client, tmp_path):
     """A prefix longer than any name limit allows is refused when the settings load; a name
     template over its limit (here a lowered one) is refused by preflight, naming the prefix."""
     project = tmp_path / "project"
-    for d in ("terraform", "environments", "bootstrap"):
+    for d in ("terraform", "environments"):
         shutil.copytree(ROOT / d, project / d, symlinks=True)
     env_file = project / "environments" / "prod" / "env.toml"
     env_file.write_text(env_file.read_text().replace('name_prefix = "payments"', 'name_prefix = "paymentsxyz"'))

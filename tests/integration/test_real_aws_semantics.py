@@ -219,7 +219,7 @@ def test_account_uses_keys_only_through_their_services(any_env):
 
 
 def test_state_key_policy_keeps_conditions_effective():
-    text = (ROOT / "bootstrap" / "state-key-policy.json").read_text()
+    text = (ROOT / "orchestrator" / "backend_defaults" / "state-key-policy.json").read_text()
     policy = json.loads(
         text.replace("${partition}", "aws").replace("${account_id}", ACCOUNT).replace("${region}", REGION)
     )
