@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 from typing import Optional
 
@@ -18,13 +17,12 @@ import typer
 from orchestrator.errors import (
     ChangesFound,
     ConfigError,
-    NotConfirmed,
     NotRunning,
     OrchestratorError,
     PrerequisiteError,
     RunFailed,
 )
-from orchestrator.views import ci, confirm_factory, finish, orphan_lines, progress
+from orchestrator.views import confirm_factory, finish, orphan_lines, progress
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -439,10 +437,10 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
     with _Guard():
         from orchestrator.render import to_json
         from orchestrator.smoke import calls_for, run_smoke
-        from orchestrator.statestore import read_state_outputs
+        from orchestrator.statestore import require_deployed
 
-        with open_session_(ctx, env, suffix) as s:
-            outputs = {u: read_state_outputs(s.aws, s.env, u) or {} for u in s.stack.units}
+        with _read_only(ctx, env, suffix) as s:
+            outputs = require_deployed(s.aws, s.env, s.stack.graph.order())
             results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs)
             for c in results:
                 err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
@@ -473,6 +471,13 @@ def open_session_(ctx, env, suffix):
     return open_session(_opts(ctx), env, suffix)
 
 
+def _read_only(ctx, env, suffix):
+    """A session for commands that only read: ORCHESTRATOR_SECRET_* masked, not judged."""
+    from orchestrator.session import open_session
+
+    return open_session(_opts(ctx), env, suffix, read_only=True)
+
+
 @app.command()
 def teardown(
     ctx: typer.Context,
@@ -491,7 +496,8 @@ def teardown(
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
 ):
-    """Destroy every unit in reverse dependency order. Protected environments are refused.
+    """Destroy every unit in reverse dependency order, each unit's destroy plan shown and confirmed
+    (without --yes). Protected environments are refused.
 
     Example: orchestrator teardown --env dev --suffix pr42 --yes
     """
@@ -506,14 +512,9 @@ def teardown(
             raise ProtectedEnvironmentError(
                 f"environment {env} is protected: teardown needs --allow-protected and --confirm {env} (nothing was changed)"
             )
-        if not (yes or ci()):
-            if not sys.stdin.isatty():
-                raise ConfigError("teardown needs confirmation but stdin is not a terminal: pass --yes")
-            target = env + (f"-{suffix}" if suffix else "")
-            if not typer.confirm(f"destroy every unit of {target}?", default=False, err=True):
-                raise NotConfirmed("")
+        confirm = confirm_factory(yes)  # each unit's destroy plan shown and confirmed, unless --yes or CI
         with open_session_(ctx, env, suffix) as s:
-            engine = _engine(s, guard, parallelism=parallelism, events=events)
+            engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm)
             engine.graph()
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
                 report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
@@ -576,9 +577,10 @@ def envs(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
     """
     with _Guard():
         from orchestrator.render import to_json
-        from orchestrator.statestore import list_deployed
+        from orchestrator.statestore import list_deployed, require_bucket
 
-        with open_session_(ctx, env, None) as s:
+        with _read_only(ctx, env, None) as s:
+            require_bucket(s.aws, s.env)
             found = list_deployed(s.aws, s.env)
             if json_out:
                 typer.echo(to_json(found))
@@ -603,14 +605,14 @@ def outputs(
     """
     with _Guard():
         from orchestrator.render import to_json
-        from orchestrator.statestore import read_state_outputs
+        from orchestrator.statestore import require_deployed
 
-        with open_session_(ctx, env, suffix) as s:
+        with _read_only(ctx, env, suffix) as s:
             units = [unit] if unit else s.stack.graph.order()
             if unit and unit not in s.stack.units:
                 raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
-            data = {u: read_state_outputs(s.aws, s.env, u) for u in units}
-            data = s.redactor.redact_obj(data)
+            deployed = require_deployed(s.aws, s.env, s.stack.graph.order())
+            data = s.redactor.redact_obj({u: deployed[u] for u in units})
             if json_out:
                 typer.echo(to_json(data))
                 return
@@ -629,12 +631,13 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
     with _Guard():
         import time as _time
 
-        from orchestrator.journal import Journal
         from orchestrator.render import to_json
-        from orchestrator.statestore import resolve_key_arn
+        from orchestrator.statestore import StateStore, require_deployed
 
-        with open_session_(ctx, env, suffix) as s:
-            doc = Journal(s.aws, s.env, resolve_key_arn(s.aws, s.env), s.redactor).load()
+        with _read_only(ctx, env, suffix) as s:
+            doc = StateStore(s.aws, s.env).journal(s.redactor, run_id="").load()
+            if not doc["units"]:
+                require_deployed(s.aws, s.env, s.stack.graph.order())  # a copy nobody ran: not deployed
             if json_out:
                 typer.echo(to_json({"schema_version": 1, "environment": s.env.env_id, **doc}))
                 return
@@ -648,8 +651,10 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
                     typer.echo(f"{unit:<14} -")
                     continue
                 when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(rec["at"]))
+                cause = f"  {rec['detail']}" if rec["status"] in ("skipped", "failed") and rec.get("detail") else ""
                 typer.echo(
                     f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}"
+                    + cause
                 )
 
 
@@ -679,7 +684,7 @@ def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
 def graph(
     ctx: typer.Context,
     fmt: str = typer.Option("text", "--format", "-f", help="text, dot, mermaid, or png/svg (needs graphviz)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="File for png/svg."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write to this file (needed for png/svg)."),
 ):
     """Show the unit graph.
 
@@ -688,28 +693,34 @@ def graph(
     with _Guard():
         import shutil
         import subprocess
+        from pathlib import Path
 
         from orchestrator.config import Project, load_stack
         from orchestrator.render import graph_dot, graph_mermaid, graph_text
 
         stack = load_stack(Project.find(_opts(ctx).project_dir).terraform_dir)
         g = stack.graph
-        if fmt == "dot":
-            typer.echo(graph_dot(g))
-        elif fmt == "mermaid":
-            typer.echo(graph_mermaid(g))
-        elif fmt == "text":
-            typer.echo(graph_text(g))
-        elif fmt in ("png", "svg"):
-            dot = shutil.which("dot")
-            if not dot:
-                raise ConfigError(f"--format {fmt} needs graphviz's 'dot' (apt-get install graphviz)")
-            if not output:
-                raise ConfigError(f"--format {fmt} needs --output FILE")
-            subprocess.run([dot, f"-T{fmt}", "-o", output], input=graph_dot(g), text=True, check=True)
-            typer.echo(output)
-        else:
+        renderers = {"dot": graph_dot, "mermaid": graph_mermaid, "text": graph_text}
+        if fmt not in (*renderers, "png", "svg"):
             raise ConfigError(f"unknown format {fmt!r}: text, dot, mermaid, png or svg")
+        if output and not Path(output).parent.is_dir():
+            raise ConfigError(f"--output {output}: directory {Path(output).parent} does not exist")
+        if fmt in renderers:
+            if output:
+                Path(output).write_text(renderers[fmt](g) + "\n")
+                typer.echo(output)
+            else:
+                typer.echo(renderers[fmt](g))
+            return
+        dot = shutil.which("dot")
+        if not dot:
+            raise ConfigError(f"--format {fmt} needs graphviz's 'dot' (apt-get install graphviz)")
+        if not output:
+            raise ConfigError(f"--format {fmt} needs --output FILE")
+        r = subprocess.run([dot, f"-T{fmt}", "-o", output], input=graph_dot(g), text=True, capture_output=True)
+        if r.returncode != 0:
+            raise ConfigError(f"graphviz could not write {output}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        typer.echo(output)
 
 
 @app.command()

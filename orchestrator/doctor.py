@@ -7,7 +7,7 @@ posture. Each check is a dict (check, ok, detail); the CLI renders them.
 
 from __future__ import annotations
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError
 
 
 def run_checks(options, env: str) -> list[dict]:
@@ -29,8 +29,8 @@ def run_checks(options, env: str) -> list[dict]:
         add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
     except OrchestratorError as exc:
         add("terraform", False, exc.message)
+    stack = load_stack(Project.find(options.project_dir).terraform_dir)  # a broken manifest: exit 2
     try:
-        stack = load_stack(Project.find(options.project_dir).terraform_dir)
         mirror = options.provider_mirror or stack.provider_mirror or None
         for src in sources(stack, mirror):
             name = "provider " + src.provider.removeprefix("registry.terraform.io/")
@@ -42,7 +42,7 @@ def run_checks(options, env: str) -> list[dict]:
     except OrchestratorError as exc:
         add("providers", False, exc.message)
     try:
-        with open_session(options, env) as s:
+        with open_session(options, env, read_only=True) as s:
             add(
                 "credentials and account",
                 True,
@@ -54,6 +54,8 @@ def run_checks(options, env: str) -> list[dict]:
             drift = [f"{st.piece}: {st.detail}" for st in result.steps if st.status == DRIFT]
             add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
             add("work dir", True, str(work_root(s.project, options)))
+    except ConfigError:
+        raise  # an unknown environment or a broken file: one line and exit 2, not a check that failed
     except OrchestratorError as exc:
         add("credentials and account", False, exc.message)
     return checks

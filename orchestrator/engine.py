@@ -44,6 +44,7 @@ class Engine:
         self._early: EarlyPlans | None = None
         self._journal = None
         self._command = ""
+        self._ran: set[str] = set()  # units the queue ran (the rest it skipped)
 
     @property
     def journal(self):
@@ -72,24 +73,20 @@ class Engine:
         """Every unit's outcome recorded (a failure keeps its log path, counts and retries)."""
 
         def run(unit: str) -> UnitResult:
+            self._ran.add(unit)
             result = UnitResult(unit, log_path=str(self.units.workspace(unit).log_path))
-            journaled = self._command in ("deploy", "teardown")
-            if journaled:
-                # Until the unit's own record replaces it: a run that dies here leaves "running",
-                # and the next run knows this unit's last command never finished.
-                self.journal.record(unit, command=self._command, status="running", fp=None, outputs=None)
+            # Until the unit's own record replaces it: a run that dies here leaves "running",
+            # and the next run knows this unit's last command never finished.
+            self._record(unit, "running")
             try:
                 result = action(unit, result)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                 result.status = Status.FAILED
+                result.failed_in = type(exc).__name__
                 result.detail = self.ctx.redactor.redact(str(exc))
                 result.error = self.ctx.redactor.redact(getattr(exc, "stderr_tail", "") or "")
-            if journaled:
-                fp = result.fingerprint if self._command == "deploy" else None
-                self.journal.record(
-                    unit, command=self._command, status=result.status.value, fp=fp, outputs=result.outputs,
-                    detail=result.detail,
-                )  # fmt: skip
+            fp = result.fingerprint if self._command == "deploy" else None
+            self._record(unit, result.status.value, result.detail, fp=fp, outputs=result.outputs)
             return result
 
         return run
@@ -107,7 +104,7 @@ class Engine:
                 self._guarded(action),
                 parallelism=self.ctx.parallelism,
                 on_start=self.ctx.on_start,
-                on_finish=self.ctx.on_finish,
+                on_finish=self._finished,
             )
             report.units = self.queue.run()
         finally:
@@ -116,6 +113,17 @@ class Engine:
                 stopped = self.queue is not None and self.queue.stop.is_set()
                 self.journal.finish("interrupted" if stopped else ("failed" if report.failed else "ok"))
         return report
+
+    def _finished(self, result: UnitResult) -> None:
+        """A unit the queue skipped (an upstream failed or was declined) is journaled with its cause."""
+        if result.status is Status.SKIPPED and result.unit not in self._ran:
+            self._record(result.unit, result.status.value, result.detail)
+        if self.ctx.on_finish is not None:
+            self.ctx.on_finish(result)
+
+    def _record(self, unit: str, status: str, detail: str = "", *, fp=None, outputs=None) -> None:
+        if self._command in ("deploy", "teardown"):  # plan and drift only read
+            self.journal.record(unit, command=self._command, status=status, fp=fp, outputs=outputs, detail=detail)
 
     def _record_outputs(self, unit: str, outputs: dict) -> None:
         with self._outputs_lock:
@@ -136,17 +144,10 @@ class Engine:
 
     # ---- one sequence for every unit ------------------------------------------------
     def _converge(
-        self,
-        unit: str,
-        result: UnitResult,
-        *,
-        destroy: bool = False,
-        apply: bool = True,
-        early: EarlyPlan | None = None,
+        self, unit: str, result: UnitResult, *, destroy=False, apply=True, ask=True, early: EarlyPlan | None = None
     ) -> UnitResult:
         """Plan (or take the early plan), then, when it changes something: the guard, the operator's
         confirmation, and exactly that saved plan applied. The plan file never outlives this."""
-        ws = self.units.workspace(unit)
         try:
             plan = early.plan if early is not None else self.units.plan(unit, result, destroy=destroy)
             if not plan.changed:
@@ -165,17 +166,23 @@ class Engine:
                     "nothing was applied"
                 )
                 return result
-            if self.ctx.confirm is not None:
-                with self._confirm_lock:
-                    if not self.ctx.confirm(unit, plan.summary):
-                        result.status = Status.SKIPPED
-                        result.detail = "not confirmed"
-                        return result
+            if ask and not self._confirmed(unit, plan, result):
+                return result
             self.units.apply(unit, result)
             result.status = Status.SUCCEEDED
             return result
         finally:
-            ws.plan_path.unlink(missing_ok=True)
+            self.units.workspace(unit).plan_path.unlink(missing_ok=True)
+
+    def _confirmed(self, unit: str, plan, result: UnitResult) -> bool:
+        """The operator's answer to the plan (always yes when nobody is asked); no: skipped, with its dependents."""
+        if self.ctx.confirm is None:
+            return True
+        with self._confirm_lock:
+            if self.ctx.confirm(unit, plan.summary, str(self.units.workspace(unit).log_path)):
+                return True
+        result.status, result.detail = Status.SKIPPED, "not confirmed"
+        return False
 
     # ---- deploy ---------------------------------------------------------------------
     def deploy(self, only: list[str] | None = None) -> RunReport:
@@ -272,10 +279,17 @@ class Engine:
         lifted = {k: overrides.get(k, v) for k, v in values.items()}
         self.units.prepare(unit, lifted, result)
         if lifted != values:
+            if self.ctx.confirm is not None:
+                # Asked before anything changes: the destroy plan shown, then the settings lifted.
+                plan = self.units.plan(unit, result, destroy=True)
+                self.units.workspace(unit).plan_path.unlink(missing_ok=True)
+                if plan.changed and not self._confirmed(unit, plan, result):
+                    return result
             # e.g. deletion protection off, no recovery window: applied first, or the
             # destroy would fail (or block a re-create under the same names).
             self.units.apply_auto(unit, result)  # its status and counts give way to the destroy's
             result.hooks.append(
-                f"before destroy: applied {', '.join(sorted(k for k in lifted if lifted[k] != values[k]))}"
+                f"before destroy: applied {', '.join(k for k in sorted(lifted) if lifted[k] != values[k])}"
             )
+            return self._converge(unit, result, destroy=True, ask=False)
         return self._converge(unit, result, destroy=True)

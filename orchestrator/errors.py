@@ -56,7 +56,13 @@ class StateLockedError(TerraformError):
     """Another run holds the state lock."""
 
 
+class NotDeployed(ConfigError):
+    """A read-only command on an environment or copy that has no state."""
+
+
 class HookError(OrchestratorError):
+    """A post-apply hook failed; a run whose only failures are hooks ends with this code."""
+
     exit_code = 6
 
 
@@ -70,12 +76,6 @@ class ChangesFound(OrchestratorError):
     """plan or drift found changes, or preflight, orphans or doctor found problems (already reported)."""
 
     exit_code = 2
-
-
-class NotConfirmed(OrchestratorError):
-    """The operator answered no."""
-
-    exit_code = 1
 
 
 class NotRunning(OrchestratorError):

@@ -47,6 +47,7 @@ class UnitResult:
     log_path: str = ""
     error: str = ""
     fingerprint: str | None = None
+    failed_in: str = ""  # the error type of a failure, e.g. HookError (a post-apply hook)
     # seconds spent in each terraform command (init, plan, apply, ...)
     timings: dict = field(default_factory=dict)
 

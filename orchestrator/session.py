@@ -107,18 +107,28 @@ def load(options: Options, env_name: str, suffix: str | None = None) -> tuple[Pr
 
 
 @contextlib.contextmanager
-def open_session(options: Options, env_name: str, suffix: str | None = None, *, check_account: bool = True):
+def open_session(
+    options: Options, env_name: str, suffix: str | None = None, *, check_account: bool = True, read_only: bool = False
+):
+    """A read-only session (outputs, status, smoke, envs, doctor) does not judge ORCHESTRATOR_SECRET_*
+    variables (nothing is generated): it only masks their values."""
     from orchestrator import local
     from orchestrator.aws import Aws
-    from orchestrator.config import supplied_secrets
+    from orchestrator.config import SECRET_ENV_PREFIX, supplied_secrets
     from orchestrator.redact import Redactor
 
     project, stack, env = load(options, env_name, suffix)
     # Registered before anything runs: a supplied secret is masked from the first line on.
     redactor = Redactor()
-    supplied = supplied_secrets(dict(os.environ), stack)
-    for value in supplied.values():
-        redactor.add(value)
+    if read_only:
+        supplied = {}
+        for key, value in os.environ.items():
+            if key.startswith(SECRET_ENV_PREFIX):
+                redactor.add(value)
+    else:
+        supplied = supplied_secrets(dict(os.environ), stack)
+        for value in supplied.values():
+            redactor.add(value)
     root = work_root(project, options)
     with contextlib.ExitStack() as stack_ctx:
         url = None

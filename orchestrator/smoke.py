@@ -68,8 +68,12 @@ def calls_for(stack, units) -> list:
 
 def run_smoke(ctx: Context, calls, outputs: dict[str, dict], *, attempts: int = 6) -> list[CheckResult]:
     """Each enabled check with its arguments from its unit's outputs; a unit without outputs fails its checks."""
-    return [
-        run_check(Check(c.label, partial(c, ctx, outputs.get(c.unit) or {})), attempts=attempts)
-        for c in calls
-        if c.enabled(ctx.settings)
-    ]
+    results = []
+    for c in calls:
+        if not c.enabled(ctx.settings):
+            continue
+        if outputs.get(c.unit) is None:
+            results.append(CheckResult(c.label, False, f"unit {c.unit} is not deployed", 0))
+            continue
+        results.append(run_check(Check(c.label, partial(c, ctx, outputs[c.unit])), attempts=attempts))
+    return results

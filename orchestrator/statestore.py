@@ -134,6 +134,35 @@ def read_state_lock(aws: Aws, env: Environment, unit: str) -> dict | None:
         return None
 
 
+def copies(aws: Aws, env: Environment) -> list[str]:
+    """env_ids of the environment's copies with any state object (keys only: one listing)."""
+    s3 = aws.client("s3", env.backend.region)
+    found = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=env.backend.bucket, Prefix=env.backend.key_prefix + "/"
+    ):
+        for obj in page.get("Contents", []):
+            parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
+            if parsed and (parsed[0] == env.name or parsed[0].startswith(env.name + "-")):
+                found.add(parsed[0])
+    return sorted(found)
+
+
+def require_deployed(aws: Aws, env: Environment, units) -> dict[str, dict | None]:
+    """Each unit's outputs (None: no state); NotDeployed when no unit of this copy has state."""
+    from orchestrator.errors import NotDeployed
+
+    require_bucket(aws, env)
+    outputs = {u: read_state_outputs(aws, env, u) for u in units}
+    if all(v is None for v in outputs.values()):
+        others = [c for c in copies(aws, env) if c != env.env_id]
+        raise NotDeployed(
+            f"{env.env_id} is not deployed: no unit has state in {env.backend.bucket}"
+            + (f" (deployed copies of {env.name}: {', '.join(others)})" if others else "")
+        )
+    return outputs
+
+
 def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
     """env_id -> units with non-empty state, under this environment's key prefix."""
     s3 = aws.client("s3", env.backend.region)

@@ -5,13 +5,14 @@ errors (errors.py), never as bare exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 
 import typer
 
-from orchestrator.errors import ChangesFound, ConfigError, RunFailed
+from orchestrator.errors import ChangesFound, ConfigError, HookError, RunFailed
 
 
 def err(message: str) -> None:
@@ -116,19 +117,45 @@ def progress(events: bool, units: list[str]):
     return on_start, on_finish
 
 
+SHOWN = 25  # resources listed before "... and N more"
+
+
 def confirm_factory(yes: bool):
+    """The prompt, or None when nobody is asked (--yes, CI). The live display pauses while a plan
+    is shown and the operator answers, so the question stays on the screen."""
     if yes or ci():
         return None
     if not sys.stdin.isatty():
         raise ConfigError("changes need confirmation but stdin is not a terminal: pass --yes")
 
-    def confirm(unit, summary):
-        err(f"{unit}: plan {summary.text()}")
-        for c in summary.resources[:20]:
-            err(f"    {'/'.join(c['actions']):<15} {c['address']}")
-        return typer.confirm(f"apply this plan to {unit}?", default=False, err=True)
+    def confirm(unit, summary, log_path: str) -> bool:
+        with paused_live():
+            err(f"{unit}: plan {summary.text()}")
+            for c in summary.resources[:SHOWN]:
+                err(f"    {'/'.join(c['actions']):<15} {c['address']}")
+            if len(summary.resources) > SHOWN:
+                err(f"    ... and {len(summary.resources) - SHOWN} more (the full plan: {log_path})")
+            question = (
+                f"destroy {unit}?"
+                if summary.destroy and not (summary.add or summary.change)
+                else f"apply this plan to {unit}?"
+            )
+            return typer.confirm(question, default=False, err=True)
 
     return confirm
+
+
+@contextlib.contextmanager
+def paused_live():
+    """The live progress display stopped (its last frame stays) and started again afterwards."""
+    paused = [live for live in _LIVE if live.started]
+    for live in paused:
+        live.live.stop()
+    try:
+        yield
+    finally:
+        for live in paused:
+            live.live.start()
 
 
 def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
@@ -156,6 +183,9 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
     if json_mode:
         typer.echo(to_json(data))
     if report.failed:
+        failed = [r for r in report.units.values() if r.status is Status.FAILED]
+        if failed and all(r.failed_in == "HookError" for r in failed) and all(c.passed for c in report.smoke):
+            raise HookError("")  # exit 6: terraform did its part; a post-apply hook did not
         raise RunFailed("")
     if exit_changed and report.changed:
         raise ChangesFound("")

@@ -161,6 +161,28 @@ CASES = [
         "error: state bucket acme-payments-tfstate-staging-234567890123 does not exist; "
         "run: orchestrator bootstrap --env staging",
     ),
+    *[
+        Case(
+            f"{command} before the backend is bootstrapped",
+            (command, "--env", "staging"),
+            4,
+            "error: state bucket acme-payments-tfstate-staging-234567890123 does not exist; "
+            "run: orchestrator bootstrap --env staging",
+        )
+        for command in ("envs", "outputs", "smoke", "status")
+    ],
+    Case(
+        "doctor of an unknown environment",
+        ("doctor", "--env", "qa"),
+        2,
+        "error: unknown environment 'qa' (known: dev, prod, staging)",
+    ),
+    Case(
+        "graph into a directory that does not exist",
+        ("graph", "-f", "svg", "-o", "/no/such/dir/units.svg"),
+        2,
+        "error: --output /no/such/dir/units.svg: directory /no/such/dir does not exist",
+    ),
     Case(
         "teardown of a protected environment",
         ("teardown", "--env", "prod", "--yes"),
@@ -231,3 +253,23 @@ def test_bad_input(case, tmp_path, moto_url, aws):
     else:
         assert lines[0] == expected
     assert snapshot(aws) == before
+
+
+def test_read_only_commands_on_a_copy_that_is_not_deployed_say_so(tmp_path, moto_url, aws):
+    """After the cases above (they need staging not bootstrapped): a bootstrapped environment with
+    nothing deployed, and a mistyped suffix. A leftover ORCHESTRATOR_SECRET_* changes nothing."""
+    cli = Cli(ROOT, tmp_path / "work", moto_url)
+    assert cli("bootstrap", "--env", "staging").exit_code == 0
+    leftover = {"ORCHESTRATOR_SECRET_BOGUS": "short"}
+    for args, env_id in [
+        (("smoke", "--env", "staging"), "staging"),
+        (("outputs", "--env", "staging", "--suffix", "typo"), "staging-typo"),
+        (("status", "--env", "staging", "--suffix", "typo"), "staging-typo"),
+    ]:
+        r = cli(*args, env=leftover)
+        assert r.exit_code == 2, r.output
+        assert r.stderr.strip().splitlines() == [
+            f"error: {env_id} is not deployed: no unit has state in acme-payments-tfstate-staging-234567890123"
+        ], r.stderr
+    r = cli("envs", "--env", "staging", env=leftover)
+    assert r.exit_code == 0 and r.stdout.strip() == "no deployed copy of staging", r.output

@@ -230,7 +230,7 @@ def test_a_failed_unit_skips_exactly_its_dependents_and_resume_reruns_only_what_
 def test_a_plan_the_operator_declines_is_skipped_with_its_dependents_and_never_applied(world):
     asked = []
 
-    def confirm(unit, summary):
+    def confirm(unit, summary, log_path):
         asked.append((unit, summary.text()))
         return unit != "b"
 
@@ -304,3 +304,54 @@ def test_an_early_plan_made_with_outputs_that_moved_since_is_discarded(world):
     assert report.units["a"].status is Status.NO_CHANGES
     assert report.units["b"].detail != "planned early (upstream unchanged)"
     assert world.tf.applied["b"]["upstream"] == "a(moved)"
+
+
+def test_skipped_units_are_journaled_with_their_cause(world):
+    world.tf.fail.add(("apply_auto", "b"))
+    world().deploy()
+    units = world.store.docs["journal"]["units"]
+    assert units["c"]["status"] == "skipped" and "b" in units["c"]["detail"]
+    assert units["b"]["status"] == "failed" and units["d"]["status"] == "succeeded"
+
+
+def test_a_run_whose_only_failure_is_a_hook_ends_with_exit_6(world, tmp_path):
+    from types import SimpleNamespace
+
+    from orchestrator.errors import HookError, RunFailed
+    from orchestrator.views import finish
+
+    engine = world()
+
+    def broken_hook(unit, outputs, result):
+        if unit == "b":
+            raise HookError("write_db_endpoint: AccessDeniedException on arn:secret")
+
+    engine.units.run_hooks = broken_hook
+    report = engine.deploy()
+    assert report.units["b"].failed_in == "HookError" and report.units["c"].status is Status.SKIPPED
+    session = SimpleNamespace(redactor=Redactor(), work_root=tmp_path / "w")
+    order = list(report.units)
+    with pytest.raises(HookError) as exc:
+        finish(report, session, False, order)
+    assert exc.value.exit_code == 6
+    report.units["d"].status, report.units["d"].failed_in = Status.FAILED, "TerraformError"
+    with pytest.raises(RunFailed):
+        finish(report, session, False, order)
+
+
+def test_teardown_asks_for_each_units_destroy_plan_before_it_changes_anything(world):
+    world().deploy()
+    world.tf.calls.clear()
+    asked = []
+
+    def confirm(unit, summary, log_path):
+        asked.append((unit, summary.text()))
+        return unit != "a"  # keep the root
+
+    report = world(confirm=confirm).teardown()
+    assert statuses(report) == {"a": "skipped", "b": "succeeded", "c": "succeeded", "d": "succeeded"}
+    assert report.units["a"].detail == "not confirmed"
+    assert ("c", "+0 ~0 -1 ±0") in asked and ("a", "+0 ~0 -1 ±0") in asked
+    # a's teardown settings (size = 0) would have been applied before its destroy: never, since declined
+    assert world.tf.count("apply_auto", "a") == 0 and world.tf.applied["a"]["size"] == 10
+    assert world.tf.count("apply", "a") == 0 and world.tf.count("apply", "b") == 1

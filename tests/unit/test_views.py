@@ -20,3 +20,23 @@ def test_ci_is_read_as_a_boolean(monkeypatch, value, unattended):
 def test_version():
     r = CliRunner().invoke(app, ["--version"])
     assert r.exit_code == 0 and r.stdout.strip() == f"orchestrator {__version__}"
+
+
+def test_the_prompt_lists_the_plan_then_says_how_many_more_and_where(monkeypatch, capsys):
+    from orchestrator import views
+    from orchestrator.terraform import PlanSummary
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(views.sys.stdin, "isatty", lambda: True)
+    answers = []
+    monkeypatch.setattr(views.typer, "confirm", lambda text, **kw: answers.append(text) or True)
+    confirm = confirm_factory(yes=False)
+    resources = tuple({"address": f"aws_subnet.private[{i}]", "actions": ["create"]} for i in range(29))
+    assert confirm("network", PlanSummary(29, 0, 0, 0, resources), "/w/network/terraform.log")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "network: plan +29 ~0 -0 ±0"
+    assert len(err) == 1 + views.SHOWN + 1
+    assert err[-1] == f"    ... and {29 - views.SHOWN} more (the full plan: /w/network/terraform.log)"
+    assert answers == ["apply this plan to network?"]
+    confirm("network", PlanSummary(0, 0, 3, 0, resources[:3]), "/w/log")
+    assert answers[-1] == "destroy network?"
