@@ -27,6 +27,13 @@ class EarlyPlan:
     plan: Plan
     scratch: UnitResult  # its counts, retries and hooks (e.g. a recovered errored.tfstate)
 
+    def merge_into(self, result: UnitResult) -> None:
+        """The plan's retries, timings and hooks become the unit's."""
+        result.retries += self.scratch.retries
+        result.timings.update(self.scratch.timings)
+        result.hooks.extend(self.scratch.hooks)
+        result.detail = "planned early (upstream unchanged)"
+
 
 class EarlyPlans:
     def __init__(self, units: Units, full_graph: UnitGraph, slots: threading.Semaphore, stopped: Callable[[], bool]):

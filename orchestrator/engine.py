@@ -144,19 +144,27 @@ class Engine:
 
     # ---- one sequence for every unit ------------------------------------------------
     def _converge(
-        self, unit: str, result: UnitResult, *, destroy=False, apply=True, ask=True, early: EarlyPlan | None = None
+        self,
+        unit,
+        result: UnitResult,
+        *,
+        destroy=False,
+        apply=True,
+        ask=True,
+        drift=False,
+        early: EarlyPlan | None = None,
     ) -> UnitResult:
         """Plan (or take the early plan), then, when it changes something: the guard, the operator's
         confirmation, and exactly that saved plan applied. The plan file never outlives this."""
         try:
-            plan = early.plan if early is not None else self.units.plan(unit, result, destroy=destroy)
+            plan = early.plan if early is not None else self.units.plan(unit, result, destroy=destroy, drift=drift)
             if not plan.changed:
                 result.status = Status.NO_CHANGES
                 return result
             result.take_counts(plan.summary)
             if not apply:
                 result.status = Status.SUCCEEDED
-                result.detail = ", ".join(c["address"] for c in plan.summary.resources[:5])
+                result.detail = plan.summary.describe()
                 return result
             refused = [] if destroy else self.units.refused(unit, self.allow_replace)
             if refused:
@@ -189,16 +197,14 @@ class Engine:
         graph = self.graph(only)
         self.key_arn()
         self._recover(graph)
-        self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
+        stopped = lambda: self.queue is not None and self.queue.stop.is_set()  # noqa: E731
+        self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, stopped)
         if self.plan_early and not self.resume:
             self._early.start(graph, {u: self.ctx.store.outputs(u) for u in graph.units}, self.ctx.parallelism)
         try:
             return self._run("deploy", graph, self._deploy_unit)
         finally:
             self._early.close()
-
-    def _stopped(self) -> bool:
-        return self.queue is not None and self.queue.stop.is_set()
 
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         values = self.units.variables_for(unit, self._upstream())
@@ -214,10 +220,7 @@ class Engine:
         early = self._early.take(unit, values, self.queue.results if self.queue else {})
         with self._slots:
             if early is not None:
-                result.retries += early.scratch.retries
-                result.timings.update(early.scratch.timings)
-                result.hooks.extend(early.scratch.hooks)
-                result.detail = "planned early (upstream unchanged)"
+                early.merge_into(result)
                 self._converge(unit, result, early=early)
             else:
                 self.units.prepare(unit, values, result)
@@ -250,7 +253,7 @@ class Engine:
                 return result
             upstream[dep] = outputs
         self.units.prepare(unit, self.units.variables_for(unit, upstream), result)
-        return self._converge(unit, result, apply=False)
+        return self._converge(unit, result, apply=False, drift=self._command == "drift")
 
     # ---- teardown -------------------------------------------------------------------------
     def teardown(self, *, allow_protected: bool = False, confirm_name: str | None = None) -> RunReport:

@@ -229,6 +229,38 @@ class PlanSummary:
         return cls(counts["create"], counts["update"], counts["delete"], counts["replace"], tuple(changed))
 
     @classmethod
+    def from_drift_text(cls, text: str) -> PlanSummary:
+        """From a -refresh-only plan: each resource that changed outside terraform (a change, with
+        the attributes that moved) or was deleted outside it (a destroy)."""
+        found: list[dict] = []
+        for line in text.splitlines():
+            head = _DRIFT_RE.match(line)
+            if head:
+                action = "delete" if head.group(2) == "has been deleted" else "update"
+                found.append({"address": head.group(1), "actions": [action], "attributes": []})
+                continue
+            attr = _DRIFT_ATTR_RE.match(line)
+            # An attribute that went from null to empty (`+ tags = {}`) is how a provider reads back
+            # what was never set: nothing moved.
+            if found and attr and not _EMPTY_RE.match(line) and attr.group(1) not in found[-1]["attributes"]:
+                found[-1]["attributes"].append(attr.group(1))
+        found = [f for f in found if f["actions"] == ["delete"] or f["attributes"]]
+        changed = sum(f["actions"] == ["update"] for f in found)
+        return cls(0, changed, len(found) - changed, 0, tuple(found))
+
+    def describe(self) -> str:
+        """The addresses (first five), with the attributes that moved when known."""
+        parts = []
+        for c in self.resources[:5]:
+            moved = c.get("attributes")
+            gone = c["actions"] == ["delete"] and "attributes" in c
+            parts.append(
+                c["address"] + (" (deleted outside terraform)" if gone else f" ({', '.join(moved)})" if moved else "")
+            )
+        more = len(self.resources) - 5
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+    @classmethod
     def from_plan_json(cls, plan: dict) -> PlanSummary:
         add = change = destroy = replace = 0
         changed = []
@@ -255,6 +287,9 @@ _PLAN_LINE_RE = re.compile(
     r"will be read during apply|will be replaced, as requested)$",
     re.M,
 )
+_DRIFT_RE = re.compile(r"^\s*# (\S+(?: \S+)*?) (has changed|has been deleted)$")
+_DRIFT_ATTR_RE = re.compile(r'^\s*[~+-] ("?[A-Za-z0-9_-]+"?)\s*(?:=|\{|\[)')
+_EMPTY_RE = re.compile(r"^\s*\+ \S+\s*=\s*(?:\{\}|\[\]|null)\s*$")
 _PLAN_ACTIONS = {
     "will be created": "create",
     "will be updated in-place": "update",
@@ -567,14 +602,18 @@ class Terraform:
         *,
         destroy: bool = False,
         refresh: bool = True,
+        refresh_only: bool = False,
         lock_timeout: str = "0s",
         var_file: bool = True,
         **kw,
     ) -> tuple[bool, CommandResult]:
-        """Saved plan with -detailed-exitcode: returns (has_changes, result)."""
+        """Saved plan with -detailed-exitcode: returns (has_changes, result). refresh_only: what
+        differs between AWS and the state (drift), not what the configuration would change."""
         flags = ["-detailed-exitcode", f"-out={ws.plan_path}"]
         if destroy:
             flags.append("-destroy")
+        if refresh_only:
+            flags.append("-refresh-only")
         if not refresh:
             flags.append("-refresh=false")
         if var_file and ws.var_file.exists():

@@ -143,11 +143,15 @@ class Units:
     def _kw(self, unit: str) -> dict:
         return {"lock_timeout": self.ctx.lock_timeout, "extra_env": self.secret_env(unit), "on_line": self.line(unit)}
 
-    def plan(self, unit: str, result: UnitResult, *, destroy: bool = False) -> Plan:
-        """A saved plan (the unit's tfplan), counted into the result."""
-        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **self._kw(unit))
+    def plan(self, unit: str, result: UnitResult, *, destroy: bool = False, drift: bool = False) -> Plan:
+        """A saved plan (the unit's tfplan), counted into the result; drift: a -refresh-only plan."""
+        kw = {"refresh_only": True} if drift else {}
+        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **kw, **self._kw(unit))
         result.count(r)
-        return Plan(changed, PlanSummary.from_plan_text(r.stdout) if changed else PlanSummary())
+        if not changed:
+            return Plan(False, PlanSummary())
+        summary = PlanSummary.from_drift_text(r.stdout) if drift else PlanSummary.from_plan_text(r.stdout)
+        return Plan(summary.has_changes or not drift, summary)
 
     def apply(self, unit: str, result: UnitResult) -> None:
         """Exactly the saved plan, nothing else."""

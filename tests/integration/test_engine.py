@@ -304,3 +304,25 @@ def test_tf_log_is_refused_unless_allowed(cli, deployed_dev):
     debug = cli.work / "terraform-debug.log"
     assert debug.stat().st_size > 0 and oct(debug.stat().st_mode & 0o777) == "0o600"
     assert "[DEBUG]" not in r.stderr
+
+
+def test_drift_is_what_moved_in_aws_not_an_unapplied_setting(cli, moto_url, mirror, tmp_path, aws):
+    """drift plans -refresh-only: a retention changed in AWS is drift, named by resource and
+    attribute; a settings change nobody applied yet is not drift (plan shows it)."""
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    assert c("deploy", "--env", "dev", "--suffix", "drift", "--only", "base", "--yes", "--no-smoke").exit_code == 0
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(env_file.read_text().replace("retention_days = 7", "retention_days = 14"))
+    r = c("drift", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
+    assert r.exit_code == 0, r.output  # the unapplied setting is not drift
+    r = c("plan", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
+    assert r.exit_code == 2, r.output  # ... but it is what a deploy would change
+    aws("logs").put_retention_policy(logGroupName="/fixture/fixture-base-dev-drift", retentionInDays=1)
+    r = c("drift", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
+    assert r.exit_code == 2, r.output
+    (unit,) = json.loads(r.stdout)["units"]
+    assert (unit["change"], unit["destroy"]) == (1, 0)
+    assert unit["detail"] == "aws_cloudwatch_log_group.base (retention_in_days)", unit
+    assert c("teardown", "--env", "dev", "--suffix", "drift", "--yes").exit_code == 0

@@ -170,3 +170,34 @@ def test_plan_summary_from_text_matches_the_plan_line():
     assert (s.add + s.replace, s.change, s.destroy + s.replace) == (3, 1, 4)
     assert s.resources[2]["address"] == 'aws_sns_topic_subscription.email["ops@acme-payments.com"]'
     assert s.resources[4]["address"] == "aws_lb.old (deposed object 1a2b3c)"
+
+
+DRIFT_TEXT = """
+Note: Objects have changed outside of Terraform
+
+  # aws_cloudwatch_log_group.base has changed
+  ~ resource "aws_cloudwatch_log_group" "base" {
+        id                = "/fixture/x"
+      ~ retention_in_days = 7 -> 1
+      + tags              = {}
+        # (7 unchanged attributes hidden)
+    }
+
+  # aws_sqs_queue.only_read_back has changed
+  ~ resource "aws_sqs_queue" "only_read_back" {
+      + tags = {}
+    }
+
+  # aws_sns_topic.alerts has been deleted
+  - resource "aws_sns_topic" "alerts" {
+      - arn = "arn:aws:sns:us-east-1:123456789012:alerts" -> null
+    }
+"""
+
+
+def test_drift_names_what_moved_and_ignores_what_was_only_read_back_empty():
+    s = PlanSummary.from_drift_text(DRIFT_TEXT)
+    assert (s.add, s.change, s.destroy, s.replace) == (0, 1, 1, 0)
+    assert s.describe() == (
+        "aws_cloudwatch_log_group.base (retention_in_days); aws_sns_topic.alerts (deleted outside terraform)"
+    )
