@@ -227,9 +227,13 @@ def bootstrap(
 
 
 # ---- engine commands -----------------------------------------------------------
-def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=False):
+def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=False, json_out=False):
     from orchestrator.engine import Engine
 
+    if events and json_out:
+        raise ConfigError(
+            "--events and --json both write to stdout: choose one (every run's report is also in reports/)"
+        )
     on_start, on_finish = progress(events, s.stack.graph.order())
     ctx = s.run_context(
         parallelism=parallelism,
@@ -305,7 +309,13 @@ def deploy(
         confirm = confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(
-                s, guard, parallelism=parallelism, lock_timeout=lock_timeout, confirm=confirm, events=events
+                s,
+                guard,
+                parallelism=parallelism,
+                lock_timeout=lock_timeout,
+                confirm=confirm,
+                events=events,
+                json_out=json_out,
             )
             engine.graph(only_list)  # unknown units, missing lock files: before any lock or state is touched
             engine.resume = resume
@@ -384,7 +394,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         with open_session(_opts(ctx), env, suffix) as s:
-            engine = _engine(s, guard, events=events)
+            engine = _engine(s, guard, events=events, json_out=json_out)
             engine.graph(only_list)
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
@@ -514,7 +524,7 @@ def teardown(
             )
         confirm = confirm_factory(yes)  # each unit's destroy plan shown and confirmed, unless --yes or CI
         with open_session_(ctx, env, suffix) as s:
-            engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm)
+            engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm, json_out=json_out)
             engine.graph()
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
                 report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)

@@ -229,22 +229,22 @@ class PlanSummary:
         return cls(counts["create"], counts["update"], counts["delete"], counts["replace"], tuple(changed))
 
     @classmethod
-    def from_drift_text(cls, text: str) -> PlanSummary:
-        """From a -refresh-only plan: each resource that changed outside terraform (a change, with
-        the attributes that moved) or was deleted outside it (a destroy)."""
+    def from_drift_json(cls, plan: dict) -> PlanSummary:
+        """From `show -json` of a -refresh-only plan: each resource deleted outside terraform, or with
+        an attribute its configuration sets that AWS now holds differently. What the configuration
+        does not set (read back by the provider: inline policies, attachments, defaults) is not drift."""
+        managed = _configured_attributes(plan.get("configuration", {}).get("root_module", {}), "")
         found: list[dict] = []
-        for line in text.splitlines():
-            head = _DRIFT_RE.match(line)
-            if head:
-                action = "delete" if head.group(2) == "has been deleted" else "update"
-                found.append({"address": head.group(1), "actions": [action], "attributes": []})
+        for rd in plan.get("resource_drift", []):
+            change = rd.get("change", {})
+            if change.get("actions") == ["delete"] or change.get("after") is None:
+                found.append({"address": rd["address"], "actions": ["delete"], "attributes": []})
                 continue
-            attr = _DRIFT_ATTR_RE.match(line)
-            # An attribute that went from null to empty (`+ tags = {}`) is how a provider reads back
-            # what was never set: nothing moved.
-            if found and attr and not _EMPTY_RE.match(line) and attr.group(1) not in found[-1]["attributes"]:
-                found[-1]["attributes"].append(attr.group(1))
-        found = [f for f in found if f["actions"] == ["delete"] or f["attributes"]]
+            before, after = change.get("before") or {}, change.get("after") or {}
+            keys = managed.get(re.sub(r"\[[^\]]*\]", "", rd["address"]), set())
+            moved = sorted(k for k in keys if _same_value(before.get(k)) != _same_value(after.get(k)))
+            if moved:
+                found.append({"address": rd["address"], "actions": ["update"], "attributes": moved})
         changed = sum(f["actions"] == ["update"] for f in found)
         return cls(0, changed, len(found) - changed, 0, tuple(found))
 
@@ -287,9 +287,30 @@ _PLAN_LINE_RE = re.compile(
     r"will be read during apply|will be replaced, as requested)$",
     re.M,
 )
-_DRIFT_RE = re.compile(r"^\s*# (\S+(?: \S+)*?) (has changed|has been deleted)$")
-_DRIFT_ATTR_RE = re.compile(r'^\s*[~+-] ("?[A-Za-z0-9_-]+"?)\s*(?:=|\{|\[)')
-_EMPTY_RE = re.compile(r"^\s*\+ \S+\s*=\s*(?:\{\}|\[\]|null)\s*$")
+
+
+def _configured_attributes(module: dict, prefix: str) -> dict[str, set[str]]:
+    """Resource address (no instance keys) -> the attributes and blocks its configuration sets."""
+    out = {prefix + r["address"]: set(r.get("expressions", {})) for r in module.get("resources", [])}
+    for name, call in module.get("module_calls", {}).items():
+        out.update(_configured_attributes(call.get("module", {}), f"{prefix}module.{name}."))
+    return out
+
+
+def _same_value(value):
+    """Null, empty and whitespace-only differences in JSON documents are not drift."""
+    if value in (None, "", [], {}):
+        return None
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.dumps(json.loads(value), sort_keys=True)
+        except ValueError:
+            return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
 _PLAN_ACTIONS = {
     "will be created": "create",
     "will be updated in-place": "update",

@@ -150,8 +150,11 @@ class Units:
         result.count(r)
         if not changed:
             return Plan(False, PlanSummary())
-        summary = PlanSummary.from_drift_text(r.stdout) if drift else PlanSummary.from_plan_text(r.stdout)
-        return Plan(summary.has_changes or not drift, summary)
+        if not drift:
+            return Plan(True, PlanSummary.from_plan_text(r.stdout))
+        # What moved, judged on the plan itself: only attributes the configuration sets count.
+        summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(self.workspace(unit)))
+        return Plan(summary.has_changes, summary)
 
     def apply(self, unit: str, result: UnitResult) -> None:
         """Exactly the saved plan, nothing else."""

@@ -172,6 +172,12 @@ CASES = [
         for command in ("envs", "outputs", "smoke", "status")
     ],
     Case(
+        "--events and --json together",
+        ("plan", "--env", "dev", "--json", "--events"),
+        2,
+        "error: --events and --json both write to stdout: choose one (every run's report is also in reports/)",
+    ),
+    Case(
         "doctor of an unknown environment",
         ("doctor", "--env", "qa"),
         2,

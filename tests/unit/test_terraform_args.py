@@ -172,32 +172,53 @@ def test_plan_summary_from_text_matches_the_plan_line():
     assert s.resources[4]["address"] == "aws_lb.old (deposed object 1a2b3c)"
 
 
-DRIFT_TEXT = """
-Note: Objects have changed outside of Terraform
+DRIFT_PLAN = {
+    "configuration": {
+        "root_module": {
+            "resources": [
+                {"address": "aws_cloudwatch_log_group.base", "expressions": {"name": {}, "retention_in_days": {}}},
+                {"address": "aws_iam_role.flow_logs", "expressions": {"name": {}, "assume_role_policy": {}}},
+                {"address": "aws_sns_topic.alerts", "expressions": {"name": {}}},
+            ],
+            "module_calls": {
+                "net": {"module": {"resources": [{"address": "aws_subnet.private", "expressions": {"cidr_block": {}}}]}}
+            },
+        }
+    },
+    "resource_drift": [
+        {
+            "address": "aws_cloudwatch_log_group.base",
+            "change": {
+                "actions": ["update"],
+                "before": {"name": "/x", "retention_in_days": 7, "tags": None},
+                "after": {"name": "/x", "retention_in_days": 1, "tags": {}},
+            },
+        },
+        {  # read back by the provider, not set by the configuration; the policy only re-serialised
+            "address": "aws_iam_role.flow_logs",
+            "change": {
+                "actions": ["update"],
+                "before": {"assume_role_policy": '{"Version": "2012-10-17"}', "inline_policy": []},
+                "after": {"assume_role_policy": '{"Version":"2012-10-17"}', "inline_policy": [{"name": "w"}]},
+            },
+        },
+        {"address": "aws_sns_topic.alerts", "change": {"actions": ["delete"], "before": {"name": "a"}, "after": None}},
+        {
+            "address": "module.net.aws_subnet.private[1]",
+            "change": {
+                "actions": ["update"],
+                "before": {"cidr_block": "10.0.1.0/24"},
+                "after": {"cidr_block": "10.9.1.0/24"},
+            },
+        },
+    ],
+}
 
-  # aws_cloudwatch_log_group.base has changed
-  ~ resource "aws_cloudwatch_log_group" "base" {
-        id                = "/fixture/x"
-      ~ retention_in_days = 7 -> 1
-      + tags              = {}
-        # (7 unchanged attributes hidden)
-    }
 
-  # aws_sqs_queue.only_read_back has changed
-  ~ resource "aws_sqs_queue" "only_read_back" {
-      + tags = {}
-    }
-
-  # aws_sns_topic.alerts has been deleted
-  - resource "aws_sns_topic" "alerts" {
-      - arn = "arn:aws:sns:us-east-1:123456789012:alerts" -> null
-    }
-"""
-
-
-def test_drift_names_what_moved_and_ignores_what_was_only_read_back_empty():
-    s = PlanSummary.from_drift_text(DRIFT_TEXT)
-    assert (s.add, s.change, s.destroy, s.replace) == (0, 1, 1, 0)
+def test_drift_is_an_attribute_the_configuration_sets_that_aws_now_holds_differently():
+    s = PlanSummary.from_drift_json(DRIFT_PLAN)
+    assert (s.add, s.change, s.destroy, s.replace) == (0, 2, 1, 0)
     assert s.describe() == (
-        "aws_cloudwatch_log_group.base (retention_in_days); aws_sns_topic.alerts (deleted outside terraform)"
+        "aws_cloudwatch_log_group.base (retention_in_days); aws_sns_topic.alerts (deleted outside terraform); "
+        "module.net.aws_subnet.private[1] (cidr_block)"
     )
