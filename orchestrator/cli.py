@@ -481,6 +481,16 @@ def open_session_(ctx, env, suffix):
     return open_session(_opts(ctx), env, suffix)
 
 
+def _one_output(data: dict, unit: str | None, name: str | None):
+    if not unit or not name:
+        raise ConfigError("--raw needs UNIT NAME, e.g. orchestrator outputs --env dev edge alb_dns_name --raw")
+    if data[unit] is None:
+        raise ConfigError(f"unit {unit} is not deployed")
+    if name not in data[unit]:
+        raise ConfigError(f"unit {unit} has no output {name!r} (it has: {', '.join(sorted(data[unit])) or 'none'})")
+    return data[unit][name]
+
+
 def _read_only(ctx, env, suffix):
     """A session for commands that only read: ORCHESTRATOR_SECRET_* masked, not judged."""
     from orchestrator.session import open_session
@@ -606,12 +616,14 @@ def outputs(
     ctx: typer.Context,
     env: str = EnvOpt,
     unit: Optional[str] = typer.Argument(None, help="One unit; all when omitted."),
+    name: Optional[str] = typer.Argument(None, help="One output of that unit."),
     suffix: Optional[str] = SuffixOpt,
+    raw: bool = typer.Option(False, "--raw", help="Only the value of UNIT NAME (a string as it is), for scripts."),
     json_out: bool = JsonOpt,
 ):
     """Show the units' outputs, read from their state.
 
-    Example: orchestrator outputs --env dev edge
+    Example: orchestrator outputs --env dev edge; orchestrator outputs --env dev edge alb_dns_name --raw
     """
     with _Guard():
         from orchestrator.render import to_json
@@ -623,6 +635,10 @@ def outputs(
                 raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
             deployed = require_deployed(s.aws, s.env, s.stack.graph.order())
             data = s.redactor.redact_obj({u: deployed[u] for u in units})
+            if name or raw:
+                value = _one_output(data, unit, name)
+                typer.echo(value if isinstance(value, str) else to_json(value).replace("\n", " "))
+                return
             if json_out:
                 typer.echo(to_json(data))
                 return

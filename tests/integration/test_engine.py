@@ -326,3 +326,11 @@ def test_drift_is_what_moved_in_aws_not_an_unapplied_setting(cli, moto_url, mirr
     assert (unit["change"], unit["destroy"]) == (1, 0)
     assert unit["detail"] == "aws_cloudwatch_log_group.base (retention_in_days)", unit
     assert c("teardown", "--env", "dev", "--suffix", "drift", "--yes").exit_code == 0
+
+
+def test_one_output_raw_for_scripts(cli, deployed_dev):
+    r = cli("outputs", "--env", "dev", "base", "log_group_name", "--raw")
+    assert r.exit_code == 0 and r.stdout == "/fixture/fixture-base-dev\n", r.output
+    r = cli("outputs", "--env", "dev", "base", "nope", "--raw")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: unit base has no output 'nope' (it has: log_group_name)"
