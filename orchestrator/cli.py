@@ -388,7 +388,7 @@ def preflight_command(
             raise ChangesFound("")
 
 
-def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
+def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False):
     with _Guard() as guard:
         from orchestrator.session import open_session
 
@@ -399,7 +399,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False):
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
-            finish(report, s, json_out, order, exit_changed=True)
+            finish(report, s, json_out, order, exit_changed=True, show=show)
 
 
 OnlyUnitsOpt = typer.Option(None, "--only", help="Comma-separated units.")
@@ -415,8 +415,9 @@ def _plan_like(command: str, doc: str) -> None:
         only: Optional[str] = OnlyUnitsOpt,
         json_out: bool = JsonOpt,
         events: bool = EventsOpt,
+        show: bool = typer.Option(False, "--show", help="Print each changed unit's plan in full (redacted)."),
     ):
-        _plan_command(ctx, env, suffix, only, json_out, command, events)
+        _plan_command(ctx, env, suffix, only, json_out, command, events, show)
 
     run.__doc__ = doc
     app.command(command)(run)

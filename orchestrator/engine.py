@@ -162,9 +162,9 @@ class Engine:
                 result.status = Status.NO_CHANGES
                 return result
             result.take_counts(plan.summary)
+            result.changes = list(plan.summary.resources)
             if not apply:
-                result.status = Status.SUCCEEDED
-                result.detail = plan.summary.describe()
+                result.status, result.detail, result.diff = Status.SUCCEEDED, plan.summary.describe(), plan.text
                 return result
             refused = [] if destroy else self.units.refused(unit, self.allow_replace)
             if refused:

@@ -46,6 +46,7 @@ def report_dict(report, order: list[str], redactor) -> dict:
                 "terraform_s": r.timings,
                 "hooks": r.hooks,
                 "log": r.log_path,
+                "resources": r.changes,
             }
         )
     out = {

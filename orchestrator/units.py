@@ -33,6 +33,15 @@ _NO_CHANGES_RE = re.compile(r"^No changes\. ", re.M)
 class Plan:
     changed: bool
     summary: PlanSummary
+    text: str = ""  # the plan as terraform printed it, from its first "Terraform ..." paragraph
+
+
+_PLAN_BODY_RE = re.compile(r"^(?:Terraform will perform|Terraform detected|Note: Objects have changed)", re.M)
+
+
+def plan_body(stdout: str) -> str:
+    m = _PLAN_BODY_RE.search(stdout)
+    return stdout[m.start() :].strip() if m else ""
 
 
 class Units:
@@ -151,10 +160,10 @@ class Units:
         if not changed:
             return Plan(False, PlanSummary())
         if not drift:
-            return Plan(True, PlanSummary.from_plan_text(r.stdout))
+            return Plan(True, PlanSummary.from_plan_text(r.stdout), plan_body(r.stdout))
         # What moved, judged on the plan itself: only attributes the configuration sets count.
         summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(self.workspace(unit)))
-        return Plan(summary.has_changes, summary)
+        return Plan(summary.has_changes, summary, plan_body(r.stdout))
 
     def apply(self, unit: str, result: UnitResult) -> None:
         """Exactly the saved plan, nothing else."""

@@ -158,7 +158,7 @@ def paused_live():
             live.live.start()
 
 
-def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False) -> None:
+def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool = False, show: bool = False) -> None:
     from orchestrator.render import failure_block, report_dict, summary_table, to_json
     from orchestrator.runner import Status
 
@@ -169,6 +169,10 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
         if r.status is Status.FAILED:
             err(f"\n--- {unit} failed (full log: {r.log_path}) ---")
             err(s.redactor.redact(failure_block(r)))
+    for unit in order if show else ():
+        if report.units[unit].diff:
+            err(f"\n--- {unit}: plan (full log: {report.units[unit].log_path}) ---")
+            err(s.redactor.redact(report.units[unit].diff))
     err("")
     for note in report.notes:
         err(note)

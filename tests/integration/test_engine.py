@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import jsonschema
 import pytest
 
 from tests.helpers import FIXTURE_STACK, Cli
@@ -317,14 +318,22 @@ def test_drift_is_what_moved_in_aws_not_an_unapplied_setting(cli, moto_url, mirr
     env_file.write_text(env_file.read_text().replace("retention_days = 7", "retention_days = 14"))
     r = c("drift", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
     assert r.exit_code == 0, r.output  # the unapplied setting is not drift
-    r = c("plan", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
+    r = c("plan", "--env", "dev", "--suffix", "drift", "--only", "base", "--json", "--show")
     assert r.exit_code == 2, r.output  # ... but it is what a deploy would change
+    schema = json.loads((FIXTURE_STACK.parents[2] / "docs" / "report-schema.json").read_text())
+    jsonschema.validate(json.loads(r.stdout), schema)
+    (unit,) = json.loads(r.stdout)["units"]
+    assert unit["resources"] == [{"address": "aws_cloudwatch_log_group.base", "actions": ["update"]}]
+    shown = r.stderr.split("--- base: plan (full log: ", 1)[1]
+    assert "~ retention_in_days = 7 -> 14" in shown and "Plan: 0 to add, 1 to change, 0 to destroy." in shown
     aws("logs").put_retention_policy(logGroupName="/fixture/fixture-base-dev-drift", retentionInDays=1)
     r = c("drift", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
     assert r.exit_code == 2, r.output
+    jsonschema.validate(json.loads(r.stdout), schema)
     (unit,) = json.loads(r.stdout)["units"]
     assert (unit["change"], unit["destroy"]) == (1, 0)
     assert unit["detail"] == "aws_cloudwatch_log_group.base (retention_in_days)", unit
+    assert unit["resources"][0]["attributes"] == ["retention_in_days"]
     assert c("teardown", "--env", "dev", "--suffix", "drift", "--yes").exit_code == 0
 
 
