@@ -591,25 +591,40 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
 
 
 @app.command()
-def envs(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
-    """List deployed copies of an environment (and their units) found in the state bucket.
+def envs(
+    ctx: typer.Context,
+    env: Optional[str] = typer.Option(None, "--env", "-e", help="One environment; every one when omitted."),
+    json_out: bool = JsonOpt,
+):
+    """List deployed copies of an environment (and their units) found in the state bucket; without
+    --env, of every environment whose backend these credentials reach.
 
-    Example: orchestrator envs --env dev
+    Example: orchestrator envs --env dev; orchestrator envs
     """
     with _Guard():
+        from orchestrator.config import Project, known_environments
+        from orchestrator.errors import BackendError, PrerequisiteError
         from orchestrator.render import to_json
         from orchestrator.statestore import list_deployed, require_bucket
 
-        with _read_only(ctx, env, None) as s:
-            require_bucket(s.aws, s.env)
-            found = list_deployed(s.aws, s.env)
-            if json_out:
-                typer.echo(to_json(found))
-                return
-            if not found:
-                typer.echo(f"no deployed copy of {env}")
-            for env_id, units in found.items():
-                typer.echo(f"{env_id:<20} {', '.join(units)}")
+        names = [env] if env else known_environments(Project.find(_opts(ctx).project_dir).environments_dir)
+        found: dict[str, list[str]] = {}
+        for name in names:
+            try:
+                with _read_only(ctx, name, None) as s:
+                    require_bucket(s.aws, s.env)
+                    found.update(list_deployed(s.aws, s.env))
+            except (BackendError, PrerequisiteError) as exc:
+                if env:
+                    raise
+                err(f"{name}: {exc.message}")  # another account's, or not bootstrapped: the others still count
+        if json_out:
+            typer.echo(to_json(found))
+            return
+        if not found:
+            typer.echo(f"no deployed copy of {env or 'any environment'}")
+        for env_id, units in found.items():
+            typer.echo(f"{env_id:<20} {', '.join(units)}")
 
 
 @app.command()
@@ -810,6 +825,66 @@ def init_project(
         err(
             f"next: cd {target} && orchestrator lock && orchestrator bootstrap --env dev && orchestrator deploy --env dev"
         )
+
+
+# terraform commands that change state or AWS: protected environments need --allow-protected
+# --confirm E, and they run under the environment's run lock
+_TF_WRITES = {"apply", "destroy", "import", "taint", "untaint", "force-unlock", "refresh"}
+_TF_STATE_WRITES = {"mv", "rm", "push", "replace-provider"}
+_TF_WITH_VARS = {"plan", "apply", "destroy", "import", "refresh", "console"}
+
+
+@app.command("tf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tf_command(
+    ctx: typer.Context,
+    unit: str = typer.Argument(..., help="The unit whose working copy terraform runs in."),
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    allow_protected: bool = typer.Option(False, "--allow-protected", help="Needed to change a protected environment."),
+    confirm_name: Optional[str] = typer.Option(None, "--confirm", help="The environment's name, typed back."),
+):
+    """Run terraform in one unit's working copy: backend, CLI config, variables and work dir wired,
+    output redacted. Everything after -- goes to terraform.
+
+    Example: orchestrator tf --env dev network -- state list
+    """
+    with _Guard() as guard:
+        from orchestrator.errors import NotDeployed, ProtectedEnvironmentError, TerraformExit
+        from orchestrator.runner import UnitResult
+
+        args = list(ctx.args)
+        if not args:
+            raise ConfigError(
+                "nothing to run: orchestrator tf --env E UNIT -- <terraform arguments>, e.g. -- state list"
+            )
+        writes = args[0] in _TF_WRITES or (args[0] == "state" and len(args) > 1 and args[1] in _TF_STATE_WRITES)
+        with open_session_(ctx, env, suffix) as s:
+            if unit not in s.stack.units:
+                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            if writes and s.env.protected and not (allow_protected and confirm_name == env):
+                raise ProtectedEnvironmentError(
+                    f"environment {env} is protected: terraform {' '.join(args[:2])} needs --allow-protected and "
+                    f"--confirm {env} (nothing was run)"
+                )
+            engine = _engine(s, guard)
+            units = engine.units
+            upstream = units.deployed_upstream(unit)
+            if isinstance(upstream, str):
+                raise NotDeployed(f"unit {upstream}, upstream of {unit}, is not deployed in {s.env.env_id}")
+            ws = units.prepare(unit, units.variables_for(unit, upstream), UnitResult(unit))
+            positional = [a for a in args[1:] if not a.startswith("-")]
+            # a saved plan carries its own variables
+            saved_plan = args[0] == "apply" and positional
+            if args[0] in _TF_WITH_VARS and not saved_plan and not any(a.startswith("-var-file") for a in args):
+                args.insert(1, f"-var-file={ws.var_file}")
+            locked = _run_locked(s, engine, "tf") if writes else contextlib.nullcontext()
+            with locked:
+                r = engine.ctx.tf.run(
+                    ws, args, ok_codes=tuple(range(256)), extra_env=units.secret_env(unit), on_line=typer.echo,
+                    retry_transient=False,
+                )  # fmt: skip
+            if r.returncode:
+                raise TerraformExit(r.returncode)
 
 
 @app.command("force-unlock")

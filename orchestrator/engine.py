@@ -244,14 +244,10 @@ class Engine:
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
 
     def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:
-        upstream = {}
-        for dep in self.ctx.stack.graph.ancestors(unit) | self.ctx.stack.units[unit].depends_on:
-            outputs = self.ctx.store.outputs(dep)
-            if outputs is None:
-                result.status = Status.SKIPPED
-                result.detail = f"upstream {dep} is not deployed"
-                return result
-            upstream[dep] = outputs
+        upstream = self.units.deployed_upstream(unit)
+        if isinstance(upstream, str):
+            result.status, result.detail = Status.SKIPPED, f"upstream {upstream} is not deployed"
+            return result
         self.units.prepare(unit, self.units.variables_for(unit, upstream), result)
         return self._converge(unit, result, apply=False, drift=self._command == "drift")
 

@@ -88,6 +88,14 @@ class ProtectedEnvironmentError(OrchestratorError):
     exit_code = 8
 
 
+class TerraformExit(OrchestratorError):
+    """`orchestrator tf`: terraform's own exit code (it already said why)."""
+
+    def __init__(self, code: int):
+        super().__init__("")
+        self.exit_code = code
+
+
 class Interrupted(OrchestratorError):
     def __init__(self, message: str = "interrupted", *, signum: int = 2):
         super().__init__(message)

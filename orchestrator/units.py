@@ -95,6 +95,16 @@ class Units:
             )
         return values
 
+    def deployed_upstream(self, unit: str) -> dict[str, dict] | str:
+        """Every upstream unit's outputs from its state; the name of the first one not deployed instead."""
+        upstream = {}
+        for dep in sorted(self.ctx.stack.graph.ancestors(unit) | self.ctx.stack.units[unit].depends_on):
+            outputs = self.ctx.store.outputs(dep)
+            if outputs is None:
+                return dep
+            upstream[dep] = outputs
+        return upstream
+
     def secret_env(self, unit: str) -> dict[str, str]:
         """Generated ephemeral secrets, passed as TF_VAR_ (never in a file, never in state)."""
         env = {}

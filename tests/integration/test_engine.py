@@ -343,3 +343,27 @@ def test_one_output_raw_for_scripts(cli, deployed_dev):
     r = cli("outputs", "--env", "dev", "base", "nope", "--raw")
     assert r.exit_code == 2
     assert r.stderr.strip() == "error: unit base has no output 'nope' (it has: log_group_name)"
+
+
+def test_tf_runs_terraform_in_a_units_working_copy(cli, deployed_dev):
+    r = cli("tf", "--env", "dev", "base", "--", "state", "list")
+    assert r.exit_code == 0, r.output
+    assert "aws_cloudwatch_log_group.base" in r.stdout.splitlines()
+    r = cli("tf", "--env", "dev", "mid", "--", "plan", "-detailed-exitcode")  # the variables file is wired
+    assert r.exit_code == 0, r.output
+    r = cli("tf", "--env", "dev", "base", "--", "state", "show", "aws_sqs_queue.nope")
+    assert r.exit_code == 1  # terraform's own code: it said why
+    r = cli("tf", "--env", "staging", "base", "--", "state", "rm", "aws_cloudwatch_log_group.base")
+    assert r.exit_code == 8, r.output
+    assert r.stderr.strip() == (
+        "error: environment staging is protected: terraform state rm needs --allow-protected and --confirm staging "
+        "(nothing was run)"
+    )
+
+
+def test_envs_without_env_lists_every_environments_copies(cli, deployed_dev):
+    r = cli("envs", "--json")
+    assert r.exit_code == 0, r.output
+    found = json.loads(r.stdout)
+    assert found["dev"] == ["base", "leaf", "mid", "side"]
+    assert set(found) >= set(json.loads(cli("envs", "--env", "dev", "--json").stdout))
