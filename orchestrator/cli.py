@@ -277,11 +277,18 @@ def deploy(
     ctx: typer.Context,
     env: str = EnvOpt,
     suffix: Optional[str] = SuffixOpt,
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated units (their dependencies come along)."),
+    only: Optional[str] = typer.Option(
+        None, "--only", help="Comma-separated units, applied alone: their upstream is read from state, not applied."
+    ),
+    with_upstream: bool = typer.Option(
+        False, "--with-upstream", help="With --only: also plan and apply every unit the named ones need."
+    ),
     parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16, help="Units applied at once."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is true, 1 or yes)."),
     lock_timeout: str = typer.Option("0s", "--lock-timeout", help="How long to wait for a state lock, e.g. 2m."),
-    smoke_checks: bool = typer.Option(True, "--smoke/--no-smoke", help="Run smoke checks after a full deploy."),
+    smoke_checks: bool = typer.Option(
+        True, "--smoke/--no-smoke", help="Run the smoke checks of the units deployed (all, or those of --only)."
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Skip units that succeeded in the journal with the same inputs (after a failure)."
     ),
@@ -317,15 +324,15 @@ def deploy(
                 events=events,
                 json_out=json_out,
             )
-            engine.graph(only_list)  # unknown units, missing lock files: before any lock or state is touched
+            engine.graph(only_list, with_upstream=with_upstream)  # unknown units, lock files: before anything
             engine.resume = resume
             engine.allow_replace = set(allow_replace)
             with _run_locked(s, engine, "deploy", lock_timeout, take_over):
                 preflight = _preflight(s, skip_preflight)
-                report = engine.deploy(only_list)
+                report = engine.deploy(only_list, with_upstream=with_upstream)
             report.preflight = preflight
             order = [u for u in s.stack.graph.order() if u in report.units]
-            if smoke_checks and not only_list and not report.failed and guard.signum is None:
+            if smoke_checks and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
                 report.smoke = run_smoke(_check_context(s), calls_for(s.stack, report.units), outputs)
             finish(report, s, json_out, order)
@@ -504,6 +511,9 @@ def teardown(
     ctx: typer.Context,
     env: str = EnvOpt,
     suffix: Optional[str] = SuffixOpt,
+    only: Optional[str] = typer.Option(
+        None, "--only", help="Comma-separated units to destroy (refused while a unit that needs one stays)."
+    ),
     allow_protected: bool = typer.Option(False, "--allow-protected", help="Needed for a protected environment (prod)."),
     confirm_name: Optional[str] = typer.Option(
         None, "--confirm", help="The environment's name, typed back (protected environments)."
@@ -536,11 +546,13 @@ def teardown(
         confirm = confirm_factory(yes)  # each unit's destroy plan shown and confirmed, unless --yes or CI
         with open_session_(ctx, env, suffix) as s:
             engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm, json_out=json_out)
-            engine.graph()
+            only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+            engine.graph(only_list, with_upstream=False)
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
-                report = engine.teardown(allow_protected=allow_protected, confirm_name=confirm_name)
-            _report_orphans(s, report)
-            order = list(reversed(s.stack.graph.order()))
+                report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
+            if not only_list:
+                _report_orphans(s, report)
+            order = [u for u in reversed(s.stack.graph.order()) if u in report.units]
             finish(report, s, json_out, order)
 
 

@@ -79,9 +79,8 @@ class EarlyPlans:
         usable = (
             early is not None
             and early.values == values
-            and all(
-                (r := results.get(a)) is not None and r.status is Status.NO_CHANGES
-                for a in self.full_graph.ancestors(unit)
+            and all(  # an ancestor outside this run (--only) is not applied by it
+                (r := results.get(a)) is None or r.status is Status.NO_CHANGES for a in self.full_graph.ancestors(unit)
             )
         )
         if not usable:

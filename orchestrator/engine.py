@@ -14,7 +14,7 @@ import time
 
 from orchestrator import providers
 from orchestrator.context import RunContext
-from orchestrator.earlyplans import EarlyPlan, EarlyPlans
+from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, ProtectedEnvironmentError
 from orchestrator.graph import UnitGraph
 from orchestrator.journal import fingerprint, new_run_id
@@ -57,15 +57,12 @@ class Engine:
     def key_arn(self) -> str:
         return self.ctx.store.key_arn()
 
-    def graph(self, only: list[str] | None = None) -> UnitGraph:
-        """The units a command acts on; unknown names and missing lock files refused before anything runs."""
-        g = self.ctx.stack.graph.subset(only) if only else self.ctx.stack.graph
-        missing = providers.missing_lock_files(self.ctx.stack, g.units)
-        if missing:
-            raise ConfigError(
-                f"unit(s) {', '.join(missing)} have no {providers.LOCK_FILE}: run `orchestrator lock` "
-                "to write one per unit (from the provider mirror when one is set)"
-            )
+    def graph(self, only: list[str] | None = None, *, with_upstream: bool = True) -> UnitGraph:
+        """The units a command acts on (--only: those alone, or with everything they need); unknown
+        names and missing lock files refused before anything runs."""
+        full = self.ctx.stack.graph
+        g = (full.subset(only) if with_upstream else full.exactly(only)) if only else full
+        providers.require_lock_files(self.ctx.stack, g.units)
         return g
 
     # ---- the queue, the journal, the outputs ---------------------------------------
@@ -99,12 +96,9 @@ class Engine:
             self.journal.start(command)
         report = RunReport(command, self.ctx.env.env_id, {}, time.time(), notes=self.notes)
         try:
+            run = self._guarded(action)
             self.queue = ReadyQueue(
-                graph,
-                self._guarded(action),
-                parallelism=self.ctx.parallelism,
-                on_start=self.ctx.on_start,
-                on_finish=self._finished,
+                graph, run, parallelism=self.ctx.parallelism, on_start=self.ctx.on_start, on_finish=self._finished
             )
             report.units = self.queue.run()
         finally:
@@ -135,25 +129,10 @@ class Engine:
 
     def _recover(self, graph: UnitGraph) -> None:
         self._previous = {u: dict(r) for u, r in self.journal.load()["units"].items()}
-
-        def note(text: str) -> None:
-            self.notes.append(f"previous run: {text}")
-            self.ctx.say(f"[orchestrator] previous run: {text}")
-
-        recover(self.units, graph, self._previous, self.ctx.tf.timeout, note)
+        recover(self.units, graph, self._previous, self.ctx.tf.timeout, self.notes)
 
     # ---- one sequence for every unit ------------------------------------------------
-    def _converge(
-        self,
-        unit,
-        result: UnitResult,
-        *,
-        destroy=False,
-        apply=True,
-        ask=True,
-        drift=False,
-        early: EarlyPlan | None = None,
-    ) -> UnitResult:
+    def _converge(self, unit, result, *, destroy=False, apply=True, ask=True, drift=False, early=None) -> UnitResult:
         """Plan (or take the early plan), then, when it changes something: the guard, the operator's
         confirmation, and exactly that saved plan applied. The plan file never outlives this."""
         try:
@@ -193,14 +172,25 @@ class Engine:
         return False
 
     # ---- deploy ---------------------------------------------------------------------
-    def deploy(self, only: list[str] | None = None) -> RunReport:
-        graph = self.graph(only)
+    def deploy(self, only: list[str] | None = None, *, with_upstream: bool = False) -> RunReport:
+        """--only U applies U alone, its upstream read from state (it must be deployed);
+        with_upstream applies U and everything it needs, as a full deploy does."""
+        graph = self.graph(only, with_upstream=with_upstream)
         self.key_arn()
         self._recover(graph)
+        outside = {a for u in graph.units for a in self.ctx.stack.graph.ancestors(u)} - set(graph.units)
+        for unit in sorted(outside):
+            outputs = self.ctx.store.outputs(unit)
+            if outputs is None:
+                raise ConfigError(
+                    f"unit {unit}, upstream of {', '.join(only or [])}, is not deployed: add --with-upstream"
+                )
+            self._record_outputs(unit, outputs)
         stopped = lambda: self.queue is not None and self.queue.stop.is_set()  # noqa: E731
         self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, stopped)
         if self.plan_early and not self.resume:
-            self._early.start(graph, {u: self.ctx.store.outputs(u) for u in graph.units}, self.ctx.parallelism)
+            known = {**self._upstream(), **{u: self.ctx.store.outputs(u) for u in graph.units}}
+            self._early.start(graph, known, self.ctx.parallelism)
         try:
             return self._run("deploy", graph, self._deploy_unit)
         finally:
@@ -252,7 +242,9 @@ class Engine:
         return self._converge(unit, result, apply=False, drift=self._command == "drift")
 
     # ---- teardown -------------------------------------------------------------------------
-    def teardown(self, *, allow_protected: bool = False, confirm_name: str | None = None) -> RunReport:
+    def teardown(
+        self, only: list[str] | None = None, *, allow_protected: bool = False, confirm_name: str | None = None
+    ) -> RunReport:
         env = self.ctx.env
         if env.protected and not (allow_protected and confirm_name == env.name):
             raise ProtectedEnvironmentError(
@@ -266,7 +258,12 @@ class Engine:
             outputs = self.ctx.store.outputs(unit)
             if outputs is not None:
                 self._record_outputs(unit, outputs)
-        return self._run("teardown", self.ctx.stack.graph.reversed(), self._destroy_unit)
+        graph = self.graph(only, with_upstream=False)
+        for unit in graph.units:  # --only: a unit goes only after every deployed unit that needs it
+            kept = sorted(d for d in self.ctx.stack.graph.descendants(unit) - set(graph.units) if d in self._upstream())
+            if kept:
+                raise ConfigError(f"unit {unit} is needed by {', '.join(kept)}, still deployed: include them in --only")
+        return self._run("teardown", graph.reversed(), self._destroy_unit)
 
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         if unit not in self._upstream():

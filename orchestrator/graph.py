@@ -92,6 +92,11 @@ class UnitGraph:
             keep |= self.ancestors(u)
         return UnitGraph({u: self._deps[u] & keep for u in keep})
 
+    def exactly(self, only: Iterable[str]) -> UnitGraph:
+        """The named units alone, with the dependencies among them."""
+        keep = set(self.subset(only).units) & set(only)  # subset() names the unknown ones
+        return UnitGraph({u: self._deps[u] & keep for u in keep})
+
     def reversed(self) -> UnitGraph:
         """Teardown graph: a unit waits for every unit that depends on it."""
         return UnitGraph({u: self.dependents(u) for u in self._deps})

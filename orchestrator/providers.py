@@ -108,6 +108,18 @@ def needs_lock_file(unit_dir: Path) -> bool:
     return any(_USES_PROVIDER_RE.search(tf.read_text()) for tf in unit_dir.glob("*.tf"))
 
 
+def require_lock_files(stack: Stack, units) -> None:
+    """A unit that needs a lock file and has none stops the command before anything runs."""
+    from orchestrator.errors import ConfigError
+
+    missing = missing_lock_files(stack, units)
+    if missing:
+        raise ConfigError(
+            f"unit(s) {', '.join(missing)} have no {LOCK_FILE}: run `orchestrator lock` "
+            "to write one per unit (from the provider mirror when one is set)"
+        )
+
+
 def missing_lock_files(stack: Stack, units) -> list[str]:
     """Units that need a .terraform.lock.hcl and have none (init runs with -lockfile=readonly)."""
     return sorted(

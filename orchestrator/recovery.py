@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.graph import UnitGraph
@@ -19,11 +18,15 @@ from orchestrator.runlock import RunLockedError, pid_alive
 from orchestrator.units import Units
 
 
-def recover(
-    units: Units, graph: UnitGraph, previous: dict[str, dict], timeout: float, note: Callable[[str], None]
-) -> None:
+def recover(units: Units, graph: UnitGraph, previous: dict[str, dict], timeout: float, notes: list[str]) -> None:
+    """Appends what it found to `notes` (for the summary) and says it at once."""
     ctx = units.ctx
     deadline = time.monotonic() + timeout
+
+    def note(text: str) -> None:
+        notes.append(f"previous run: {text}")
+        ctx.say(f"[orchestrator] previous run: {text}")
+
     for unit in graph.order():
         ws = units.workspace(unit)
         marker = read_json(ws.marker_path)

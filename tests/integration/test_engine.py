@@ -117,8 +117,11 @@ def test_two_environments_side_by_side(cli, deployed_dev, aws):
     )
 
 
-def test_only_pulls_in_dependencies(cli, deployed_dev):
+def test_only_applies_the_unit_alone_and_with_upstream_brings_what_it_needs(cli, deployed_dev):
     r = cli("deploy", "--env", "dev", "--only", "mid", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    assert set(unit_status(json.loads(r.stdout))) == {"mid"}  # base read from its state, not applied
+    r = cli("deploy", "--env", "dev", "--only", "mid", "--with-upstream", "--yes", "--json")
     assert r.exit_code == 0, r.output
     assert set(unit_status(json.loads(r.stdout))) == {"base", "mid"}
 

@@ -355,3 +355,28 @@ def test_teardown_asks_for_each_units_destroy_plan_before_it_changes_anything(wo
     # a's teardown settings (size = 0) would have been applied before its destroy: never, since declined
     assert world.tf.count("apply_auto", "a") == 0 and world.tf.applied["a"]["size"] == 10
     assert world.tf.count("apply", "a") == 0 and world.tf.count("apply", "b") == 1
+
+
+def test_only_applies_the_named_units_alone_with_their_upstream_read_from_state(world):
+    from orchestrator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unit a, upstream of b, is not deployed: add --with-upstream"):
+        world().deploy(["b"])
+    assert world.tf.calls == []  # refused before any terraform command
+    report = world().deploy(["b"], with_upstream=True)
+    assert set(report.units) == {"a", "b"} and statuses(report) == {"a": "succeeded", "b": "succeeded"}
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"tag": "v2"})).deploy(["c"])  # a's change is not applied
+    assert statuses(report) == {"c": "succeeded"} and world.tf.applied["a"]["tag"] == "v1"
+    assert {u for _, u in world.tf.calls} == {"c"}
+
+
+def test_teardown_only_destroys_the_named_units_and_never_one_still_needed(world):
+    from orchestrator.errors import ConfigError
+
+    world().deploy()
+    with pytest.raises(ConfigError, match=r"unit b is needed by c, still deployed: include them in --only"):
+        world().teardown(["b"])
+    report = world().teardown(["b", "c"])
+    assert statuses(report) == {"b": "succeeded", "c": "succeeded"}
+    assert set(world.tf.applied) == {"a", "d"}
