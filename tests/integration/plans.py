@@ -126,15 +126,15 @@ def plan_environment(
         zone_id = zone["Id"].split("/")[-1]
     redactor = Redactor()
     tf = build_terraform(Options(), mirror, work, redactor, aws.terraform_env())
-    units = Units(
+    steps = Units(
         RunContext(stack, env, tf, StateStore(aws, env, moto_url), aws, redactor, work, emulator_url=moto_url)
     )
     stand_ins = stand_in_outputs(env.settings)
     secrets: list[str] = []
 
     def plan_unit(unit: str) -> tuple[str, dict]:
-        ws = units.prepare(unit, units.variables_for(unit, stand_ins), UnitResult(unit))
-        extra = units.secret_env(unit)
+        ws = steps.prepare(unit, steps.variables_for(unit, stand_ins), UnitResult(unit))
+        extra = steps.secret_env(unit)
         secrets.extend(extra.values())
         tf.plan(ws, extra_env=extra)
         return unit, tf.show_plan(ws)
