@@ -795,14 +795,14 @@ def lock(
         from orchestrator.config import Project, load_stack
         from orchestrator.providers import LOCK_FILE, host_platform
         from orchestrator.redact import Redactor
-        from orchestrator.session import build_terraform, work_root
+        from orchestrator.session import build_terraform, mirror_for, work_root
         from orchestrator.terraform import Workspace
 
         opts = _opts(ctx)
         project = Project.find(opts.project_dir)
         stack = load_stack(project.terraform_dir)
         root = work_root(project, opts)
-        mirror = opts.provider_mirror or stack.provider_mirror or None
+        mirror = mirror_for(opts, stack)
         tf = build_terraform(opts, mirror, root, Redactor(), dict(os.environ))
         platforms = platform or list(stack.lock_platforms) or [host_platform()]
         done: set = set()

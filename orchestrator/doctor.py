@@ -14,7 +14,7 @@ def run_checks(options, env: str) -> list[dict]:
     from orchestrator.bootstrap import DRIFT, Bootstrapper
     from orchestrator.config import Project, load_stack
     from orchestrator.providers import sources
-    from orchestrator.session import open_session, work_root
+    from orchestrator.session import mirror_for, open_session, work_root
     from orchestrator.terraform import Terraform, find_binary
 
     checks: list[dict] = []
@@ -31,7 +31,7 @@ def run_checks(options, env: str) -> list[dict]:
         add("terraform", False, exc.message)
     stack = load_stack(Project.find(options.project_dir).terraform_dir)  # a broken manifest: exit 2
     try:
-        mirror = options.provider_mirror or stack.provider_mirror or None
+        mirror = mirror_for(options, stack)
         for src in sources(stack, mirror):
             name = "provider " + src.provider.removeprefix("registry.terraform.io/")
             add(

@@ -49,7 +49,7 @@ class Session:
         """The provider mirror the operator named (--provider-mirror, ORCHESTRATOR_PROVIDER_MIRROR)
         or the manifest's [terraform] provider_mirror; None leaves provider installation to
         terraform (its CLI config, its implicit mirrors, the registry)."""
-        return self.options.provider_mirror or self.stack.provider_mirror or None
+        return mirror_for(self.options, self.stack)
 
     def terraform(self):
         return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
@@ -91,6 +91,12 @@ def build_terraform(options: Options, mirror: str | None, root: Path, redactor, 
         timeout=options.terraform_timeout,
         max_retries=options.terraform_retries,
     )
+
+
+def mirror_for(options: Options, stack: Stack) -> str | None:
+    """The one rule for the provider mirror: the operator's (--provider-mirror,
+    ORCHESTRATOR_PROVIDER_MIRROR), else the manifest's [terraform] provider_mirror, else none."""
+    return options.provider_mirror or stack.provider_mirror or None
 
 
 def work_root(project: Project, options: Options) -> Path:
