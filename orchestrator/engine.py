@@ -15,11 +15,12 @@ import time
 from orchestrator import providers
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
-from orchestrator.errors import ConfigError, ProtectedEnvironmentError
+from orchestrator.errors import ConfigError, ProtectedEnvironmentError, TerraformError
 from orchestrator.graph import UnitGraph
 from orchestrator.journal import fingerprint, new_run_id
 from orchestrator.recovery import recover
 from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
+from orchestrator.terraform import names_a_gone_resource
 from orchestrator.units import Units
 
 
@@ -155,11 +156,25 @@ class Engine:
                 return result
             if ask and not self._confirmed(unit, plan, result):
                 return result
-            self.units.apply(unit, result)
+            try:
+                self.units.apply(unit, result)
+            except TerraformError as exc:
+                if not (destroy and names_a_gone_resource(exc.stderr_tail)):
+                    raise
+                self._destroy_again(unit, result)
             result.status = Status.SUCCEEDED
             return result
         finally:
             self.units.workspace(unit).plan_path.unlink(missing_ok=True)
+
+    def _destroy_again(self, unit: str, result: UnitResult) -> None:
+        """A destroy that failed on an object already gone (a delete retried by the SDK after its
+        reply was lost): planned once more, refreshed, so the plan holds only what still exists,
+        and applied. Once: a second failure is the unit's failure."""
+        self.units.note(unit, "destroy failed on an object already gone: planning the destroy again (once)")
+        result.retries += 1
+        if self.units.plan(unit, result, destroy=True).changed:
+            self.units.apply(unit, result)
 
     def _confirmed(self, unit: str, plan, result: UnitResult) -> bool:
         """The operator's answer to the plan (always yes when nobody is asked); no: skipped, with its dependents."""

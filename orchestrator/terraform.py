@@ -48,6 +48,15 @@ TRANSIENT_PATTERNS = (
 _TRANSIENT_RE = re.compile("|".join(TRANSIENT_PATTERNS))
 _LOCK_RE = re.compile(r"Error acquiring the state lock")
 
+# A delete that failed because the object is already gone (an SDK retry of a delete whose first
+# reply was lost, or someone else deleted it): a fresh destroy plan no longer contains it.
+_GONE_RE = re.compile(r"\b\w*NotFound\b|\bNoSuch[A-Z]\w*|does not exist|StatusCode: 404\b")
+
+
+def names_a_gone_resource(stderr: str) -> bool:
+    return bool(_GONE_RE.search(stderr or ""))
+
+
 STDERR_TAIL_LINES = 40
 SHIM = Path(__file__).with_name("tfshim.py")
 FOLLOW_INTERVAL = 0.05  # seconds between reads of a unit's log while its terraform runs

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 @dataclass
 class Rule:
     operation: str  # e.g. "secretsmanager.PutSecretValue", "CreateBucket", "S3:PUT"
-    fault: str  # throttle | 503 | reset | latency | lost_reply | access_denied
+    fault: str  # throttle | 503 | reset | latency | lost_reply | gone_reply | access_denied
     times: int = 1  # how many matching requests to hit (-1: all)
     seconds: float = 0.0  # for latency
     hits: int = 0
@@ -87,6 +87,13 @@ class FaultProxy:
                 conn.close()
                 if rule and rule.fault == "lost_reply":
                     _reset(self)  # the server acted; the client never hears
+                    return
+                if rule and rule.fault == "gone_reply":
+                    # The server acted, and the client hears what an SDK retry of a lost delete
+                    # hears: the object does not exist (a service-specific code, as ELBv2's
+                    # ListenerNotFound, that the provider does not treat as "already deleted").
+                    status, payload, ctype = error_reply(rule.fault, self.headers, self.path, op.startswith("S3:"))
+                    self._reply(status, {"Content-Type": ctype}, payload)
                     return
                 out = {
                     k: v
@@ -172,6 +179,7 @@ def error_reply(fault: str, headers, path: str, s3: bool = False) -> tuple[int, 
             "throttle": ("SlowDown", 503),
             "503": ("ServiceUnavailable", 503),
             "access_denied": ("AccessDenied", 403),
+            "gone_reply": ("NoSuchKey", 404),
         }[fault]
         return (
             status,
@@ -182,6 +190,7 @@ def error_reply(fault: str, headers, path: str, s3: bool = False) -> tuple[int, 
         "throttle": ("ThrottlingException", 400),
         "503": ("ServiceUnavailable", 503),
         "access_denied": ("AccessDeniedException", 400),
+        "gone_reply": ("LogGroupNotFound", 400),
     }[fault]
     if headers.get("X-Amz-Target"):
         return (

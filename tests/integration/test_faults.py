@@ -187,6 +187,30 @@ def test_deploy_of_the_fixture_stack_through_faults_converges(proxy, mirror, tmp
     assert cli("teardown", "--env", "dev", "--suffix", "faults", "--yes").exit_code == 0
 
 
+def test_a_destroy_told_the_object_is_already_gone_plans_again_and_finishes(proxy, mirror, tmp_path, moto_url):
+    """The listener flake: a delete the server carried out, answered "does not exist" (as an SDK
+    retry of a delete whose reply was lost hears). The teardown plans that unit's destroy once
+    more and finishes, leaving nothing in state or in AWS."""
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    cli = Cli(project, tmp_path / "w", proxy.url, mirror)
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    r = cli("deploy", "--env", "dev", "--suffix", "gone", "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    proxy.rules.append(Rule("logs.DeleteLogGroup", "gone_reply", times=1))
+    r = cli("teardown", "--env", "dev", "--suffix", "gone", "--yes", "--json")
+    assert r.exit_code == 0, r.output
+    assert proxy.faults[("logs.DeleteLogGroup", "gone_reply")] == 1
+    base = next(u for u in json.loads(r.stdout)["units"] if u["unit"] == "base")
+    assert base["status"] == "succeeded" and base["retries"] == 1, base
+    prefix = "/fixture/fixture-base-dev-gone"
+    assert direct(moto_url, "logs").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"] == []
+    outputs = cli("outputs", "--env", "dev", "--suffix", "gone")
+    assert outputs.exit_code == 2 and "dev-gone is not deployed" in outputs.output, outputs.output
+
+
 def test_botocore_retries_are_counted(proxy, secret):
     proxy.rules.append(Rule("secretsmanager.PutSecretValue", "throttle", times=2))
     aws = Aws("us-east-1", endpoint_url=proxy.url, max_attempts=MAX_ATTEMPTS)

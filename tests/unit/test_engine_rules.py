@@ -52,6 +52,7 @@ class FakeTerraform:
         self.applied: dict[str, dict] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail: set[tuple[str, str]] = set()
+        self.fail_once: dict[tuple[str, str], str] = {}  # (command, unit) -> stderr of one failure
         self.replaces: set[str] = set()  # units whose plan replaces their database
         self.timeout = 60.0
         self.run_id = ""
@@ -60,6 +61,9 @@ class FakeTerraform:
     def _call(self, command: str, ws) -> None:
         with self.lock:
             self.calls.append((command, ws.unit))
+        if (command, ws.unit) in self.fail_once:
+            stderr = self.fail_once.pop((command, ws.unit))
+            raise TerraformError(f"terraform {command} failed for unit {ws.unit}", stderr_tail=stderr)
         if (command, ws.unit) in self.fail:
             raise TerraformError(f"terraform {command} failed for unit {ws.unit}", stderr_tail="Error: boom")
 
@@ -380,3 +384,33 @@ def test_teardown_only_destroys_the_named_units_and_never_one_still_needed(world
     report = world().teardown(["b", "c"])
     assert statuses(report) == {"b": "succeeded", "c": "succeeded"}
     assert set(world.tf.applied) == {"a", "d"}
+
+
+GONE = (
+    "Error: deleting ELBv2 Listener (arn:aws:elasticloadbalancing:...): operation error Elastic Load "
+    "Balancing v2: DeleteListener, https response error StatusCode: 400, ListenerNotFound: The specified "
+    "listener does not exist."
+)
+
+
+def test_a_destroy_that_failed_on_an_object_already_gone_is_planned_again_once_and_finishes(world):
+    world().deploy()
+    world.tf.fail_once[("apply", "c")] = GONE
+    report = world().teardown()
+    assert set(statuses(report).values()) == {"succeeded"}, report.units["c"].detail
+    assert world.tf.count("plan", "c") == 2 and world.tf.count("apply", "c") == 2
+    assert report.units["c"].retries == 1 and world.tf.applied == {}
+
+
+def test_a_destroy_failing_for_another_reason_or_twice_fails_the_unit_and_keeps_its_upstream(world):
+    world().deploy()
+    world.tf.fail_once[("apply", "c")] = "Error: AccessDenied: not authorized to perform DeleteThing"
+    report = world().teardown()
+    assert statuses(report)["c"] == "failed" and statuses(report)["b"] == "skipped"
+    assert world.tf.count("apply", "c") == 1  # not retried
+
+    world.tf.fail.add(("apply", "c"))  # every later apply of c fails, even after the re-plan
+    world.tf.fail_once[("apply", "c")] = GONE
+    report = world().teardown()
+    assert statuses(report)["c"] == "failed" and "b" in world.tf.applied
+    assert world.tf.count("apply", "c") == 1 + 2  # the first failure, and exactly one more try
