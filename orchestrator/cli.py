@@ -39,7 +39,7 @@ app.add_typer(local_app, name="local")
 EnvOpt = typer.Option(..., "--env", "-e", help="Environment: a folder under environments/.")
 SuffixOpt = typer.Option(None, "--suffix", "-s", help="Copy of the environment beside it, e.g. pr42.")
 JsonOpt = typer.Option(
-    False, "--json", help="Write the run report as JSON on stdout (schema: docs/report-schema.json)."
+    False, "--json", help="Write the result as JSON on stdout (schema: docs/report-schema.json, by `command`)."
 )
 EventsOpt = typer.Option(False, "--events", help="Stream NDJSON events on stdout as units start and finish.")
 TakeOverOpt = typer.Option(
@@ -390,7 +390,8 @@ def preflight_command(
             line = f"{f.status.upper():4} {f.check}: {f.message}"
             err(f"error: preflight: {f.message}" if f.failed else line)
         if json_out:
-            typer.echo(to_json([{"check": f.check, "status": f.status, "message": f.message} for f in findings]))
+            checks = [{"check": f.check, "status": f.status, "message": f.message} for f in findings]
+            typer.echo(to_json(_doc("preflight", s.env.env_id, checks=checks)))
         if any(f.failed for f in findings):
             raise ChangesFound("")
 
@@ -453,7 +454,7 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
     Example: orchestrator smoke --env dev
     """
     with _Guard():
-        from orchestrator.render import to_json
+        from orchestrator.render import smoke_dict, to_json
         from orchestrator.smoke import calls_for, run_smoke
         from orchestrator.statestore import require_deployed
 
@@ -463,18 +464,15 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
             for c in results:
                 err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
             if json_out:
-                typer.echo(
-                    to_json(
-                        {
-                            "schema_version": 1,
-                            "command": "smoke",
-                            "environment": s.env.env_id,
-                            "smoke": [c.__dict__ for c in results],
-                        }
-                    )
-                )
+                typer.echo(to_json(_doc("smoke", s.env.env_id, smoke=[smoke_dict(c) for c in results])))
             if not all(c.passed for c in results):
                 raise RunFailed("")
+
+
+def _doc(command: str, environment: str | None, **body) -> dict:
+    """A read-only command's --json document: schema_version and command first (docs/report-schema.json)."""
+    head = {"schema_version": 1, "command": command}
+    return {**head, **({"environment": environment} if environment is not None else {}), **body}
 
 
 def _check_context(s):
@@ -583,16 +581,7 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
                 )
             found = orphans_mod.find(s.aws, s.env, s.stack)
         if json_out:
-            typer.echo(
-                to_json(
-                    {
-                        "schema_version": 1,
-                        "command": "orphans",
-                        "environment": s.env.env_id,
-                        "orphans": [o.as_dict() for o in found],
-                    }
-                )
-            )
+            typer.echo(to_json(_doc("orphans", s.env.env_id, orphans=[o.as_dict() for o in found])))
         if not found:
             err(f"no orphans: every live resource tagged for {s.env.env_id} is in a state file")
             return
@@ -608,8 +597,9 @@ def envs(
     env: Optional[str] = typer.Option(None, "--env", "-e", help="One environment; every one when omitted."),
     json_out: bool = JsonOpt,
 ):
-    """List deployed copies of an environment (and their units) found in the state bucket; without
-    --env, of every environment whose backend these credentials reach.
+    """List the copies of an environment found in the state bucket: those with state, a run recorded
+    or a lock, with their units, last run and locks; without --env, of every environment whose
+    backend these credentials reach. A copy torn down cleanly is not listed.
 
     Example: orchestrator envs --env dev; orchestrator envs
     """
@@ -617,26 +607,32 @@ def envs(
         from orchestrator.config import Project, known_environments
         from orchestrator.errors import BackendError, PrerequisiteError
         from orchestrator.render import to_json
-        from orchestrator.statestore import list_deployed, require_bucket
+        from orchestrator.statestore import inventory, require_bucket
+        from orchestrator.views import last_run_text, lock_lines
 
         names = [env] if env else known_environments(Project.find(_opts(ctx).project_dir).environments_dir)
-        found: dict[str, list[str]] = {}
+        found: list[tuple[str, dict]] = []
         for name in names:
             try:
                 with _read_only(ctx, name, None) as s:
                     require_bucket(s.aws, s.env)
-                    found.update(list_deployed(s.aws, s.env))
+                    found += [(name, c) for c in s.redactor.redact_obj(inventory(s.aws, s.env))]
             except (BackendError, PrerequisiteError) as exc:
                 if env:
                     raise
                 err(f"{name}: {exc.message}")  # another account's, or not bootstrapped: the others still count
         if json_out:
-            typer.echo(to_json(found))
+            typer.echo(to_json(_doc("envs", None, copies=[c for _, c in found])))
             return
         if not found:
-            typer.echo(f"no deployed copy of {env or 'any environment'}")
-        for env_id, units in found.items():
-            typer.echo(f"{env_id:<20} {', '.join(units)}")
+            typer.echo(f"no copy of {env or 'any environment'} has state, a run or a lock")
+            return
+        typer.echo(f"{'COPY':<20} {'LAST RUN':<44} UNITS")
+        for name, c in found:
+            units = ", ".join(c["units"]) or "(no state)"
+            typer.echo(f"{c['environment']:<20} {last_run_text(c['last_run']):<44} {units}")
+            for line in lock_lines(c, name):
+                typer.echo(f"{'':<20} {line}")
 
 
 @app.command()
@@ -668,7 +664,7 @@ def outputs(
                 typer.echo(value if isinstance(value, str) else to_json(value).replace("\n", " "))
                 return
             if json_out:
-                typer.echo(to_json(data))
+                typer.echo(to_json(_doc("outputs", s.env.env_id, outputs=data)))
                 return
             for u, outs in data.items():
                 typer.echo(f"{u}:" + ("" if outs is not None else " (not deployed)"))
@@ -686,15 +682,21 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
         import time as _time
 
         from orchestrator.render import to_json
-        from orchestrator.statestore import StateStore, require_deployed
+        from orchestrator.statestore import StateStore, inventory, require_deployed
+        from orchestrator.views import lock_lines
 
         with _read_only(ctx, env, suffix) as s:
             doc = StateStore(s.aws, s.env).journal(s.redactor, run_id="").load()
-            if not doc["units"]:
+            (copy,) = inventory(s.aws, s.env, s.env.env_id) or [{"run_lock": None, "state_locks": {}}]
+            locks = {"run_lock": copy["run_lock"], "state_locks": copy["state_locks"]}
+            if not doc["units"] and not copy["run_lock"] and not copy["state_locks"]:
                 require_deployed(s.aws, s.env, s.stack.graph.order())  # a copy nobody ran: not deployed
             if json_out:
-                typer.echo(to_json({"schema_version": 1, "environment": s.env.env_id, **doc}))
+                journal = {k: doc.get(k) for k in ("runs", "units")}
+                typer.echo(to_json(_doc("status", s.env.env_id, **journal, **s.redactor.redact_obj(locks))))
                 return
+            for line in lock_lines({"environment": s.env.env_id, **locks}, s.env.name):
+                typer.echo(s.redactor.redact(line))
             if not doc["units"]:
                 typer.echo(f"no run recorded for {s.env.env_id}")
                 return
@@ -705,7 +707,7 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
                     typer.echo(f"{unit:<14} -")
                     continue
                 when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(rec["at"]))
-                cause = f"  {rec['detail']}" if rec["status"] in ("skipped", "failed") and rec.get("detail") else ""
+                cause = f"  {rec['detail']}" if rec.get("detail") else ""
                 typer.echo(
                     f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}"
                     + cause
@@ -726,7 +728,7 @@ def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
 
         checks = run_checks(_opts(ctx), env)
         if json_out:
-            typer.echo(_json.dumps({"schema_version": 1, "environment": env, "checks": checks}, indent=2))
+            typer.echo(_json.dumps(_doc("doctor", env, checks=checks), indent=2))
         else:
             for c in checks:
                 typer.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<24} {c['detail']}")

@@ -23,6 +23,9 @@ from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
 from orchestrator.terraform import names_a_gone_resource
 from orchestrator.units import Units
 
+# The journal's status of a unit --resume took as done by an earlier run (its report says "no changes").
+RESUMED = "resumed"
+
 
 class Engine:
     def __init__(self, ctx: RunContext, *, resume: bool = False, plan_early: bool = True):
@@ -84,7 +87,8 @@ class Engine:
                 result.detail = self.ctx.redactor.redact(str(exc))
                 result.error = self.ctx.redactor.redact(getattr(exc, "stderr_tail", "") or "")
             fp = result.fingerprint if self._command == "deploy" else None
-            self._record(unit, result.status.value, result.detail, fp=fp, outputs=result.outputs)
+            journaled = RESUMED if result.resumed else result.status.value
+            self._record(unit, journaled, result.detail, fp=fp, outputs=result.outputs)
             return result
 
         return run
@@ -215,10 +219,11 @@ class Engine:
         values = self.units.variables_for(unit, self._upstream())
         result.fingerprint = fingerprint(values, self.ctx.stack.units[unit].path)
         last = self._previous.get(unit) if self.resume else None
-        done = (Status.SUCCEEDED.value, Status.NO_CHANGES.value)
+        done = (Status.SUCCEEDED.value, Status.NO_CHANGES.value, RESUMED)
         if last and last["status"] in done and last.get("fingerprint") == result.fingerprint:
-            result.status = Status.NO_CHANGES
-            result.detail = f"resumed: unchanged since run {last['run_id']}"
+            result.status, result.resumed = Status.NO_CHANGES, True
+            since = last["detail"] if last["status"] == RESUMED else f"resumed: unchanged since run {last['run_id']}"
+            result.detail = since
             result.outputs = last.get("outputs") or {}
             self._record_outputs(unit, result.outputs)
             return result

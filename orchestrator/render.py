@@ -57,13 +57,15 @@ def report_dict(report, order: list[str], redactor) -> dict:
         "duration_s": round(report.ended - report.started, 3),
         "result": "failed" if report.failed else ("changed" if report.changed else "ok"),
         "units": units,
-        "smoke": [
-            {"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts} for c in report.smoke
-        ],
+        "smoke": [smoke_dict(c) for c in report.smoke],
     }
     if report.preflight is not None:
         out["preflight"] = report.preflight
     return redactor.redact_obj(out)
+
+
+def smoke_dict(c) -> dict:
+    return {"check": c.name, "passed": c.passed, "reason": c.reason, "attempts": c.attempts}
 
 
 def to_json(obj) -> str:

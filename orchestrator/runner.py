@@ -48,6 +48,7 @@ class UnitResult:
     error: str = ""
     fingerprint: str | None = None
     failed_in: str = ""  # the error type of a failure, e.g. HookError (a post-apply hook)
+    resumed: bool = False  # --resume took it as done by an earlier run; nothing ran for it
     changes: list = field(default_factory=list)  # the plan's resources: address, actions (drift: attributes)
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)

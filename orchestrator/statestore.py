@@ -163,23 +163,82 @@ def require_deployed(aws: Aws, env: Environment, units) -> dict[str, dict | None
     return outputs
 
 
-def list_deployed(aws: Aws, env: Environment) -> dict[str, list[str]]:
-    """env_id -> units with non-empty state, under this environment's key prefix."""
-    s3 = aws.client("s3", env.backend.region)
-    out: dict[str, list[str]] = {}
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=env.backend.bucket, Prefix=env.backend.key_prefix + "/"):
-        for obj in page.get("Contents", []):
-            parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
-            if parsed is None:
-                continue
-            env_id, unit = parsed
-            if env_id != env.name and not env_id.startswith(env.name + "-"):
-                continue
-            state = json.loads(s3.get_object(Bucket=env.backend.bucket, Key=obj["Key"])["Body"].read())
-            if state.get("resources"):
-                out.setdefault(env_id, []).append(unit)
-    return {k: sorted(v) for k, v in sorted(out.items())}
+def parse_run_key(prefix: str, key: str) -> tuple[str, str] | None:
+    """(env_id, name) of a run record's key (journal.json, run.lock), None for anything else."""
+    parts = key[len(prefix) + 1 :].split("/") if key.startswith(prefix + "/") else []
+    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == RUNS else None
+
+
+def _mine(env: Environment, env_id: str) -> bool:
+    return env_id == env.name or env_id.startswith(env.name + "-")
+
+
+def inventory(aws: Aws, env: Environment, env_id: str | None = None) -> list[dict]:
+    """Every copy of the environment (or the one copy env_id) that has state, a run recorded or a
+    lock: {environment, units (with state), last_run, run_lock, state_locks {unit: lock info}}.
+    A copy whose last run was a teardown that finished, with nothing left and no lock, is gone."""
+    b = env.backend
+    s3 = aws.client("s3", b.region)
+    found: dict[str, dict] = {}
+
+    def copy(eid: str) -> dict:
+        return found.setdefault(
+            eid, {"environment": eid, "units": [], "last_run": None, "run_lock": None, "state_locks": {}}
+        )
+
+    def read(key: str) -> dict:
+        return json.loads(s3.get_object(Bucket=b.bucket, Key=key)["Body"].read())
+
+    prefixes = [f"{b.key_prefix}/{env_id}/", f"{b.key_prefix}/{RUNS}/{env_id}/"] if env_id else [b.key_prefix + "/"]
+    for prefix in prefixes:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                lock = key.endswith(".tfstate.tflock")
+                state = parse_state_key(b.key_prefix, key[: -len(".tflock")] if lock else key)
+                run = None if state else parse_run_key(b.key_prefix, key)
+                eid = (state or run or ("",))[0]
+                if not eid or not _mine(env, eid) or (env_id and eid != env_id):
+                    continue
+                try:
+                    doc = read(key)
+                except s3.exceptions.NoSuchKey:  # released or deleted since the listing
+                    continue
+                if lock:
+                    copy(eid)["state_locks"][state[1]] = _lock_info(doc)
+                elif state:
+                    if doc.get("resources"):
+                        copy(eid)["units"].append(state[1])
+                elif run[1] == "journal.json" and doc.get("runs"):
+                    copy(eid)["last_run"] = doc["runs"][-1]
+                elif run[1] == "run.lock":
+                    copy(eid)["run_lock"] = doc
+    if b.locking == "dynamodb":
+        _dynamodb_locks(aws, env, env_id, copy)
+    out = []
+    for c in sorted(found.values(), key=lambda c: c["environment"]):
+        last = c["last_run"] or {}
+        gone = not c["units"] and not c["run_lock"] and not c["state_locks"]
+        if gone and (not last or (last.get("command") == "teardown" and last.get("result") == "ok")):
+            continue
+        c["units"].sort()
+        out.append(c)
+    return out
+
+
+def _lock_info(doc: dict) -> dict:
+    return {k: doc.get(k) for k in ("ID", "Operation", "Who", "Created")}
+
+
+def _dynamodb_locks(aws: Aws, env: Environment, env_id: str | None, copy) -> None:
+    b = env.backend
+    ddb = aws.client("dynamodb", b.region)
+    for page in ddb.get_paginator("scan").paginate(TableName=b.dynamodb_table):
+        for item in page.get("Items", []):
+            lock_id, info = item.get("LockID", {}).get("S", ""), item.get("Info", {}).get("S")
+            parsed = parse_state_key(b.key_prefix, lock_id.removeprefix(b.bucket + "/"))
+            if info and parsed and _mine(env, parsed[0]) and (not env_id or parsed[0] == env_id):
+                copy(parsed[0])["state_locks"][parsed[1]] = _lock_info(json.loads(info))
 
 
 class StateStore:

@@ -210,3 +210,39 @@ def write_html(report, data, s, order) -> str:
 
 def orphan_lines(found) -> list[str]:
     return [f"  {o.type:<24} {o.id:<40} created {o.created or '?'}  {o.arn}" for o in found]
+
+
+def _when(t) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) if isinstance(t, (int, float)) else str(t or "?")
+
+
+def lock_lines(copy: dict, env_name: str) -> list[str]:
+    """A copy's run lock and state locks, each with who holds it and how to release it if its run is dead."""
+    import time
+
+    from orchestrator.runlock import Holder
+
+    suffix = copy["environment"][len(env_name) + 1 :]
+    where = f"--env {env_name}" + (f" --suffix {suffix}" if suffix else "")
+    lines = []
+    if copy.get("run_lock"):
+        holder = Holder.from_doc(copy["run_lock"])
+        lines.append(
+            f"run lock: {holder.describe(time.time())}; if that run is dead: "
+            f"orchestrator force-unlock {where} --run {holder.run_id}"
+        )
+    for unit, lock in sorted((copy.get("state_locks") or {}).items()):
+        lines.append(
+            f"state lock on {unit}: {lock['ID']} ({lock.get('Operation') or '?'} by {lock.get('Who') or '?'}, "
+            f"since {lock.get('Created') or '?'}); if that run is dead: "
+            f"orchestrator force-unlock {where} --unit {unit} {lock['ID']}"
+        )
+    return lines
+
+
+def last_run_text(run: dict | None) -> str:
+    if not run:
+        return "-"
+    return f"{run.get('command')} {run.get('result')} {_when(run.get('started'))} by {run.get('who')}"

@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             smoke = step("smoke", "smoke", "--env", args.env, "--suffix", suffix, "--json")
             ok = smoke.returncode == 0
             outputs = step("outputs", "outputs", "--env", args.env, "--suffix", suffix, "--json")
-            report["outputs"] = json.loads(outputs.stdout) if outputs.returncode == 0 else None
+            report["outputs"] = json.loads(outputs.stdout)["outputs"] if outputs.returncode == 0 else None
             envs = step("envs", "envs", "--env", args.env, "--json")
-            report["envs"] = sorted(json.loads(envs.stdout)) if envs.returncode == 0 else None
+            copies = json.loads(envs.stdout)["copies"] if envs.returncode == 0 else None
+            report["envs"] = None if copies is None else sorted(c["environment"] for c in copies if c["units"])
     finally:
         # Whatever happened above (a failed step, Ctrl-C): nothing may stay behind.
         down = step("teardown", "teardown", "--env", args.env, "--suffix", suffix, "--yes")

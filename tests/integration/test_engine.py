@@ -11,7 +11,7 @@ import shutil
 import jsonschema
 import pytest
 
-from tests.helpers import FIXTURE_STACK, Cli
+from tests.helpers import FIXTURE_STACK, Cli, deployed
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def unit_status(report):
 def outputs(cli, env, *extra):
     r = cli("outputs", "--env", env, "--json", *extra)
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
+    return json.loads(r.stdout)["outputs"]
 
 
 def test_json_report_validates_against_its_schema(deployed_dev):
@@ -153,7 +153,7 @@ def test_suffix_copy_envs_and_teardown(cli, deployed_dev, aws):
     r = cli("deploy", "--env", "dev", "--suffix", "pr1", "--yes", "--no-smoke")
     assert r.exit_code == 0, r.output
     listed = cli("envs", "--env", "dev", "--json")
-    found = json.loads(listed.stdout)
+    found = deployed(listed.stdout)
     assert found["dev"] == ["base", "leaf", "mid", "side"] and found["dev-pr1"] == ["base", "leaf", "mid", "side"]
     r = cli("teardown", "--env", "dev", "--suffix", "pr1", "--yes", "--json")
     assert r.exit_code == 0, r.output
@@ -162,7 +162,7 @@ def test_suffix_copy_envs_and_teardown(cli, deployed_dev, aws):
     assert order.index("leaf") < order.index("mid") < order.index("base")
     groups = aws("logs").describe_log_groups(logGroupNamePrefix="/fixture/fixture-base-dev")["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["/fixture/fixture-base-dev"]  # the copy's is gone, dev's stays
-    assert "dev-pr1" not in json.loads(cli("envs", "--env", "dev", "--json").stdout)
+    assert "dev-pr1" not in deployed(cli("envs", "--env", "dev", "--json").stdout)
 
 
 def test_protected_environment_teardown_is_refused_and_changes_nothing(cli, aws):
@@ -210,12 +210,16 @@ def test_resume_skips_units_that_succeeded_with_unchanged_inputs(cli, moto_url, 
     status = c("status", "--env", "dev", "--suffix", "resume", "--json")
     doc = json.loads(status.stdout)
     assert {u: rec["status"] for u, rec in doc["units"].items()} == {
-        "base": "no changes",
-        "side": "no changes",
+        "base": "resumed",
+        "side": "resumed",
         "mid": "succeeded",
         "leaf": "succeeded",
     }
+    first_run = doc["runs"][0]["run_id"]
+    assert doc["units"]["base"]["detail"] == f"resumed: unchanged since run {first_run}"
     assert [run["result"] for run in doc["runs"]] == ["failed", "ok"]
+    plain = c("status", "--env", "dev", "--suffix", "resume").stdout
+    assert "resumed     " in plain and f"resumed: unchanged since run {first_run}" in plain, plain
     r = c("teardown", "--env", "dev", "--suffix", "resume", "--yes")
     assert r.exit_code == 0, r.output
 
@@ -364,9 +368,61 @@ def test_tf_runs_terraform_in_a_units_working_copy(cli, deployed_dev):
     )
 
 
+def test_every_read_only_json_follows_its_schema(cli, deployed_dev):
+    """Each command's --json on a real deployment: validated by Cli against docs/report-schema.json,
+    and its `command` names the shape."""
+    for args in (
+        ("status", "--env", "dev"),
+        ("outputs", "--env", "dev"),
+        ("smoke", "--env", "dev"),
+        ("envs", "--env", "dev"),
+        ("envs",),
+        ("doctor", "--env", "dev"),
+        ("preflight", "--env", "dev"),
+        ("orphans", "--env", "dev"),
+    ):
+        r = cli(*args, "--json")
+        assert r.stdout.strip(), (args, r.output)
+        assert json.loads(r.stdout)["command"] == args[0]
+
+
+def test_envs_shows_a_copy_with_only_a_failed_run_and_a_lock_and_how_to_release_it(cli, deployed_dev, aws):
+    """A copy whose first deploy failed before any state, and whose state lock was left by a
+    dead run: envs lists it, with its last run and the lock, and status names the lock and
+    the force-unlock command."""
+    s3 = aws("s3")
+    bucket, prefix = "fixture-tfstate-dev-123456789012", "fixture"
+    journal = {
+        "version": 1,
+        "units": {"base": {"status": "failed", "command": "deploy", "fingerprint": None, "outputs": {},
+                           "detail": "boom", "run_id": "r1", "who": "ci@runner", "at": 1.0}},
+        "runs": [{"run_id": "r1", "command": "deploy", "who": "ci@runner", "started": 1.0, "result": "failed",
+                  "ended": 2.0}],
+    }  # fmt: skip
+    lock = {"ID": "4f1c-dead", "Operation": "OperationTypeApply", "Who": "ci@runner", "Created": "2026-11-29T10:00:00Z"}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/_runs/dev-failed/journal.json", Body=json.dumps(journal).encode())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/dev-failed/base.tfstate.tflock", Body=json.dumps(lock).encode())
+    try:
+        r = cli("envs", "--env", "dev", "--json")
+        copies = {c["environment"]: c for c in json.loads(r.stdout)["copies"]}
+        failed = copies["dev-failed"]
+        assert failed["units"] == [] and failed["last_run"]["result"] == "failed"
+        assert failed["state_locks"] == {"base": lock}
+        plain = cli("envs", "--env", "dev").stdout
+        hint = "orchestrator force-unlock --env dev --suffix failed --unit base 4f1c-dead"
+        assert "dev-failed" in plain and "deploy failed" in plain and hint in plain, plain
+        status = cli("status", "--env", "dev", "--suffix", "failed")
+        assert status.exit_code == 0 and hint in status.stdout, status.output
+        assert cli("status", "--env", "dev", "--suffix", "failed", "--json").exit_code == 0
+    finally:
+        s3.delete_object(Bucket=bucket, Key=f"{prefix}/_runs/dev-failed/journal.json")
+        s3.delete_object(Bucket=bucket, Key=f"{prefix}/dev-failed/base.tfstate.tflock")
+    assert "dev-failed" not in cli("envs", "--env", "dev").stdout
+
+
 def test_envs_without_env_lists_every_environments_copies(cli, deployed_dev):
     r = cli("envs", "--json")
     assert r.exit_code == 0, r.output
-    found = json.loads(r.stdout)
+    found = deployed(r.stdout)
     assert found["dev"] == ["base", "leaf", "mid", "side"]
-    assert set(found) >= set(json.loads(cli("envs", "--env", "dev", "--json").stdout))
+    assert set(found) >= set(deployed(cli("envs", "--env", "dev", "--json").stdout))

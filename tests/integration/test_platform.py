@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.helpers import ROOT, Cli
+from tests.helpers import ROOT, Cli, deployed
 
 pytestmark = pytest.mark.platform
 SUFFIXES = ("dev", "dev-pr1")
@@ -58,7 +58,7 @@ def settled(cli, first_deploy):
 def outputs(cli, *args):
     r = cli("outputs", "--env", "dev", "--json", *args)
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)
+    return json.loads(r.stdout)["outputs"]
 
 
 def secret_versions(aws, arn):
@@ -240,7 +240,7 @@ def test_acceptance_suite_deploys_a_copy_beside_dev_and_leaves_nothing(cli, firs
     assert mine["network"]["vpc_id"] != copy["network"]["vpc_id"]
     assert copy["database"]["cluster_id"] == "payments-db-dev-pr1"
     assert report["envs"] == ["dev", "dev-pr1"]
-    assert json.loads(cli("envs", "--env", "dev", "--json").stdout).keys() == {"dev"}
+    assert deployed(cli("envs", "--env", "dev", "--json").stdout).keys() == {"dev"}
 
 
 def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
@@ -284,4 +284,4 @@ def test_teardown_of_both_leaves_nothing_tagged(cli, first_deploy, aws):
     assert not aws("secretsmanager").list_secrets(Filters=[{"Key": "name", "Values": ["payments-db-credentials-dev"]}])[
         "SecretList"
     ]
-    assert json.loads(cli("envs", "--env", "dev", "--json").stdout) == {}
+    assert deployed(cli("envs", "--env", "dev", "--json").stdout) == {}

@@ -81,7 +81,7 @@ def test_clean_environment_passes_in_seconds(cli):
 
     r, seconds = preflight(cli, "prod", "--json")
     assert r.exit_code == 0, r.stderr
-    findings = json.loads(r.stdout)
+    findings = json.loads(r.stdout)["checks"]
     assert not error_lines(r)
     assert {f["status"] for f in findings} <= {"ok", "skip"}
     ok = {f["check"] for f in findings if f["status"] == "ok"}

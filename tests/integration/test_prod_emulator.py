@@ -71,7 +71,7 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
         assert commands[-2:] == ["plan", "apply"], (unit, commands)
         assert len(applies) == 1 and applies[0].endswith("/tfplan"), (unit, applies)
     # What moto stores: rotation configured, the access-log bucket, KMS on every log group.
-    outputs = json.loads(cli("outputs", "--env", "prod", "--json").stdout)
+    outputs = json.loads(cli("outputs", "--env", "prod", "--json").stdout)["outputs"]
     secret = client("secretsmanager").describe_secret(SecretId=outputs["database"]["secret_arn"])
     assert secret["RotationEnabled"] is True
     assert client("s3").head_bucket(Bucket="payments-alb-logs-prod-123456789012")

@@ -227,8 +227,18 @@ def test_a_failed_unit_skips_exactly_its_dependents_and_resume_reruns_only_what_
     engine.resume = True
     report = engine.deploy()
     assert statuses(report) == {"a": "no changes", "b": "succeeded", "c": "succeeded", "d": "no changes"}
-    assert report.units["a"].detail.startswith("resumed: unchanged since run")
+    first_run = world.store.docs["journal"]["runs"][0]["run_id"]
+    assert report.units["a"].detail == f"resumed: unchanged since run {first_run}"
     assert {u for _, u in world.tf.calls} == {"b", "c"}
+    journal = world.store.docs["journal"]["units"]
+    assert journal["a"]["status"] == "resumed" and journal["b"]["status"] == "succeeded"
+    # A second resume still takes a resumed unit as done, and still names the run that did it.
+    world.tf.calls.clear()
+    engine = world()
+    engine.resume = True
+    report = engine.deploy()
+    assert report.units["a"].detail == f"resumed: unchanged since run {first_run}"
+    assert world.tf.calls == []  # every unit finished in an earlier run: nothing runs
 
 
 def test_a_plan_the_operator_declines_is_skipped_with_its_dependents_and_never_applied(world):
