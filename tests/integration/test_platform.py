@@ -6,6 +6,7 @@ leaving nothing tagged, and prod's teardown refused."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -21,14 +22,41 @@ def cli(moto_url, mirror, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_deploy(cli):
+def first_deploy_run(cli):
     r = cli("bootstrap", "--env", "dev")
     assert r.exit_code == 0, r.output
     r = cli("local", "seed", "--env", "dev")  # the image in ECR, which preflight checks
     assert r.exit_code == 0, r.output
     r = cli("deploy", "--env", "dev", "--yes", "--json")
     assert r.exit_code == 0, r.stderr[-4000:]
-    return json.loads(r.stdout)
+    return r
+
+
+@pytest.fixture(scope="module")
+def first_deploy(first_deploy_run):
+    return json.loads(first_deploy_run.stdout)
+
+
+def _shape(line: str) -> str:
+    """A line of output with its times and numbers made generic, whitespace collapsed."""
+    line = re.sub(r"\[\d\d:\d\d:\d\d\]", "[T]", line)
+    return " ".join(re.sub(r"\d+(?:\.\d+)?", "N", line).split())
+
+
+def test_the_quickstarts_sample_output_is_what_a_deploy_prints(first_deploy_run):
+    """docs/quickstart.md shows a deploy's output: each of its lines (times and numbers aside,
+    "..." standing for any text) appears, in that order, in what the real deploy printed."""
+    text = (ROOT / "docs" / "quickstart.md").read_text()
+    block = text.split("A deploy prints", 1)[1].split("```", 2)[1]
+    sample = [line for line in block.splitlines() if line.strip() and line.strip() != "..."]
+    assert len(sample) >= 8, sample
+    printed = [_shape(line) for line in first_deploy_run.stderr.splitlines()]
+    at = 0
+    for line in sample:
+        want = re.compile(".*".join(re.escape(part) for part in _shape(line).split("...")))
+        found = next((i for i in range(at, len(printed)) if want.fullmatch(printed[i])), None)
+        assert found is not None, f"quickstart line not printed (in this order): {line!r}\n" + "\n".join(printed)
+        at = found + 1
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +119,7 @@ def test_smoke_command_passes(cli, first_deploy):
     r = cli("smoke", "--env", "dev", "--json")
     assert r.exit_code == 0, r.output
     checks = json.loads(r.stdout)["smoke"]
-    assert {c["name"] for c in checks} >= {
+    assert {c["check"] for c in checks} >= {
         "nat gateways",
         "private routes",
         "database + secret host",
