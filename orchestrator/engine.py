@@ -17,6 +17,7 @@ from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, ProtectedEnvironmentError, TerraformError
 from orchestrator.graph import UnitGraph
+from orchestrator.hostslots import Slots
 from orchestrator.journal import fingerprint, new_run_id
 from orchestrator.recovery import recover
 from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
@@ -39,8 +40,9 @@ class Engine:
         self.run_lock = None  # the environment's run lock, once the CLI took it
         self.queue: ReadyQueue | None = None
         self.notes: list[str] = []  # what recovery found, for the summary
-        # At most `parallelism` terraform commands at once, early plans included.
-        self._slots = threading.BoundedSemaphore(ctx.parallelism)
+        # At most `parallelism` terraform commands at once, early plans included, each also
+        # holding one of the host's slots (shared with every other run on this machine).
+        self._slots = Slots(ctx.parallelism, ctx.host_slots, stopped=lambda: self._stopped())
         self._confirm_lock = threading.Lock()
         self._outputs: dict[str, dict] = {}
         self._outputs_lock = threading.Lock()
@@ -49,6 +51,9 @@ class Engine:
         self._journal = None
         self._command = ""
         self._ran: set[str] = set()  # units the queue ran (the rest it skipped)
+
+    def _stopped(self) -> bool:
+        return self.queue is not None and self.queue.stop.is_set()
 
     @property
     def journal(self):
@@ -205,8 +210,7 @@ class Engine:
                     f"unit {unit}, upstream of {', '.join(only or [])}, is not deployed: add --with-upstream"
                 )
             self._record_outputs(unit, outputs)
-        stopped = lambda: self.queue is not None and self.queue.stop.is_set()  # noqa: E731
-        self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, stopped)
+        self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
         if self.plan_early and not self.resume:
             known = {**self._upstream(), **{u: self.ctx.store.outputs(u) for u in graph.units}}
             self._early.start(graph, known, self.ctx.parallelism)
@@ -283,7 +287,26 @@ class Engine:
             kept = sorted(d for d in self.ctx.stack.graph.descendants(unit) - set(graph.units) if d in self._upstream())
             if kept:
                 raise ConfigError(f"unit {unit} is needed by {', '.join(kept)}, still deployed: include them in --only")
-        return self._run("teardown", graph.reversed(), self._destroy_unit)
+        self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
+        if self.plan_early:
+            # Every unit with state whose destroy needs no settings applied first: planned now, side by side.
+            early = [u for u in graph.reversed().order() if u in self._upstream() and not self._lifts(u)]
+            self._early.start_destroys(
+                early, lambda u: self.units.variables_for(u, self._upstream()), self.ctx.parallelism
+            )
+        try:
+            return self._run("teardown", graph.reversed(), self._destroy_unit)
+        finally:
+            self._early.close()
+
+    def _lifts(self, unit: str) -> bool:
+        """Whether the unit's destroy needs [teardown.settings] applied first (then it plans in its turn)."""
+        overrides = self.ctx.stack.teardown_overrides(self.ctx.env.protected)
+        try:
+            values = self.units.variables_for(unit, self._upstream())
+        except ConfigError:
+            return True  # its turn reports it
+        return any(k in overrides and overrides[k] != v for k, v in values.items())
 
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         if unit not in self._upstream():
@@ -291,6 +314,14 @@ class Engine:
             result.detail = "no state"
             return result
         values = self.units.variables_for(unit, self._upstream())
+        early = self._early.take_destroy(unit, values) if self._early is not None else None
+        with self._slots:
+            if early is not None:
+                early.merge_into(result, "destroy planned early")
+                return self._converge(unit, result, destroy=True, early=early)
+            return self._destroy_in_turn(unit, values, result)
+
+    def _destroy_in_turn(self, unit: str, values: dict, result: UnitResult) -> UnitResult:
         overrides = self.ctx.stack.teardown_overrides(self.ctx.env.protected)
         lifted = {k: overrides.get(k, v) for k, v in values.items()}
         self.units.prepare(unit, lifted, result)

@@ -263,6 +263,17 @@ class StateStore:
     def lock(self, unit: str) -> dict | None:
         return read_state_lock(self.aws, self.env, unit)
 
+    def state_version(self, unit: str) -> tuple[str, int] | None:
+        """(lineage, serial) of the unit's state: any write to it changes this."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        try:
+            state = json.loads(
+                s3.get_object(Bucket=self.env.backend.bucket, Key=state_key(self.env, unit))["Body"].read()
+            )
+        except s3.exceptions.NoSuchKey:
+            return None
+        return state.get("lineage", ""), state.get("serial", 0)
+
     def backend_config(self, unit: str) -> dict[str, object]:
         return backend_config(self.env, unit, self.key_arn(), self.emulator_url)
 

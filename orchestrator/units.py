@@ -138,11 +138,20 @@ class Units:
         cli_config = getattr(self.ctx.tf, "cli_config", None)
         h.update(cli_config.read_bytes() if cli_config else b"")
         marker = ws.work_dir / "init.fingerprint"
-        if marker.exists() and marker.read_text() == h.hexdigest() and (ws.data_dir / "terraform.tfstate").exists():
+
+        def current() -> bool:
+            return (
+                marker.exists() and marker.read_text() == h.hexdigest() and (ws.data_dir / "terraform.tfstate").exists()
+            )
+
+        if current():
             return
         with self._init_lock:
+            if current():  # initialised ahead (earlyplans) while this waited
+                return
+            ws.work_dir.mkdir(parents=True, exist_ok=True)
             result.count(self.ctx.tf.init(ws, conf, reconfigure=True, on_line=self.line(unit)))
-        marker.write_text(h.hexdigest())
+            marker.write_text(h.hexdigest())
 
     def prepare(self, unit: str, values: dict, result: UnitResult) -> Workspace:
         """The variables file written, init done, and a state that a failed write left behind

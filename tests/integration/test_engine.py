@@ -235,21 +235,19 @@ def runs(work, env_id):
 UNITS = ("base", "mid", "leaf", "side")
 
 
-def test_no_op_deploy_plans_downstream_units_early_and_once(cli, deployed_dev):
-    """Every upstream is deployed, so mid, leaf and side plan at the start of the run; base ends
-    "no changes", so those plans are used: one terraform run per unit, nothing applied below base."""
+def test_no_op_deploy_plans_every_unit_early_and_once(cli, deployed_dev):
+    """Every unit is deployed, so all of them, base included, plan at the start of the run side by
+    side; base ends "no changes", so the plans below it are used: one plan per unit, nothing applied."""
     before = runs(cli.work, "dev")
     r = cli("deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
     assert r.exit_code == 0, r.output
     units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
     assert {u["status"] for u in units.values()} == {"no changes"}
-    assert units["base"]["detail"] == ""  # a root: the queue starts it at once anyway
-    for u in ("mid", "leaf", "side"):
+    for u in UNITS:
         assert units[u]["detail"] == EARLY, units[u]
     after = runs(cli.work, "dev")
     delta = {u: (after[u][0] - before[u][0], after[u][1] - before[u][1]) for u in UNITS}
-    # --yes: base plans and applies in one `terraform apply`; the others only plan (nothing to apply).
-    assert delta == {"base": (0, 1), "mid": (1, 0), "leaf": (1, 0), "side": (1, 0)}
+    assert delta == {"base": (1, 0), "mid": (1, 0), "leaf": (1, 0), "side": (1, 0)}
 
 
 def test_an_applied_upstream_change_makes_downstream_units_plan_again(cli, moto_url, mirror, tmp_path):
@@ -271,8 +269,8 @@ def test_an_applied_upstream_change_makes_downstream_units_plan_again(cli, moto_
     delta = {u: (after[u][0] - before[u][0], after[u][1] - before[u][1]) for u in UNITS}
     for u in ("mid", "leaf", "side"):
         assert units[u]["status"] == "no changes" and units[u]["detail"] != EARLY, units[u]
-    # the early plan, thrown away, then the unit's own run after base
-    assert delta == {"base": (0, 1), "mid": (1, 1), "leaf": (1, 1), "side": (1, 1)}
+    # base: its early plan applied; below it: the early plan, thrown away, then the unit's own run after base
+    assert delta == {"base": (1, 1), "mid": (1, 1), "leaf": (1, 1), "side": (1, 1)}
     assert not list((c.work / "envs" / "dev-early").glob("*/tfplan"))  # no saved plan left behind
     assert c("teardown", "--env", "dev", "--suffix", "early", "--yes").exit_code == 0
 

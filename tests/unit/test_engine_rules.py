@@ -24,6 +24,7 @@ MANIFEST = """
 [settings]
 tag = "string"
 size = "number"
+image = "string"
 
 [units.a]
 path = "a"
@@ -54,6 +55,8 @@ class FakeTerraform:
         self.fail: set[tuple[str, str]] = set()
         self.fail_once: dict[tuple[str, str], str] = {}  # (command, unit) -> stderr of one failure
         self.replaces: set[str] = set()  # units whose plan replaces their database
+        self.serials: dict[str, int] = {}  # each unit's state serial: every apply writes it
+        self.writes_also: dict[str, str] = {}  # unit -> another unit whose state its apply writes too
         self.timeout = 60.0
         self.run_id = ""
         self.lock = threading.Lock()
@@ -92,8 +95,14 @@ class FakeTerraform:
         ws.plan_path.write_text(json.dumps({"values": json.loads(ws.var_file.read_text()), "destroy": destroy}))
         return changed, self._result("plan", text)
 
+    def _wrote(self, unit: str) -> None:
+        for u in (unit, self.writes_also.get(unit)):
+            if u:
+                self.serials[u] = self.serials.get(u, 0) + 1
+
     def apply(self, ws, **kw):
         self._call("apply", ws)
+        self._wrote(ws.unit)
         saved = json.loads(ws.plan_path.read_text())  # exactly the saved plan
         if saved["destroy"]:
             self.applied.pop(ws.unit, None)
@@ -103,6 +112,7 @@ class FakeTerraform:
 
     def apply_auto(self, ws, **kw):
         self._call("apply_auto", ws)
+        self._wrote(ws.unit)
         changed, text = self._diff(ws, False)
         self.applied[ws.unit] = json.loads(ws.var_file.read_text())
         return self._result("apply", text)
@@ -149,6 +159,9 @@ class MemoryStore:
     def lock(self, unit: str):
         return None
 
+    def state_version(self, unit: str):
+        return None if unit not in self.tf.serials else ("lineage", self.tf.serials[unit])
+
     def backend_config(self, unit: str) -> dict:
         return {"key": f"fake/{unit}.tfstate"}
 
@@ -159,7 +172,8 @@ class MemoryStore:
 @pytest.fixture
 def world(tmp_path):
     tf_dir = tmp_path / "terraform"
-    for unit, variables in {"a": ("tag", "size"), "b": ("upstream",), "c": ("upstream",), "d": ("upstream",)}.items():
+    variables_of = {"a": ("tag", "size"), "b": ("upstream",), "c": ("upstream",), "d": ("upstream", "image")}
+    for unit, variables in variables_of.items():
         (tf_dir / unit).mkdir(parents=True)
         (tf_dir / unit / "main.tf").write_text(
             "".join(f'variable "{v}" {{}}\n' for v in variables) + 'output "out" { value = 1 }\n'
@@ -170,7 +184,7 @@ def world(tmp_path):
     backend = BackendSettings("bucket", "fake", "us-east-1", "alias/fake")
     env = Environment(
         "dev", tmp_path / "env.toml", "us-east-1", "123456789012", "fx", "p", "r", "o", False, backend,
-        {"tag": "v1", "size": 10},
+        {"tag": "v1", "size": 10, "image": "api:v1"},
     )  # fmt: skip
     tf = FakeTerraform()
     store = MemoryStore(tf)
@@ -187,20 +201,32 @@ def statuses(report) -> dict[str, str]:
     return {u: r.status.value for u, r in report.units.items()}
 
 
-def test_a_no_op_deploy_plans_every_unit_below_the_root_once_and_applies_nothing(world):
+def test_a_no_op_deploy_plans_every_unit_once_the_root_included_and_runs_nothing_else(world):
     assert statuses(world().deploy()) == dict.fromkeys("abcd", "succeeded")
     world.tf.calls.clear()
     report = world().deploy()
     assert statuses(report) == dict.fromkeys("abcd", "no changes")
-    assert world.tf.count("apply_auto", "a") == 1  # the root: one plan-and-apply run
-    for unit in "bcd":
-        assert (world.tf.count("plan", unit), world.tf.count("apply", unit), world.tf.count("apply_auto", unit)) == (
-            1,
-            0,
-            0,
-        ), (unit, world.tf.calls)
+    # one plan per unit, made at the start side by side; no apply, no init (all initialised already)
+    assert sorted(world.tf.calls) == [("plan", u) for u in "abcd"], world.tf.calls
+    for unit in "abcd":
         assert report.units[unit].detail == "planned early (upstream unchanged)"
     assert not (Path(report.units["b"].log_path).parent / "tfplan").exists()  # no plan file outlives a run
+
+
+def test_an_image_bump_plans_every_unit_once_and_applies_only_the_leaf_that_changed(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"image": "api:v2"})).deploy()
+    assert statuses(report) == {"a": "no changes", "b": "no changes", "c": "no changes", "d": "succeeded"}
+    assert sorted(world.tf.calls) == sorted([("plan", u) for u in "abcd"] + [("apply", "d")]), world.tf.calls
+    assert world.tf.applied["d"]["image"] == "api:v2"
+
+
+def test_a_first_deploy_initialises_every_unit_once_and_creates_each_in_one_run(world):
+    report = world().deploy()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    for unit in "abcd":
+        assert world.tf.count("init", unit) == 1 and world.tf.count("apply_auto", unit) == 1, world.tf.calls
 
 
 def test_an_upstream_change_discards_the_early_plans_below_it(world):
@@ -287,6 +313,30 @@ def test_plan_applies_nothing_and_teardown_destroys_in_reverse_with_its_settings
     assert world.tf.count("apply_auto", "a") == 1  # size = 0 applied before a's destroy
     assert report.units["a"].hooks == ["before destroy: applied size"]
     assert world.tf.applied == {}
+
+
+def test_teardown_plans_each_destroy_at_the_start_and_applies_it_when_the_dependents_are_gone(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = world().teardown()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    for unit in "bcd":  # no settings to lift: destroy planned early, once, applied once
+        assert (world.tf.count("plan", unit), world.tf.count("apply", unit)) == (1, 1), world.tf.calls
+        assert report.units[unit].detail == "destroy planned early"
+    # a lifts size first: planned in its turn, after the settings were applied
+    assert report.units["a"].detail != "destroy planned early" and world.tf.count("apply_auto", "a") == 1
+    assert world.tf.applied == {}
+
+
+def test_an_early_destroy_plan_is_discarded_when_a_dependents_destroy_wrote_the_units_state(world):
+    world().deploy()
+    world.tf.calls.clear()
+    world.tf.writes_also["c"] = "b"  # c's destroy also writes b's state
+    report = world().teardown()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    assert (world.tf.count("plan", "b"), world.tf.count("apply", "b")) == (2, 1), world.tf.calls
+    assert report.units["b"].detail != "destroy planned early"
+    assert report.units["d"].detail == "destroy planned early"
 
 
 def test_an_early_plan_is_discarded_when_an_ancestor_applied_even_with_the_same_inputs(world):
