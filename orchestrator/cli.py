@@ -38,6 +38,13 @@ app.add_typer(local_app, name="local")
 
 EnvOpt = typer.Option(..., "--env", "-e", help="Environment: a folder under environments/.")
 SuffixOpt = typer.Option(None, "--suffix", "-s", help="Copy of the environment beside it, e.g. pr42.")
+ParallelismOpt = typer.Option(
+    "auto",
+    "--parallelism",
+    "-p",
+    help="terraform commands at once: auto (from the CPUs and memory, shared by every run on this host; "
+    "doctor shows it) or 1-16.",
+)
 JsonOpt = typer.Option(
     False, "--json", help="Write the result as JSON on stdout (schema: docs/report-schema.json, by `command`)."
 )
@@ -227,8 +234,9 @@ def bootstrap(
 
 
 # ---- engine commands -----------------------------------------------------------
-def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=False, json_out=False):
+def _engine(s, guard, *, parallelism="auto", lock_timeout="0s", confirm=None, events=False, json_out=False):
     from orchestrator.engine import Engine
+    from orchestrator.hostslots import parse_parallelism
 
     if events and json_out:
         raise ConfigError(
@@ -236,7 +244,7 @@ def _engine(s, guard, *, parallelism=4, lock_timeout="0s", confirm=None, events=
         )
     on_start, on_finish = progress(events, s.stack.graph.order())
     ctx = s.run_context(
-        parallelism=parallelism,
+        parallelism=parse_parallelism(str(parallelism)),
         lock_timeout=lock_timeout,
         confirm=confirm,
         on_start=on_start,
@@ -283,7 +291,7 @@ def deploy(
     with_upstream: bool = typer.Option(
         False, "--with-upstream", help="With --only: also plan and apply every unit the named ones need."
     ),
-    parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16, help="Units applied at once."),
+    parallelism: str = ParallelismOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (implied when CI is true, 1 or yes)."),
     lock_timeout: str = typer.Option("0s", "--lock-timeout", help="How long to wait for a state lock, e.g. 2m."),
     smoke_checks: bool = typer.Option(
@@ -516,7 +524,7 @@ def teardown(
     confirm_name: Optional[str] = typer.Option(
         None, "--confirm", help="The environment's name, typed back (protected environments)."
     ),
-    parallelism: int = typer.Option(4, "--parallelism", "-p", min=1, max=16),
+    parallelism: str = ParallelismOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (implied when CI is true, 1 or yes)."),
     lock_timeout: str = typer.Option(
         "0s", "--lock-timeout", help="How long to wait for another run of the environment, e.g. 10m."

@@ -43,6 +43,7 @@ class RunContext:
     emulator_url: str | None = None
     supplied_secrets: dict[str, str] = field(default_factory=dict)
     parallelism: int = 4
+    host_slots: Any = None  # hostslots.HostSlots: the machine's terraform budget, shared by every run on it
     lock_timeout: str = "0s"
     confirm: Confirm | None = None  # None: nobody confirms (--yes, CI)
     on_start: Callable[[str], None] | None = None

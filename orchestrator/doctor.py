@@ -13,6 +13,7 @@ from orchestrator.errors import ConfigError, OrchestratorError
 def run_checks(options, env: str) -> list[dict]:
     from orchestrator.bootstrap import DRIFT, Bootstrapper
     from orchestrator.config import Project, load_stack
+    from orchestrator.hostslots import HostSlots, budget, default_dir
     from orchestrator.providers import sources
     from orchestrator.session import mirror_for, open_session, work_root
     from orchestrator.terraform import Terraform, find_binary
@@ -30,6 +31,14 @@ def run_checks(options, env: str) -> list[dict]:
     except OrchestratorError as exc:
         add("terraform", False, exc.message)
     stack = load_stack(Project.find(options.project_dir).terraform_dir)  # a broken manifest: exit 2
+    host = budget()
+    slots = HostSlots(default_dir(), host.slots)
+    add(
+        "parallelism auto",
+        True,
+        f"{host.slots} terraform commands at once on this host ({host.why}); "
+        f"{slots.in_use()} in use now by other runs ({slots.directory})",
+    )
     try:
         mirror = mirror_for(options, stack)
         for src in sources(stack, mirror):

@@ -57,8 +57,13 @@ class Session:
     def run_context(self, **run_options):
         """The composition root of a run: everything the engine works with, built once."""
         from orchestrator.context import RunContext
+        from orchestrator.hostslots import HostSlots, budget, default_dir
         from orchestrator.statestore import StateStore
 
+        host = budget()
+        if run_options.get("parallelism") is None:  # auto: the machine's budget
+            run_options["parallelism"] = host.slots
+        run_options.setdefault("host_slots", HostSlots(default_dir(), host.slots))
         return RunContext(
             stack=self.stack,
             env=self.env,

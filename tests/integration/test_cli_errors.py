@@ -184,6 +184,12 @@ CASES = [
         "error: unknown environment 'qa' (known: dev, prod, staging)",
     ),
     Case(
+        "a parallelism that is neither auto nor 1-16",
+        ("deploy", "--env", "dev", "--yes", "--parallelism", "lots"),
+        2,
+        "error: --parallelism 'lots': auto or a number from 1 to 16",
+    ),
+    Case(
         "graph into a directory that does not exist",
         ("graph", "-f", "svg", "-o", "/no/such/dir/units.svg"),
         2,
