@@ -284,4 +284,4 @@ def test_read_only_commands_on_a_copy_that_is_not_deployed_say_so(tmp_path, moto
             f"error: {env_id} is not deployed: no unit has state in acme-payments-tfstate-staging-234567890123"
         ], r.stderr
     r = cli("envs", "--env", "staging", env=leftover)
-    assert r.exit_code == 0 and r.stdout.strip() == "no deployed copy of staging", r.output
+    assert r.exit_code == 0 and r.stdout.strip() == "no copy of staging has state, a run or a lock", r.output
