@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,17 @@ class FakeTerraform:
         self.replaces: set[str] = set()  # units whose plan replaces their database
         self.serials: dict[str, int] = {}  # each unit's state serial: every apply writes it
         self.writes_also: dict[str, str] = {}  # unit -> another unit whose state its apply writes too
+        self.after: dict[tuple[str, str], tuple[str, str]] = {}  # a command held until another one was run
         self.timeout = 60.0
         self.run_id = ""
         self.lock = threading.Lock()
 
     def _call(self, command: str, ws) -> None:
+        first = self.after.get((command, ws.unit))
+        deadline = time.monotonic() + 10
+        while first is not None and first not in self.calls:
+            assert time.monotonic() < deadline, f"{command} {ws.unit} waited 10 s for {first}"
+            time.sleep(0.01)
         with self.lock:
             self.calls.append((command, ws.unit))
         if (command, ws.unit) in self.fail_once:
@@ -331,7 +338,8 @@ def test_teardown_plans_each_destroy_at_the_start_and_applies_it_when_the_depend
 def test_an_early_destroy_plan_is_discarded_when_a_dependents_destroy_wrote_the_units_state(world):
     world().deploy()
     world.tf.calls.clear()
-    world.tf.writes_also["c"] = "b"  # c's destroy also writes b's state
+    world.tf.writes_also["c"] = "b"  # c's destroy also writes b's state ...
+    world.tf.after[("apply", "c")] = ("plan", "b")  # ... after b's destroy was planned early
     report = world().teardown()
     assert statuses(report) == dict.fromkeys("abcd", "succeeded")
     assert (world.tf.count("plan", "b"), world.tf.count("apply", "b")) == (2, 1), world.tf.calls
