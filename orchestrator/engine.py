@@ -299,14 +299,18 @@ class Engine:
         finally:
             self._early.close()
 
+    def _lifted(self, values: dict) -> dict:
+        """The unit's variables with [teardown.settings] in place (equal to `values` when it lifts none)."""
+        overrides = self.ctx.stack.teardown_overrides(self.ctx.env.protected)
+        return {k: overrides.get(k, v) for k, v in values.items()}
+
     def _lifts(self, unit: str) -> bool:
         """Whether the unit's destroy needs [teardown.settings] applied first (then it plans in its turn)."""
-        overrides = self.ctx.stack.teardown_overrides(self.ctx.env.protected)
         try:
             values = self.units.variables_for(unit, self._upstream())
         except ConfigError:
             return True  # its turn reports it
-        return any(k in overrides and overrides[k] != v for k, v in values.items())
+        return self._lifted(values) != values
 
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         if unit not in self._upstream():
@@ -322,8 +326,7 @@ class Engine:
             return self._destroy_in_turn(unit, values, result)
 
     def _destroy_in_turn(self, unit: str, values: dict, result: UnitResult) -> UnitResult:
-        overrides = self.ctx.stack.teardown_overrides(self.ctx.env.protected)
-        lifted = {k: overrides.get(k, v) for k, v in values.items()}
+        lifted = self._lifted(values)
         self.units.prepare(unit, lifted, result)
         if lifted != values:
             if self.ctx.confirm is not None:

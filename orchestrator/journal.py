@@ -17,7 +17,7 @@ from pathlib import Path
 from orchestrator.aws import Aws
 from orchestrator.config import Environment
 from orchestrator.redact import Redactor
-from orchestrator.statestore import put_run_record, run_key
+from orchestrator.statestore import JOURNAL_NAME, put_run_record, run_key
 
 JOURNAL_VERSION = 1
 
@@ -51,7 +51,7 @@ class Journal:
         self.s3 = aws.client("s3", env.backend.region)
         self.env = env
         self.bucket = env.backend.bucket
-        self.key = run_key(env, "journal.json")
+        self.key = run_key(env, JOURNAL_NAME)
         self.key_arn = key_arn
         self.redactor = redactor
         self.lock = threading.Lock()

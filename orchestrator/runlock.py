@@ -30,9 +30,9 @@ from botocore.exceptions import ClientError
 from orchestrator.aws import Aws, error_code
 from orchestrator.config import Environment
 from orchestrator.errors import ConfigError, OrchestratorError
-from orchestrator.statestore import put_run_record, run_key
+from orchestrator.statestore import RUN_LOCK_NAME, put_run_record, run_key
 
-LOCK_NAME = "run.lock"
+LOCK_NAME = RUN_LOCK_NAME
 RENEW_EVERY = 30.0
 STALE_AFTER = 600.0
 _HELD_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")

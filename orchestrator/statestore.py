@@ -17,6 +17,8 @@ from orchestrator.config import Environment
 from orchestrator.errors import BackendError
 
 RUNS = "_runs"
+JOURNAL_NAME = "journal.json"
+RUN_LOCK_NAME = "run.lock"
 
 
 def state_key(env: Environment, unit: str) -> str:
@@ -91,16 +93,20 @@ def require_bucket(aws: Aws, env: Environment) -> None:
         raise
 
 
+def read_state(aws: Aws, env: Environment, unit: str) -> dict | None:
+    """A unit's state object from S3, None when there is none."""
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        return json.loads(s3.get_object(Bucket=env.backend.bucket, Key=state_key(env, unit))["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
 def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
     """A unit's outputs straight from its state object in S3 (no init, no provider start).
     None when the unit has no state."""
-    s3 = aws.client("s3", env.backend.region)
-    try:
-        body = s3.get_object(Bucket=env.backend.bucket, Key=state_key(env, unit))["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    state = json.loads(body)
-    if not state.get("resources") and not state.get("outputs"):
+    state = read_state(aws, env, unit)
+    if state is None or (not state.get("resources") and not state.get("outputs")):
         return None
     return {k: v.get("value") for k, v in state.get("outputs", {}).items()}
 
@@ -143,7 +149,7 @@ def copies(aws: Aws, env: Environment) -> list[str]:
     ):
         for obj in page.get("Contents", []):
             parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
-            if parsed and (parsed[0] == env.name or parsed[0].startswith(env.name + "-")):
+            if parsed and _mine(env, parsed[0]):
                 found.add(parsed[0])
     return sorted(found)
 
@@ -209,9 +215,9 @@ def inventory(aws: Aws, env: Environment, env_id: str | None = None) -> list[dic
                 elif state:
                     if doc.get("resources"):
                         copy(eid)["units"].append(state[1])
-                elif run[1] == "journal.json" and doc.get("runs"):
+                elif run[1] == JOURNAL_NAME and doc.get("runs"):
                     copy(eid)["last_run"] = doc["runs"][-1]
-                elif run[1] == "run.lock":
+                elif run[1] == RUN_LOCK_NAME:
                     copy(eid)["run_lock"] = doc
     if b.locking == "dynamodb":
         _dynamodb_locks(aws, env, env_id, copy)
@@ -265,12 +271,8 @@ class StateStore:
 
     def state_version(self, unit: str) -> tuple[str, int] | None:
         """(lineage, serial) of the unit's state: any write to it changes this."""
-        s3 = self.aws.client("s3", self.env.backend.region)
-        try:
-            state = json.loads(
-                s3.get_object(Bucket=self.env.backend.bucket, Key=state_key(self.env, unit))["Body"].read()
-            )
-        except s3.exceptions.NoSuchKey:
+        state = read_state(self.aws, self.env, unit)
+        if state is None:
             return None
         return state.get("lineage", ""), state.get("serial", 0)
 
