@@ -946,6 +946,158 @@ def force_unlock(
         typer.echo(f"released lock {lock_id} on {unit}")
 
 
+# ---- one unit, one CI job --------------------------------------------------------
+unit_app = typer.Typer(
+    no_args_is_help=True,
+    help="Plan or apply one unit alone, as a CI job does: nothing is kept on this machine between the two.",
+    rich_markup_mode=None,
+)
+app.add_typer(unit_app, name="unit")
+
+RunIdOpt = typer.Option(
+    None, "--run-id", envvar="ORCHESTRATOR_RUN_ID", help="The id plan and apply share, e.g. the CI pipeline's id."
+)
+SummaryOpt = typer.Option(
+    None, "--summary", help='Append a Markdown summary to this file (GitHub: "$GITHUB_STEP_SUMMARY").'
+)
+ReportOpt = typer.Option(None, "--report", help="Write GitLab's terraform report (create/update/delete) to this file.")
+JobLockOpt = typer.Option(
+    "0s", "--lock-timeout", help="How long to wait for another run of the environment or a state lock, e.g. 20m."
+)
+
+
+def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, act):
+    """Both unit commands: the session, the job, its line, its summary, its report."""
+    with _Guard():
+        import json as _json
+        from pathlib import Path
+
+        from orchestrator import providers
+        from orchestrator.render import to_json
+        from orchestrator.unitjobs import UnitJobs, check_run_id
+        from orchestrator.views import job_gitlab_report, job_line, job_markdown
+
+        check_run_id(run_id)
+        wait = _duration(lock_timeout)
+        for path in (summary, report_file):
+            if path and not Path(path).parent.is_dir():
+                raise ConfigError(f"{path}: directory {Path(path).parent} does not exist")
+        with open_session_(ctx, env, suffix) as s:
+            if unit not in s.stack.units:
+                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            providers.require_lock_files(s.stack, [unit])
+            run_ctx = s.run_context(parallelism=1, lock_timeout=lock_timeout, on_line=lambda _u, t: err(t), say=err)
+            report = act(UnitJobs(run_ctx, run_id, lock_wait=wait))
+            err(s.redactor.redact(job_line(report)))
+            if summary:
+                with open(summary, "a", encoding="utf-8") as f:
+                    f.write(job_markdown(report, s.redactor))
+            if report_file:
+                Path(report_file).write_text(_json.dumps(job_gitlab_report(report)) + "\n")
+            if json_out:
+                typer.echo(to_json(s.redactor.redact_obj(report.to_dict())))
+            return report
+
+
+@unit_app.command("plan")
+def unit_plan(
+    ctx: typer.Context,
+    unit: str = typer.Argument(..., help="The unit to plan."),
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    run_id: Optional[str] = RunIdOpt,
+    lock_timeout: str = JobLockOpt,
+    summary: Optional[str] = SummaryOpt,
+    report_file: Optional[str] = ReportOpt,
+    step_output: Optional[str] = typer.Option(
+        None, "--step-output", help='Append changed=true|false to this file (GitHub: "$GITHUB_OUTPUT").'
+    ),
+    json_out: bool = JsonOpt,
+):
+    """Plan one unit against its upstream's deployed outputs and keep the saved plan in the state
+    bucket under the run id (SSE-KMS), for `unit apply` on any machine. Exit 0 with or without changes.
+
+    Example: orchestrator unit plan --env dev --run-id 4242 network --summary "$GITHUB_STEP_SUMMARY"
+    """
+    report = _unit_job(
+        ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, lambda j: j.plan(unit)
+    )
+    if step_output:
+        from orchestrator.runner import Status
+
+        with open(step_output, "a", encoding="utf-8") as f:
+            f.write(f"changed={'true' if report.result.status is Status.SUCCEEDED else 'false'}\n")
+
+
+@unit_app.command("apply")
+def unit_apply(
+    ctx: typer.Context,
+    unit: str = typer.Argument(..., help="The unit to apply."),
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    run_id: Optional[str] = RunIdOpt,
+    lock_timeout: str = JobLockOpt,
+    allow_replace: list[str] = typer.Option(
+        [], "--allow-replace", help="Protected environments: let the plan delete or replace this stateful resource."
+    ),
+    summary: Optional[str] = SummaryOpt,
+    report_file: Optional[str] = ReportOpt,
+    json_out: bool = JsonOpt,
+):
+    """Apply exactly the plan `unit plan` saved for this run, then the unit's hooks; record it in the
+    journal. A plan made against other upstream outputs, settings or files, or an older state, is
+    refused (exit 2, nothing applied).
+
+    Example: orchestrator unit apply --env dev --run-id 4242 network
+    """
+    _unit_job(
+        ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file,
+        lambda j: j.apply(unit, set(allow_replace)),
+    )  # fmt: skip
+
+
+@app.command()
+def pipeline(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    fmt: str = typer.Option(..., "--format", "-f", help="github (GitHub Actions) or gitlab (GitLab CI)."),
+    output_dir: Optional[str] = typer.Option(
+        None, "--output-dir", "-o", help="Write the files under this folder (the repository's root); default: print."
+    ),
+):
+    """Write the CI pipeline of an environment from the manifest: a plan and an apply job per unit
+    in graph order, smoke checks, OIDC credentials ([ci] role_arn of env.toml), one run per copy at
+    a time, approvals for protected environments, teardown of request copies. Writing it again
+    gives the same bytes.
+
+    Example: orchestrator pipeline --env prod --format github --output-dir .
+    """
+    with _Guard():
+        from pathlib import Path
+
+        from orchestrator import pipeline as pipeline_mod
+        from orchestrator.config import Project, load_environment, load_stack
+
+        project = Project.find(_opts(ctx).project_dir)
+        stack = load_stack(project.terraform_dir)
+        environment = load_environment(project.environments_dir, env, stack)
+        out = pipeline_mod.files(stack, environment, fmt)
+        if output_dir is None:
+            for i, (path, text) in enumerate(out.items()):
+                typer.echo(("\n" if i else "") + f"# ---- {path}\n" + text, nl=False)
+            return
+        root = Path(output_dir)
+        if not root.is_dir():
+            raise ConfigError(f"--output-dir {output_dir}: no such directory")
+        for path, text in out.items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            same = target.exists() and target.read_text() == text
+            if not same:
+                target.write_text(text)
+            err(f"{target}{' (unchanged)' if same else ''}")
+
+
 # ---- local emulator ------------------------------------------------------------
 def _local_dir(ctx) -> object:
     from orchestrator.config import Project

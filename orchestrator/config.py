@@ -244,6 +244,41 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class CiSettings:
+    """[ci] of env.toml: what `orchestrator pipeline` writes into the workflow for this environment."""
+
+    role_arn: str  # the role CI jobs assume by OIDC (no stored secret)
+    runs_on: str = "ubuntu-latest"  # GitHub runner label
+    gitlab_image: str = "python:3.12"  # any image with Python >= 3.11; terraform is fetched into it
+
+
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+
+
+def load_ci(data: dict, path: Path, account_id: str) -> CiSettings | None:
+    raw = data.get("ci")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [ci] must be a table")
+    unknown = sorted(set(raw) - {"role_arn", "runs_on", "gitlab_image"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join('ci.' + u for u in unknown)} (known: role_arn, runs_on, gitlab_image)"
+        )
+    role = _require(raw, "role_arn", "string", path, "ci.")
+    m = ROLE_ARN_RE.match(role)
+    if not m:
+        raise ConfigError(f"{path}: setting 'ci.role_arn' must be an IAM role ARN, got {role!r}")
+    if m.group(1) != account_id:
+        raise ConfigError(
+            f"{path}: setting 'ci.role_arn' is in account {m.group(1)}, not the environment's {account_id}"
+        )
+    extra = {k: _require(raw, k, "string", path, "ci.") for k in ("runs_on", "gitlab_image") if k in raw}
+    return CiSettings(role_arn=role, **extra)
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     path: Path
@@ -257,6 +292,7 @@ class Environment:
     backend: BackendSettings
     settings: dict[str, Any]
     suffix: str = ""
+    ci: CiSettings | None = None
 
     @property
     def env_id(self) -> str:
@@ -408,6 +444,7 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         protected=protected,
         backend=backend,
         settings=settings,
+        ci=load_ci(data, path, account_id),
     )
 
 

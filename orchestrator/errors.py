@@ -56,6 +56,10 @@ class StateLockedError(TerraformError):
     """Another run holds the state lock."""
 
 
+class StalePlan(ConfigError):
+    """`unit apply`: the saved plan was made against other inputs or an older state (plan again)."""
+
+
 class NotDeployed(ConfigError):
     """A read-only command on an environment or copy that has no state."""
 

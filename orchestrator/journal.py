@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import random
 import socket
 import threading
 import time
@@ -91,17 +92,59 @@ class Journal:
                     run["ended"] = time.time()
             self._save()
 
+    def _unit_record(self, command: str, status: str, fp: str | None, outputs: dict | None, detail: str) -> dict:
+        return {
+            "status": status,
+            "command": command,
+            "fingerprint": fp,
+            "outputs": outputs or {},
+            "detail": detail,
+            "run_id": self.run_id,
+            "who": who(),
+            "at": time.time(),
+        }
+
     def record(self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""):
         with self.lock:
             doc = self.load()
-            doc["units"][unit] = {
-                "status": status,
-                "command": command,
-                "fingerprint": fp,
-                "outputs": outputs or {},
-                "detail": detail,
-                "run_id": self.run_id,
-                "who": who(),
-                "at": time.time(),
-            }
+            doc["units"][unit] = self._unit_record(command, status, fp, outputs, detail)
             self._save()
+
+    def record_job(
+        self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""
+    ) -> None:
+        """A pipeline job's record (`unit apply`): jobs of one run write side by side from different
+        machines without the run lock, so the journal is read, changed and written back only if
+        nobody wrote in between (If-Match on the ETag read); on a conflict it is read again.
+        The run's entry (command "pipeline") takes the result of its latest job."""
+        from botocore.exceptions import ClientError
+
+        from orchestrator.aws import error_code
+        from orchestrator.errors import BackendError
+
+        record = self._unit_record(command, status, fp, outputs, detail)
+        for attempt in range(30):
+            try:
+                obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+                doc, condition = json.loads(obj["Body"].read()), {"IfMatch": obj["ETag"]}
+            except self.s3.exceptions.NoSuchKey:
+                doc, condition = {"version": JOURNAL_VERSION, "units": {}, "runs": []}, {"IfNoneMatch": "*"}
+            doc["units"][unit] = record
+            runs = doc.setdefault("runs", [])
+            run = next((r for r in runs if r.get("run_id") == self.run_id), None)
+            if run is None:
+                run = {"run_id": self.run_id, "command": "pipeline", "who": who(), "started": time.time()}
+                doc["runs"] = runs[-19:] + [run]
+            run.update(result="failed" if status == "failed" else "ok", ended=time.time())
+            body = json.dumps(self.redactor.redact_obj(doc), indent=2, sort_keys=True).encode()
+            try:
+                put_run_record(self.s3, self.env, self.key, body, self.key_arn, **condition)
+                self.doc = doc
+                return
+            except ClientError as exc:
+                if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                    raise
+            time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 8))
+        raise BackendError(
+            f"the journal {self.key} kept changing under this job (30 attempts); unit {unit} not recorded"
+        )

@@ -5,6 +5,8 @@ The only module that knows the S3 key layout:
   <key_prefix>/<env_id>/<unit>.tfstate.tflock   its lock file (lockfile locking)
   <key_prefix>/_runs/<env_id>/journal.json      the environment's journal
   <key_prefix>/_runs/<env_id>/run.lock          the run lock
+  <key_prefix>/_plans/<env_id>/<run_id>/<unit>.tfplan  a saved plan of `unit plan` (and .json,
+                                                what it was made against); expired by lifecycle
 Provisioning the bucket is bootstrap.py's job.
 """
 
@@ -17,6 +19,7 @@ from orchestrator.config import Environment
 from orchestrator.errors import BackendError
 
 RUNS = "_runs"
+PLANS = "_plans"
 JOURNAL_NAME = "journal.json"
 RUN_LOCK_NAME = "run.lock"
 
@@ -28,6 +31,16 @@ def state_key(env: Environment, unit: str) -> str:
 def run_key(env: Environment, name: str) -> str:
     """Per-environment run records beside the states: journal.json, run.lock."""
     return f"{env.backend.key_prefix}/{RUNS}/{env.env_id}/{name}"
+
+
+def plans_prefix(env: Environment) -> str:
+    """Every saved plan of every copy (the bucket's lifecycle rule expires them)."""
+    return f"{env.backend.key_prefix}/{PLANS}/"
+
+
+def plan_key(env: Environment, run_id: str, unit: str, ext: str) -> str:
+    """A saved plan of `unit plan` (ext "tfplan") and what it was made against (ext "json")."""
+    return f"{plans_prefix(env)}{env.env_id}/{run_id}/{unit}.{ext}"
 
 
 def parse_state_key(prefix: str, key: str) -> tuple[str, str] | None:
@@ -278,6 +291,40 @@ class StateStore:
 
     def backend_config(self, unit: str) -> dict[str, object]:
         return backend_config(self.env, unit, self.key_arn(), self.emulator_url)
+
+    # ---- saved plans of `unit plan` / `unit apply` --------------------------------------
+    def put_plan(self, run_id: str, unit: str, plan_file, meta: dict) -> None:
+        """The plan file and its record, SSE-KMS with the backend's key (the record last: a
+        record names a plan that is there)."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        body = plan_file.read_bytes()
+        put_run_record(s3, self.env, plan_key(self.env, run_id, unit, "tfplan"), body, self.key_arn())
+        doc = json.dumps(meta, indent=2, sort_keys=True).encode()
+        put_run_record(s3, self.env, plan_key(self.env, run_id, unit, "json"), doc, self.key_arn())
+
+    def plan_meta(self, run_id: str, unit: str) -> dict | None:
+        s3 = self.aws.client("s3", self.env.backend.region)
+        try:
+            body = s3.get_object(Bucket=self.env.backend.bucket, Key=plan_key(self.env, run_id, unit, "json"))
+        except s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body["Body"].read())
+
+    def get_plan(self, run_id: str, unit: str, target) -> None:
+        s3 = self.aws.client("s3", self.env.backend.region)
+        body = s3.get_object(Bucket=self.env.backend.bucket, Key=plan_key(self.env, run_id, unit, "tfplan"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body["Body"].read())
+
+    def delete_plan(self, run_id: str, unit: str) -> None:
+        """Every version of the plan and its record: a plan applied is gone, not a noncurrent version."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        for ext in ("tfplan", "json"):
+            key = plan_key(self.env, run_id, unit, ext)
+            listing = s3.list_object_versions(Bucket=self.env.backend.bucket, Prefix=key)
+            for v in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+                if v["Key"] == key:
+                    s3.delete_object(Bucket=self.env.backend.bucket, Key=key, VersionId=v["VersionId"])
 
     def journal(self, redactor, run_id: str):
         from orchestrator.journal import Journal

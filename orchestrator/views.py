@@ -246,3 +246,44 @@ def last_run_text(run: dict | None) -> str:
     if not run:
         return "-"
     return f"{run.get('command')} {run.get('result')} {_when(run.get('started'))} by {run.get('who')}"
+
+
+# ---- `unit plan` / `unit apply`: a CI job's line, its job summary, its GitLab report ----------
+_SUMMARY_PLAN_CHARS = 60_000  # GitHub keeps 1 MiB of a step's summary; a plan past this is cut
+
+
+def job_line(report) -> str:
+    r = report.result
+    counts = f"+{r.add} ~{r.change} -{r.destroy} ±{r.replace}"
+    return f"{report.action} {report.unit} ({report.environment}, run {report.run_id}): {report.status}, {counts}" + (
+        f" - {r.detail}" if r.detail and r.detail != "no changes" else ""
+    )
+
+
+def job_markdown(report, redactor) -> str:
+    """The job summary (GitHub's $GITHUB_STEP_SUMMARY): counts, addresses, refusals, the plan."""
+    r = report.result
+    lines = [f"### {report.action} `{report.unit}` ({report.environment})", ""]
+    lines.append(
+        f"**{report.status}**: {r.add} to add, {r.change} to change, {r.destroy} to destroy"
+        + (f", {r.replace} to replace" if r.replace else "")
+        + f" (run `{report.run_id}`)"
+    )
+    for text in report.refused:
+        lines.append(f"- :no_entry: refused in a protected environment: {text}")
+    if r.changes:
+        lines += ["", *[f"- `{c['address']}`: {', '.join(c.get('actions', []))}" for c in r.changes[:200]]]
+    if r.hooks:
+        lines += ["", *[f"- hook {h}" for h in r.hooks]]
+    if r.diff:
+        text = redactor.redact(r.diff)
+        cut = len(text) > _SUMMARY_PLAN_CHARS
+        body = text[:_SUMMARY_PLAN_CHARS] + ("\n... (cut; the whole plan is in the job log)" if cut else "")
+        lines += ["", "<details><summary>plan</summary>", "", "```", body.replace("```", "'''"), "```", "</details>"]
+    return "\n".join(lines) + "\n\n"
+
+
+def job_gitlab_report(report) -> dict:
+    """GitLab's terraform report (artifacts:reports:terraform): the merge request widget's counts."""
+    r = report.result
+    return {"create": r.add, "update": r.change + r.replace, "delete": r.destroy}

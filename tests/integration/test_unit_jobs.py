@@ -1,0 +1,169 @@
+"""`unit plan` / `unit apply` on the fixture stack: each command in a work dir of its own (two
+machines that share only the state bucket), a stale plan refused with one line and exit 2, a plan
+an earlier attempt already applied taken as done, and journal records of jobs side by side."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import threading
+
+import pytest
+
+from tests.helpers import FIXTURE_STACK, Cli
+
+BUCKET = "fixture-tfstate-dev-123456789012"
+_jobs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("unit-jobs") / "project"
+    shutil.copytree(FIXTURE_STACK, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def job(project, moto_url, mirror, tmp_path_factory):
+    """A CLI whose every call runs in a fresh work dir: nothing survives between two jobs."""
+    base = tmp_path_factory.mktemp("jobs")
+
+    def run(*args: str):
+        return Cli(project, base / f"job{next(_jobs)}", moto_url, mirror)(*args)
+
+    r = run("bootstrap", "--env", "dev")
+    assert r.exit_code == 0, r.output
+    return run
+
+
+def settings(project, **values) -> None:
+    path = project / "environments" / "dev" / "env.toml"
+    text = path.read_text()
+    for key, value in values.items():
+        lines = [f"{key} = {json.dumps(value)}" if ln.startswith(f"{key} =") else ln for ln in text.splitlines()]
+        text = "\n".join(lines) + "\n"
+    path.write_text(text)
+
+
+def plan(job, unit, run_id, suffix="uj"):
+    r = job("unit", "plan", unit, "--env", "dev", "--suffix", suffix, "--run-id", run_id, "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def apply(job, unit, run_id, suffix="uj"):
+    return job("unit", "apply", unit, "--env", "dev", "--suffix", suffix, "--run-id", run_id, "--json")
+
+
+def test_plan_then_apply_on_other_machines_in_graph_order(job, aws):
+    for unit in ("base", "mid"):
+        doc = plan(job, unit, "r1")
+        assert doc["status"] == "changes" and doc["add"] >= 1
+        meta = aws("s3").head_object(Bucket=BUCKET, Key=f"fixture/_plans/dev-uj/r1/{unit}.tfplan")
+        assert meta["ServerSideEncryption"] == "aws:kms"
+        r = apply(job, unit, "r1")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["status"] == "succeeded"
+        # applied: the plan and its record are gone, every version
+        left = aws("s3").list_object_versions(Bucket=BUCKET, Prefix=f"fixture/_plans/dev-uj/r1/{unit}.")
+        assert not left.get("Versions") and not left.get("DeleteMarkers")
+    out = json.loads(job("outputs", "--env", "dev", "--suffix", "uj", "--json").stdout)["outputs"]
+    assert out["mid"]["message"] == "hello dev from /fixture/fixture-base-dev-uj"
+    status = json.loads(job("status", "--env", "dev", "--suffix", "uj", "--json").stdout)
+    assert status["units"]["mid"]["status"] == "succeeded" and status["units"]["mid"]["run_id"] == "r1"
+    assert status["runs"][-1]["command"] == "pipeline" and status["runs"][-1]["result"] == "ok"
+
+
+def test_apply_without_a_saved_plan_is_one_line_and_exit_2(job):
+    r = apply(job, "base", "never-planned")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: no saved plan of unit base for run never-planned in fixture-tfstate-dev-123456789012 "
+        "(applied already, expired, or never made): orchestrator unit plan --env dev --suffix uj "
+        "--run-id never-planned base"
+    ]
+
+
+def test_a_plan_made_against_other_upstream_outputs_is_refused(job, project):
+    """mid planned; then base's output changes (another name, by a new setting): mid's plan is stale."""
+    plan(job, "base", "r2")
+    assert plan(job, "mid", "r2")["status"] == "no changes"
+    settings(project, name_prefix="fixturb")
+    try:
+        plan(job, "base", "r3")
+        assert apply(job, "base", "r3").exit_code == 0
+        r = apply(job, "mid", "r2")
+        assert r.exit_code == 2
+        (line,) = r.stderr.strip().splitlines()[-1:]
+        assert line.startswith("error: the saved plan of unit mid (run r2) is stale: since it was made ")
+        assert "the outputs of upstream unit base changed" in line and "nothing was applied" in line
+        assert line.endswith("orchestrator unit plan --env dev --suffix uj --run-id r2 mid")
+    finally:
+        settings(project, name_prefix="fixture")
+        plan(job, "base", "r4")
+        assert apply(job, "base", "r4").exit_code == 0
+
+
+def test_a_plan_made_against_an_older_state_is_refused_unless_nothing_is_left_to_do(job, project):
+    # planned (retention 7 -> 14), then the state moves under it by another route with other values
+    settings(project, retention_days=14)
+    plan(job, "base", "r5")
+    settings(project, retention_days=30)
+    assert job("deploy", "--env", "dev", "--suffix", "uj", "--only", "base", "--yes").exit_code == 0
+    settings(project, retention_days=14)
+    r = apply(job, "base", "r5")
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip().splitlines()[-1]
+    assert "is stale: it was made against state serial" in line and "a fresh plan changes +0 ~1" in line
+    assert "nothing was applied" in line
+    # planned again (30 -> 14); the same change applied by another route: the plan's work is done
+    plan(job, "base", "r6")
+    assert job("deploy", "--env", "dev", "--suffix", "uj", "--only", "base", "--yes").exit_code == 0
+    r = apply(job, "base", "r6")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "no changes" and doc["detail"].startswith("already applied (state serial")
+    settings(project, retention_days=7)
+
+
+def test_bad_run_id_and_unknown_unit_are_one_line_each(job):
+    r = job("unit", "plan", "base", "--env", "dev", "--run-id", "no spaces")
+    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith("error: invalid run id 'no spaces'")
+    r = job("unit", "plan", "nope", "--env", "dev", "--run-id", "r7")
+    assert r.exit_code == 2 and r.stderr.strip().startswith("error: unknown unit 'nope'")
+    r = job("unit", "apply", "base", "--env", "dev")
+    assert r.exit_code == 2 and "need --run-id" in r.stderr
+
+
+def test_jobs_recording_side_by_side_lose_no_record(job, moto_url):
+    """Journal writes of jobs on different machines (no run lock): conditional, nothing lost."""
+    from orchestrator.aws import Aws
+    from orchestrator.config import Project, load_environment, load_stack
+    from orchestrator.journal import Journal
+    from orchestrator.redact import Redactor
+    from orchestrator.statestore import resolve_key_arn
+
+    project = Project.find(str(FIXTURE_STACK))
+    env = load_environment(project.environments_dir, "dev", load_stack(project.terraform_dir)).with_suffix("jr")
+    aws = Aws(env.region, endpoint_url=moto_url)
+    key = resolve_key_arn(aws, env)
+    errors = []
+
+    def writer(n: int) -> None:
+        try:
+            journal = Journal(aws, env, key, Redactor(), f"run{n}")
+            for i in range(8):
+                journal.record_job(f"u{n}-{i}", command="deploy", status="succeeded", fp=None, outputs=None)
+        except Exception as exc:  # noqa: BLE001 - reported below, after the join
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    doc = Journal(aws, env, key, Redactor(), "reader").load()
+    assert sorted(doc["units"]) == sorted(f"u{n}-{i}" for n in range(3) for i in range(8))
+    assert sorted(r["run_id"] for r in doc["runs"]) == ["run0", "run1", "run2"]
