@@ -20,6 +20,7 @@ from pathlib import Path
 from orchestrator.aws import Aws, error_code
 from orchestrator.config import Environment, read_toml
 from orchestrator.errors import BackendError
+from orchestrator.statestore import plans_prefix
 
 CREATED, IN_PLACE, REPAIRED, DRIFT, SKIPPED = "created", "in place", "repaired", "drift", "skipped"
 # Tag on the state key naming the alias it is meant for: finds a key whose CreateKey reply was lost.
@@ -327,16 +328,28 @@ class Bootstrapper:
             sids = {s.get("Sid") for s in policy.get("Statement", [])}
             return None if "DenyInsecureTransport" in sids else "bucket policy does not deny non-TLS requests"
 
+        plans = plans_prefix(self.env)
+        plan_days = self.settings["bucket"]["saved_plan_days"]
+
         def check_lifecycle():
-            conf = get(s3.get_bucket_lifecycle_configuration) or {}
-            for rule in conf.get("Rules", []):
-                exp = rule.get("NoncurrentVersionExpiration", {})
-                if (
-                    rule.get("Status") == "Enabled"
-                    and exp.get("NoncurrentDays") == self.backend.noncurrent_version_days
-                ):
-                    return None
-            return f"no lifecycle rule expiring noncurrent versions after {self.backend.noncurrent_version_days} days"
+            rules = [
+                r
+                for r in (get(s3.get_bucket_lifecycle_configuration) or {}).get("Rules", [])
+                if r.get("Status") == "Enabled"
+            ]
+            versions = any(
+                r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == self.backend.noncurrent_version_days
+                for r in rules
+            )
+            if not versions:
+                return (
+                    f"no lifecycle rule expiring noncurrent versions after {self.backend.noncurrent_version_days} days"
+                )
+            saved = any(
+                r.get("Filter", {}).get("Prefix") == plans and r.get("Expiration", {}).get("Days") == plan_days
+                for r in rules
+            )
+            return None if saved else f"no lifecycle rule expiring saved plans ({plans}) after {plan_days} days"
 
         def check_logging():
             conf = s3.get_bucket_logging(Bucket=bucket).get("LoggingEnabled") or {}
@@ -400,7 +413,16 @@ class Bootstrapper:
                             "AbortIncompleteMultipartUpload": {
                                 "DaysAfterInitiation": conf["abort_incomplete_multipart_days"]
                             },
-                        }
+                        },
+                        {
+                            # `unit plan`'s saved plans: a pipeline applies them within the hour;
+                            # one never applied (a cancelled pipeline) goes, every version of it
+                            "ID": "expire-saved-plans",
+                            "Status": "Enabled",
+                            "Filter": {"Prefix": plans},
+                            "Expiration": {"Days": plan_days},
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                        },
                     ]
                 },
             )

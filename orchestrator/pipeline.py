@@ -147,14 +147,22 @@ def github(stack: Stack, env: Environment) -> str:
     on: dict = {"push": {"branches": ["main"]}, "workflow_dispatch": None}
     if not env.protected:
         on = {"push": {"branches": ["main"]}, "pull_request": None, "workflow_dispatch": None}
-    jobs: dict = {}
     ok = "${{ !cancelled() && !failure() }}"
+    jobs: dict = {
+        # what would fail minutes into an apply (names, image, zone, certificate, quotas), in seconds
+        "preflight": {
+            "name": "preflight checks",
+            "runs-on": env.ci.runs_on,
+            "steps": _github_setup(env) + [{"run": _cmd(env, "preflight")}],
+        }
+    }
     for unit in graph.order():
         plan, apply = job_id("plan", unit), job_id("apply", unit)
-        needs = sorted(job_id("apply", d) for d in graph.dependencies(unit))
+        needs = sorted(job_id("apply", d) for d in graph.dependencies(unit)) or ["preflight"]
         jobs[plan] = {
             "name": f"plan {unit}",
-            **({"needs": needs, "if": ok} if needs else {}),
+            "needs": needs,
+            "if": ok,
             "runs-on": env.ci.runs_on,
             "outputs": {"changed": "${{ steps.plan.outputs.changed }}"},
             "steps": _github_setup(env)
@@ -276,11 +284,13 @@ def gitlab(stack: Stack, env: Environment) -> str:
     _require_ci(env)
     graph = stack.graph
     base = f".orchestrator-{env.name}"
-    body: dict = {"stages": ["deploy", "check", "teardown"], base: _gitlab_base(env)}
+    body: dict = {"stages": ["check", "deploy", "verify", "teardown"], base: _gitlab_base(env)}
+    preflight = f"{env.name}:preflight"
+    body[preflight] = {"extends": base, "stage": "check", "needs": [], "script": [_cmd(env, "preflight")]}
     name = "$ORCHESTRATOR_ENVIRONMENT"  # set by the trigger job: dev, or dev/mr<iid> for a request's copy
     for unit in graph.order():
         plan, apply = f"{env.name}:{job_id('plan', unit)}", f"{env.name}:{job_id('apply', unit)}"
-        needs = sorted(f"{env.name}:{job_id('apply', d)}" for d in graph.dependencies(unit))
+        needs = sorted(f"{env.name}:{job_id('apply', d)}" for d in graph.dependencies(unit)) or [preflight]
         body[plan] = {
             "extends": base,
             "stage": "deploy",
@@ -305,7 +315,7 @@ def gitlab(stack: Stack, env: Environment) -> str:
         body[apply] = apply_job
     smoke: dict = {
         "extends": base,
-        "stage": "check",
+        "stage": "verify",
         "needs": sorted(f"{env.name}:{job_id('apply', u)}" for u in graph.order()),
         "script": [_cmd(env, "smoke")],
         "environment": {"name": name},

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.context import RunContext
-from orchestrator.errors import ConfigError, NotDeployed, ProtectedEnvironmentError, StalePlan
+from orchestrator.errors import ConfigError, NotDeployed, ProtectedEnvironmentError, StalePlan, TerraformError
 from orchestrator.journal import fingerprint, who
 from orchestrator.runlock import RunLockedError, current_holder
 from orchestrator.runner import Status, UnitResult
@@ -35,6 +35,7 @@ from orchestrator.units import Units
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PLAN_VERSION = 1
+_STALE = "Saved plan is stale"  # terraform's error when the state is not the one the plan was made against
 
 
 def check_run_id(run_id: str | None) -> str:
@@ -265,22 +266,7 @@ class UnitJobs:
         planned_state = tuple(meta["state"]) if meta.get("state") else None
         ws = units.prepare(unit, values, result)
         if state != planned_state:
-            # The state moved since the plan. An earlier attempt of this job that applied the plan
-            # and died leaves exactly this: a fresh plan with nothing to do. Anything else: refused.
-            fresh = units.plan(unit, result)
-            ws.plan_path.unlink(missing_ok=True)
-            serials = (
-                f"state serial {planned_state[1] if planned_state else 'none'}, now {state[1] if state else 'none'}"
-            )
-            if fresh.changed:
-                raise StalePlan(
-                    f"the saved plan of unit {unit} (run {self.run_id}) is stale: it was made against {serials}, "
-                    f"and a fresh plan changes {fresh.summary.text()}; nothing was applied; plan it again: "
-                    f"{self._replan_hint(unit)}"
-                )
-            result.status = Status.NO_CHANGES
-            result.detail = f"already applied ({serials}; a fresh plan changes nothing)"
-            return
+            return self._moved(unit, planned_state, result)
         if not meta["changed"]:
             result.status, result.detail = Status.NO_CHANGES, "no changes"
             return
@@ -295,11 +281,35 @@ class UnitJobs:
                 )
             counts = meta["counts"]
             result.add, result.change, result.destroy = counts["add"], counts["change"], counts["destroy"]
-            units.apply(unit, result)
+            try:
+                units.apply(unit, result)
+            except TerraformError as exc:
+                # terraform's own check, under the state lock: the state moved between ours and its
+                # (the terraform of a killed attempt still finishing). Nothing was applied.
+                if _STALE not in exc.stderr_tail:
+                    raise
+                result.add = result.change = result.destroy = 0
+                return self._moved(unit, planned_state, result)
         finally:
             ws.plan_path.unlink(missing_ok=True)
         result.status = Status.SUCCEEDED
         result.detail = f"applied the saved plan of run {self.run_id}"
+
+    def _moved(self, unit: str, planned_state, result: UnitResult) -> None:
+        """The unit's state moved since the plan. An earlier attempt of this job that applied the
+        plan and died leaves exactly this: a fresh plan with nothing to do. Anything else: refused."""
+        state = self.ctx.store.state_version(unit)
+        fresh = self.units.plan(unit, result)
+        self.units.workspace(unit).plan_path.unlink(missing_ok=True)
+        serials = f"state serial {planned_state[1] if planned_state else 'none'}, now {state[1] if state else 'none'}"
+        if fresh.changed:
+            raise StalePlan(
+                f"the saved plan of unit {unit} (run {self.run_id}) is stale: it was made against {serials}, "
+                f"and a fresh plan changes {fresh.summary.text()}; nothing was applied; plan it again: "
+                f"{self._replan_hint(unit)}"
+            )
+        result.status = Status.NO_CHANGES
+        result.detail = f"already applied ({serials}; a fresh plan changes nothing)"
 
     @staticmethod
     def _place_artifacts(meta: dict, values: dict) -> None:

@@ -52,8 +52,13 @@ def test_posture_with_get_calls(cli, aws):
     assert all(pab[k] for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
     own = s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"][0]
     assert own["ObjectOwnership"] == "BucketOwnerEnforced"
-    lc = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"][0]
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]}
+    lc = rules["expire-old-state-versions"]
     assert lc["Status"] == "Enabled" and lc["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+    # `unit plan`'s saved plans expire, every version of them (and only they)
+    plans = rules["expire-saved-plans"]
+    assert plans["Status"] == "Enabled" and plans["Filter"]["Prefix"] == "fixture/_plans/"
+    assert plans["Expiration"]["Days"] == 7 and plans["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
 
 
 def test_tls_only_policy_document():
