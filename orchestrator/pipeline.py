@@ -70,9 +70,9 @@ def to_yaml(value, indent: int = 0) -> str:
     if isinstance(value, dict):
         for key, item in value.items():
             k = _scalar(key)
-            if isinstance(item, str) and "\n" in item:
+            if isinstance(item, str) and "\n" in item and not item.endswith("\n\n") and not item[0].isspace():
                 body = "\n".join((pad + "  " + line) if line else "" for line in item.rstrip("\n").split("\n"))
-                lines.append(f"{pad}{k}: |\n{body}")
+                lines.append(f"{pad}{k}: {'|' if item.endswith(chr(10)) else '|-'}\n{body}")
             elif (isinstance(item, dict) and item) or (isinstance(item, list) and not _inline(item)):
                 lines.append(f"{pad}{k}:\n{to_yaml(item, indent + 2)}")
             elif isinstance(item, list):
@@ -125,7 +125,13 @@ def _cmd(env: Environment, rest: str) -> str:
 
 
 # ---- GitHub Actions ----------------------------------------------------------------------
-def _github_setup(env: Environment) -> list[dict]:
+def _role(env: Environment, reads: bool) -> str:
+    """Jobs that change nothing in AWS (preflight, plans, smoke) take [ci] plan_role_arn when set."""
+    assert env.ci is not None
+    return (env.ci.plan_role_arn or env.ci.role_arn) if reads else env.ci.role_arn
+
+
+def _github_setup(env: Environment, reads: bool = False) -> list[dict]:
     assert env.ci is not None
     return [
         {"uses": "actions/checkout@v4"},
@@ -134,7 +140,7 @@ def _github_setup(env: Environment) -> list[dict]:
         {"name": "install the orchestrator", "run": "python -m pip install --quiet ."},
         {
             "uses": "aws-actions/configure-aws-credentials@v4",
-            "with": {"role-to-assume": env.ci.role_arn, "aws-region": env.region},
+            "with": {"role-to-assume": _role(env, reads), "aws-region": env.region},
         },
     ]
 
@@ -153,7 +159,7 @@ def github(stack: Stack, env: Environment) -> str:
         "preflight": {
             "name": "preflight checks",
             "runs-on": env.ci.runs_on,
-            "steps": _github_setup(env) + [{"run": _cmd(env, "preflight")}],
+            "steps": _github_setup(env, reads=True) + [{"run": _cmd(env, "preflight")}],
         }
     }
     for unit in graph.order():
@@ -165,7 +171,7 @@ def github(stack: Stack, env: Environment) -> str:
             "if": ok,
             "runs-on": env.ci.runs_on,
             "outputs": {"changed": "${{ steps.plan.outputs.changed }}"},
-            "steps": _github_setup(env)
+            "steps": _github_setup(env, reads=True)
             + [
                 {
                     "id": "plan",
@@ -194,7 +200,7 @@ def github(stack: Stack, env: Environment) -> str:
         "needs": sorted(job_id("apply", u) for u in graph.order()),
         "if": ok,
         "runs-on": env.ci.runs_on,
-        "steps": _github_setup(env) + [{"run": _cmd(env, "smoke")}],
+        "steps": _github_setup(env, reads=True) + [{"run": _cmd(env, "smoke")}],
     }
     body = {
         "name": f"orchestrator: deploy {env.name}",
@@ -246,7 +252,7 @@ def github_teardown(stack: Stack, env: Environment) -> str:
                 "runs-on": env.ci.runs_on,
                 "environment": env.name,
                 "steps": _github_setup(env)
-                + [{"run": guard + "\n" + _cmd(env, "teardown") + f" --yes --lock-timeout {LOCK_WAIT}"}],
+                + [{"run": guard + "\n" + _cmd(env, "teardown") + f" --yes --lock-timeout {LOCK_WAIT}\n"}],
             }
         },
     }
@@ -286,7 +292,10 @@ def gitlab(stack: Stack, env: Environment) -> str:
     base = f".orchestrator-{env.name}"
     body: dict = {"stages": ["check", "deploy", "verify", "teardown"], base: _gitlab_base(env)}
     preflight = f"{env.name}:preflight"
+    reads = {"AWS_ROLE_ARN": _role(env, True)} if _role(env, True) != _role(env, False) else {}
     body[preflight] = {"extends": base, "stage": "check", "needs": [], "script": [_cmd(env, "preflight")]}
+    if reads:
+        body[preflight]["variables"] = reads
     name = "$ORCHESTRATOR_ENVIRONMENT"  # set by the trigger job: dev, or dev/mr<iid> for a request's copy
     for unit in graph.order():
         plan, apply = f"{env.name}:{job_id('plan', unit)}", f"{env.name}:{job_id('apply', unit)}"
@@ -299,6 +308,7 @@ def gitlab(stack: Stack, env: Environment) -> str:
                 _cmd(env, f"unit plan {unit}") + f" --lock-timeout {LOCK_WAIT} --report plan-{unit}.json",
             ],
             "artifacts": {"reports": {"terraform": f"plan-{unit}.json"}},
+            **({"variables": reads} if reads else {}),
         }
         apply_job: dict = {
             "extends": base,
@@ -319,6 +329,7 @@ def gitlab(stack: Stack, env: Environment) -> str:
         "needs": sorted(f"{env.name}:{job_id('apply', u)}" for u in graph.order()),
         "script": [_cmd(env, "smoke")],
         "environment": {"name": name},
+        **({"variables": reads} if reads else {}),
     }
     if not env.protected:
         smoke["environment"]["on_stop"] = f"{env.name}:teardown"
