@@ -556,6 +556,10 @@ def teardown(
             engine.graph(only_list, with_upstream=False)
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
                 report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
+                if not only_list and not report.failed:
+                    gone = engine.ctx.store.delete_plans()  # a pipeline's plans of a copy that is gone
+                    if gone:
+                        report.notes.append(f"deleted {gone} saved plan object(s) of {s.env.env_id} never applied")
             if not only_list:
                 _report_orphans(s, report)
             order = [u for u in reversed(s.stack.graph.order()) if u in report.units]
@@ -966,8 +970,8 @@ JobLockOpt = typer.Option(
 )
 
 
-def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, act):
-    """Both unit commands: the session, the job, its line, its summary, its report."""
+def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, act, step_output=None):
+    """Both unit commands: the session, the job, its line, its summary, its report, its step output."""
     with _Guard():
         import json as _json
         from pathlib import Path
@@ -979,7 +983,7 @@ def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, r
 
         check_run_id(run_id)
         wait = _duration(lock_timeout)
-        for path in (summary, report_file):
+        for path in (summary, report_file, step_output):
             if path and not Path(path).parent.is_dir():
                 raise ConfigError(f"{path}: directory {Path(path).parent} does not exist")
         with open_session_(ctx, env, suffix) as s:
@@ -994,9 +998,11 @@ def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, r
                     f.write(job_markdown(report, s.redactor))
             if report_file:
                 Path(report_file).write_text(_json.dumps(job_gitlab_report(report)) + "\n")
+            if step_output:
+                with open(step_output, "a", encoding="utf-8") as f:
+                    f.write(f"changed={'true' if report.status == 'changes' else 'false'}\n")
             if json_out:
                 typer.echo(to_json(s.redactor.redact_obj(report.to_dict())))
-            return report
 
 
 @unit_app.command("plan")
@@ -1019,14 +1025,10 @@ def unit_plan(
 
     Example: orchestrator unit plan --env dev --run-id 4242 network --summary "$GITHUB_STEP_SUMMARY"
     """
-    report = _unit_job(
-        ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, lambda j: j.plan(unit)
-    )
-    if step_output:
-        from orchestrator.runner import Status
-
-        with open(step_output, "a", encoding="utf-8") as f:
-            f.write(f"changed={'true' if report.result.status is Status.SUCCEEDED else 'false'}\n")
+    _unit_job(
+        ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file, lambda j: j.plan(unit),
+        step_output,
+    )  # fmt: skip
 
 
 @unit_app.command("apply")

@@ -477,11 +477,18 @@ class VariableDecl:
     has_default: bool
 
 
+def _tf_text(tf: Path) -> str:
+    try:
+        return tf.read_text()
+    except OSError as exc:  # e.g. a symlink to a shared file that is not there
+        raise ConfigError(f"{tf}: cannot read it ({exc.strerror})") from None
+
+
 def unit_variables(unit_dir: Path) -> dict[str, VariableDecl]:
     """Variable declarations of a unit, read from its .tf files (no terraform call)."""
     out: dict[str, VariableDecl] = {}
     for tf in sorted(unit_dir.glob("*.tf")):
-        text = tf.read_text()
+        text = _tf_text(tf)
         for m in _VARIABLE_RE.finditer(text):
             body = _block_body(text, m.end())
             out[m.group(1)] = VariableDecl(m.group(1), bool(re.search(r"^\s*default\s*=", body, re.M)))
@@ -490,7 +497,7 @@ def unit_variables(unit_dir: Path) -> dict[str, VariableDecl]:
 
 def unit_outputs(unit_dir: Path) -> list[str]:
     """Output names a unit declares, read from its .tf files (no terraform call)."""
-    return sorted({m.group(1) for tf in sorted(unit_dir.glob("*.tf")) for m in _OUTPUT_RE.finditer(tf.read_text())})
+    return sorted({m.group(1) for tf in sorted(unit_dir.glob("*.tf")) for m in _OUTPUT_RE.finditer(_tf_text(tf))})
 
 
 def _block_body(text: str, start: int) -> str:

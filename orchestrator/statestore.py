@@ -294,11 +294,12 @@ class StateStore:
 
     # ---- saved plans of `unit plan` / `unit apply` --------------------------------------
     def put_plan(self, run_id: str, unit: str, plan_file, meta: dict) -> None:
-        """The plan file and its record, SSE-KMS with the backend's key (the record last: a
-        record names a plan that is there)."""
+        """The plan file (None: a plan without changes, the record says so) and its record, SSE-KMS
+        with the backend's key (the record last: a record names a plan that is there)."""
         s3 = self.aws.client("s3", self.env.backend.region)
-        body = plan_file.read_bytes()
-        put_run_record(s3, self.env, plan_key(self.env, run_id, unit, "tfplan"), body, self.key_arn())
+        if plan_file is not None:
+            body = plan_file.read_bytes()
+            put_run_record(s3, self.env, plan_key(self.env, run_id, unit, "tfplan"), body, self.key_arn())
         doc = json.dumps(meta, indent=2, sort_keys=True).encode()
         put_run_record(s3, self.env, plan_key(self.env, run_id, unit, "json"), doc, self.key_arn())
 
@@ -315,6 +316,17 @@ class StateStore:
         body = s3.get_object(Bucket=self.env.backend.bucket, Key=plan_key(self.env, run_id, unit, "tfplan"))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body["Body"].read())
+
+    def delete_plans(self) -> int:
+        """Every saved plan of this copy, every version (after its teardown); how many objects."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        prefix = f"{plans_prefix(self.env)}{self.env.env_id}/"
+        live = 0
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
+            live += sum(1 for v in page.get("Versions", []) if v.get("IsLatest"))
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=self.env.backend.bucket, Key=v["Key"], VersionId=v["VersionId"])
+        return live
 
     def delete_plan(self, run_id: str, unit: str) -> None:
         """Every version of the plan and its record: a plan applied is gone, not a noncurrent version."""

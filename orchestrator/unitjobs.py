@@ -218,7 +218,7 @@ class UnitJobs:
                 "who": who(),
                 "created": time.time(),
             }
-            ctx.store.put_plan(self.run_id, unit, ws.plan_path, meta)
+            ctx.store.put_plan(self.run_id, unit, ws.plan_path if plan.changed else None, meta)
         finally:
             ws.plan_path.unlink(missing_ok=True)
         return report

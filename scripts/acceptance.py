@@ -38,10 +38,11 @@ def log(message: str) -> None:
     print(f"[acceptance {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def project_copy(env: str, account: str, image: str | None, dest: Path) -> Path:
+def project_copy(source: Path, env: str, account: str, image: str | None, dest: Path) -> Path:
     """The project with the environment moved to this account (and image)."""
     for d in ("terraform", "environments"):
-        shutil.copytree(ROOT / d, dest / d, symlinks=True, ignore=shutil.ignore_patterns(".terraform"))
+        # files, not links: a unit's shared files may link outside the folders copied
+        shutil.copytree(source / d, dest / d, ignore=shutil.ignore_patterns(".terraform"))
     f = dest / "environments" / env / "env.toml"
     text = f.read_text()
     text = re.sub(r'(?m)^account_id = "\d{12}"', f'account_id = "{account}"', text)
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--emulator-url", default=None)
     p.add_argument("--image", default=None, help="container image in the account's ECR (real accounts)")
     p.add_argument("--work-dir", default=None)
+    p.add_argument("--project-dir", default=str(ROOT), help="the project (default: this repository's platform)")
     p.add_argument("--report", default=None, help="write the run's steps and findings as JSON here")
     args = p.parse_args(argv)
 
@@ -67,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator.orphans import live_tagged
 
     suffix = validate_suffix(args.suffix or f"acc{secrets.token_hex(3)}")
-    region = load_environment(ROOT / "environments", args.env, load_stack(ROOT / "terraform")).region
+    source = Path(args.project_dir)
+    region = load_environment(source / "environments", args.env, load_stack(source / "terraform")).region
     aws = Aws(region, endpoint_url=args.emulator_url, profile=os.environ.get("AWS_PROFILE"))
     account = aws.account_id()
     if not args.emulator_url and "prod" in args.env:
         log("refusing to run the acceptance suite on a prod environment")
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="orchestrator-acceptance-"))
-    project = project_copy(args.env, account, args.image, tmp / "project")
+    project = project_copy(source, args.env, account, args.image, tmp / "project")
     work = Path(args.work_dir) if args.work_dir else tmp / "work"
     env_id = f"{args.env}-{suffix}"
     base = [sys.executable, "-m", "orchestrator", "--project-dir", str(project), "--work-dir", str(work)]

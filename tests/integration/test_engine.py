@@ -424,3 +424,44 @@ def test_envs_without_env_lists_every_environments_copies(cli, deployed_dev):
     found = deployed(r.stdout)
     assert found["dev"] == ["base", "leaf", "mid", "side"]
     assert set(found) >= set(deployed(cli("envs", "--env", "dev", "--json").stdout))
+
+
+def test_acceptance_suite_deploys_a_copy_beside_dev_and_leaves_nothing(cli, deployed_dev, tmp_path):
+    """`make test-aws`'s code path (scripts/acceptance.py) on the emulator, on the fixture stack:
+    a copy deployed beside dev, smoke checks, outputs, envs, teardown, and no live resource
+    tagged with the copy afterwards. (The platform's own copy: test_pipeline.py.)"""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    report_file = tmp_path / "acceptance.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "acceptance.py"),
+            "--project-dir",
+            str(FIXTURE_STACK),
+            "--emulator-url",
+            cli.emulator,
+            "--suffix",
+            "acc1",
+            "--report",
+            str(report_file),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ORCHESTRATOR_PROVIDER_MIRROR": cli.mirror},
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    steps = ["bootstrap", "seed", "deploy", "smoke", "outputs", "envs", "teardown"]
+    assert [s["step"] for s in report["steps"]] == steps
+    assert all(s["exit"] == 0 for s in report["steps"]), report["steps"]
+    assert report["leftovers"] == [] and report["result"] == "passed"
+    assert report["outputs"]["base"]["log_group_name"] == "/fixture/fixture-base-dev-acc1"
+    assert {"dev", "dev-acc1"} <= set(report["envs"])
+    assert "dev-acc1" not in deployed(cli("envs", "--env", "dev", "--json").stdout)
+    assert "dev" in deployed(cli("envs", "--env", "dev", "--json").stdout)

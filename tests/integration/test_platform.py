@@ -1,7 +1,8 @@
 """The real platform, deployed once per run through the CLI on moto server:
 bootstrap, deploy dev, secret host = cluster endpoint, smoke, a no-op second
-deploy (no new secret version), a suffix copy beside it, teardown of both
-leaving nothing tagged, and prod's teardown refused."""
+deploy (no new secret version), teardown leaving nothing tagged, and prod's
+teardown refused. (A copy of the platform beside dev, deployed and torn down:
+tests/integration/test_pipeline.py, through the generated CI pipeline.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from tests.helpers import ROOT, Cli, deployed
 
 pytestmark = pytest.mark.platform
-SUFFIXES = ("dev", "dev-pr1")
+SUFFIXES = ("dev", "dev-pr7")  # dev-pr7: the copy test_pipeline.py deploys and tears down
 
 
 @pytest.fixture(scope="module")
@@ -224,51 +225,6 @@ def test_drift_is_detected(cli, first_deploy, aws):
     # put it back through a deploy of that unit
     r = cli("deploy", "--env", "dev", "--only", "observability", "--yes")
     assert r.exit_code == 0, r.stderr[-3000:]
-
-
-def test_acceptance_suite_deploys_a_copy_beside_dev_and_leaves_nothing(cli, first_deploy, tmp_path):
-    """`make test-aws`'s code path on the emulator: a dev copy deployed beside dev, smoke
-    checks, teardown, and no live resource tagged with the copy afterwards."""
-    import os
-    import subprocess
-    import sys
-
-    report_file = tmp_path / "acceptance.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "acceptance.py"),
-            "--emulator-url",
-            cli.emulator,
-            "--suffix",
-            "pr1",
-            "--report",
-            str(report_file),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ORCHESTRATOR_PROVIDER_MIRROR": cli.mirror},
-        timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(report_file.read_text())
-    assert [s["step"] for s in report["steps"]] == [
-        "bootstrap",
-        "seed",
-        "deploy",
-        "smoke",
-        "outputs",
-        "envs",
-        "teardown",
-    ]
-    assert all(s["exit"] == 0 for s in report["steps"]), report["steps"]
-    assert report["leftovers"] == [] and report["result"] == "passed"
-    copy = report["outputs"]
-    mine = outputs(cli)
-    assert mine["network"]["vpc_id"] != copy["network"]["vpc_id"]
-    assert copy["database"]["cluster_id"] == "payments-db-dev-pr1"
-    assert report["envs"] == ["dev", "dev-pr1"]
-    assert deployed(cli("envs", "--env", "dev", "--json").stdout).keys() == {"dev"}
 
 
 def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):

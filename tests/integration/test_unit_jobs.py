@@ -68,6 +68,12 @@ def test_plan_then_apply_on_other_machines_in_graph_order(job, aws):
         # applied: the plan and its record are gone, every version
         left = aws("s3").list_object_versions(Bucket=BUCKET, Prefix=f"fixture/_plans/dev-uj/r1/{unit}.")
         assert not left.get("Versions") and not left.get("DeleteMarkers")
+    # nothing to change: the record alone is kept (no plan file), and applying it changes nothing
+    assert plan(job, "base", "r1b")["status"] == "no changes"
+    kept = aws("s3").list_objects_v2(Bucket=BUCKET, Prefix="fixture/_plans/dev-uj/r1b/").get("Contents", [])
+    assert [o["Key"] for o in kept] == ["fixture/_plans/dev-uj/r1b/base.json"]
+    r = apply(job, "base", "r1b")
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "no changes", r.output
     out = json.loads(job("outputs", "--env", "dev", "--suffix", "uj", "--json").stdout)["outputs"]
     assert out["mid"]["message"] == "hello dev from /fixture/fixture-base-dev-uj"
     status = json.loads(job("status", "--env", "dev", "--suffix", "uj", "--json").stdout)
@@ -167,3 +173,14 @@ def test_jobs_recording_side_by_side_lose_no_record(job, moto_url):
     doc = Journal(aws, env, key, Redactor(), "reader").load()
     assert sorted(doc["units"]) == sorted(f"u{n}-{i}" for n in range(3) for i in range(8))
     assert sorted(r["run_id"] for r in doc["runs"]) == ["run0", "run1", "run2"]
+
+
+def test_a_copys_teardown_deletes_its_plans_never_applied(job, aws):
+    plan(job, "base", "left-over")  # planned, never applied (its apply job skipped or cancelled)
+    prefix = "fixture/_plans/dev-uj/"
+    assert aws("s3").list_object_versions(Bucket=BUCKET, Prefix=prefix).get("Versions")
+    r = job("teardown", "--env", "dev", "--suffix", "uj", "--yes")
+    assert r.exit_code == 0, r.output
+    assert "saved plan object(s) of dev-uj never applied" in r.stderr
+    left = aws("s3").list_object_versions(Bucket=BUCKET, Prefix=prefix)
+    assert not left.get("Versions") and not left.get("DeleteMarkers")

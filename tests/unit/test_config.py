@@ -230,3 +230,17 @@ def test_the_backend_definition_ships_with_the_package_and_a_project_may_overrid
     (tmp_path / "bootstrap" / "state-key-policy.json").write_text("{}")
     assert project.backend_file("state-key-policy.json") == tmp_path / "bootstrap" / "state-key-policy.json"
     assert project.backend_file("backend.toml") == packaged  # the files not overridden stay the package's
+
+
+def test_a_unit_file_that_cannot_be_read_is_one_line(tmp_path):
+    """A unit's shared file linked to a place that is not there (a copy of the project that left the
+    link's target behind): one line naming the file, not a traceback."""
+    from orchestrator.config import unit_variables
+    from orchestrator.errors import ConfigError
+
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    (unit / "main.tf").write_text('variable "x" {}\n')
+    (unit / "shared.tf").symlink_to(tmp_path / "nowhere" / "shared.tf")
+    with pytest.raises(ConfigError, match=r"shared\.tf: cannot read it \(No such file or directory\)"):
+        unit_variables(unit)
