@@ -119,7 +119,7 @@ class Journal:
         The run's entry (command "pipeline") takes the result of its latest job."""
         from botocore.exceptions import ClientError
 
-        from orchestrator.aws import error_code
+        from orchestrator.aws import CONDITION_FAILED, error_code
         from orchestrator.errors import BackendError
 
         record = self._unit_record(command, status, fp, outputs, detail)
@@ -142,7 +142,7 @@ class Journal:
                 self.doc = doc
                 return
             except ClientError as exc:
-                if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                if error_code(exc) not in CONDITION_FAILED:
                     raise
             time.sleep(random.uniform(0.05, 0.25) * min(attempt + 1, 8))
         raise BackendError(

@@ -150,9 +150,8 @@ def github(stack: Stack, env: Environment) -> str:
     _require_ci(env)
     assert env.ci is not None
     graph = stack.graph
-    on: dict = {"push": {"branches": ["main"]}, "workflow_dispatch": None}
-    if not env.protected:
-        on = {"push": {"branches": ["main"]}, "pull_request": None, "workflow_dispatch": None}
+    copies = {} if env.protected else {"pull_request": None}  # a protected environment has no request copies
+    on: dict = {"push": {"branches": ["main"]}, **copies, "workflow_dispatch": None}
     ok = "${{ !cancelled() && !failure() }}"
     jobs: dict = {
         # what would fail minutes into an apply (names, image, zone, certificate, quotas), in seconds

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 from botocore.exceptions import ClientError
 
-from orchestrator.aws import Aws, error_code
+from orchestrator.aws import CONDITION_FAILED, Aws, error_code
 from orchestrator.config import Environment
 from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.statestore import RUN_LOCK_NAME, put_run_record, run_key
@@ -35,7 +35,6 @@ from orchestrator.statestore import RUN_LOCK_NAME, put_run_record, run_key
 LOCK_NAME = RUN_LOCK_NAME
 RENEW_EVERY = 30.0
 STALE_AFTER = 600.0
-_HELD_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class RunLockedError(OrchestratorError):
@@ -157,7 +156,7 @@ class RunLock:
                 self._etag = self._put(self._doc(self._started), IfNoneMatch="*")
                 break
             except ClientError as exc:
-                if error_code(exc) not in _HELD_CODES:
+                if error_code(exc) not in CONDITION_FAILED:
                     raise
             holder = self.holder()
             if holder is None:
@@ -196,7 +195,7 @@ class RunLock:
             try:
                 self._etag = self._put(self._doc(self._started), IfMatch=self._etag)
             except ClientError as exc:
-                if error_code(exc) in _HELD_CODES or error_code(exc) in ("NoSuchKey", "404"):
+                if error_code(exc) in CONDITION_FAILED or error_code(exc) in ("NoSuchKey", "404"):
                     self.lost = True
                     return
             except Exception:  # noqa: BLE001 - a network blip: the next renewal tries again
