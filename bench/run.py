@@ -480,6 +480,14 @@ def write_report(runs: list[dict], path: Path) -> str:
     return text
 
 
+def load_runs(path: Path) -> list[dict]:
+    """Saved runs as one_run returned them (JSON turned the copy counts into strings)."""
+    runs = json.loads(path.read_text())
+    for run in runs:
+        run["at_once"] = {int(n): v for n, v in run["at_once"].items()}
+    return runs
+
+
 def main() -> None:
     global MIRROR, PROJECT
     parser = argparse.ArgumentParser()
@@ -487,7 +495,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="start-up and memory only (seconds, not minutes)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--concurrency", default="1,2,4", help="copies deployed at once, e.g. 1,2,4 ('' for none)")
+    parser.add_argument(
+        "--raw",
+        default=str(Path(tempfile.gettempdir()) / "orchestrator-bench-runs.json"),
+        help="each finished run's numbers are saved here, so a failure in a later run loses none",
+    )
+    parser.add_argument("--report-from", metavar="RAW", help="write the report from saved runs, measure nothing")
     args = parser.parse_args()
+    if args.report_from:
+        print(write_report(load_runs(Path(args.report_from)), Path(args.out)))
+        return
     concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
     MIRROR = mirror()
     tmp = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
@@ -518,6 +535,7 @@ def main() -> None:
         runs = []
         for i in range(args.runs):
             runs.append(one_run(i, tmp, concurrency))
+            Path(args.raw).write_text(json.dumps(runs, indent=1))
             print(
                 f"run {i + 1}/{args.runs}: "
                 + json.dumps({k: round(v, 1) for k, v in runs[-1].items() if isinstance(v, float)}),
