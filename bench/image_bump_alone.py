@@ -14,8 +14,6 @@ import argparse
 import json
 import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
 import run  # bench/run.py: the same helpers, the same settings as the full bench
 
@@ -24,12 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    run.MIRROR = run.mirror()
-    tmp = Path(tempfile.mkdtemp(prefix="orchestrator-bench-bump-"))
-    run.PROJECT = tmp / "project"
-    ignore = shutil.ignore_patterns(".terraform", "*.tfstate*", "tfplan")
-    for part in ("terraform", "environments"):
-        shutil.copytree(run.ROOT / part, run.PROJECT / part, ignore=ignore)
+    tmp = run.prepare("orchestrator-bench-bump-")
     server = run.local.start(log_path=tmp / "moto.log")
     url, work = server.url, tmp / "orch"
     work.mkdir()
@@ -40,10 +33,11 @@ def main() -> None:
         run.orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke")
         run.orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke")  # moto's ECS rebalance re-diff
         for i in range(args.rounds):
-            for k, (mode, times) in enumerate((("every unit planned", every), ("--only app", alone))):
+            for k, (mode, times, extra) in enumerate(
+                (("every unit planned", every, ()), ("--only app", alone, ("--only", "app")))
+            ):
                 run.bump_image(run.PROJECT, f"2.{i}.{k}")
                 run.orch(url, work, "local", "seed", "--env", "dev")
-                extra = ("--only", "app") if mode == "--only app" else ()
                 seconds, report, _ = run.orch(
                     url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--json", *extra
                 )

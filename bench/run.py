@@ -372,6 +372,11 @@ def critical_path(units: dict[str, dict]) -> float:
     return max(done.values())
 
 
+def ratio_cells(each: list[float]) -> str:
+    """Two table cells: the median of the runs' own ratios, then every run's ratio."""
+    return f"{statistics.median(each):.2f} | {' / '.join(f'{x:.2f}' for x in each)}"
+
+
 def write_report(runs: list[dict], path: Path) -> str:
     keys = (
         "full",
@@ -386,21 +391,15 @@ def write_report(runs: list[dict], path: Path) -> str:
         "first_tf",
         "rss",
     )
-    med = {k: statistics.median(r[k] for r in runs) for k in keys}
-    for r in runs:
-        r["cp"] = critical_path(r["units_full"])
-    med["cp"] = statistics.median(r["cp"] for r in runs)
+    runs = [{**r, "cp": critical_path(r["units_full"])} for r in runs]
+    med = {k: statistics.median(r[k] for r in runs) for k in (*keys, "cp")}
     v = versions()
     ram = total_memory()
 
     def row(what: str, a: str, b: str, target: str) -> str:
         """Medians of both sides; the ratio is the median of each run's own ratio, never one run's number
         divided by another's."""
-        each = [r[a] / r[b] for r in runs]
-        return (
-            f"| {what} | {med[a]:.1f} s | {med[b]:.1f} s | {statistics.median(each):.2f} | "
-            f"{' / '.join(f'{x:.2f}' for x in each)} | {target} |"
-        )
+        return f"| {what} | {med[a]:.1f} s | {med[b]:.1f} s | {ratio_cells([r[a] / r[b] for r in runs])} | {target} |"
 
     lines = [
         "# Benchmarks",
@@ -439,13 +438,15 @@ def write_report(runs: list[dict], path: Path) -> str:
         ]
         for n in counts:
             d = {k: statistics.median(r["at_once"][n]["deploy"][k] for r in runs) for k in ("wall", "peak_mem", "rss")}
-            each = [r["at_once"][n]["deploy"]["wall"] / r["at_once"][counts[0]]["deploy"]["wall"] for r in runs]
+            each = ratio_cells(
+                [r["at_once"][n]["deploy"]["wall"] / r["at_once"][counts[0]]["deploy"]["wall"] for r in runs]
+            )
             failed = sum(
                 r["at_once"][n]["deploy"]["failed_units"] + r["at_once"][n]["teardown"]["failed_units"] for r in runs
             )
             down = statistics.median(r["at_once"][n]["teardown"]["wall"] for r in runs)
             lines.append(
-                f"| {n} | {d['wall']:.1f} s | {statistics.median(each):.2f} | {' / '.join(f'{x:.2f}' for x in each)} | "
+                f"| {n} | {d['wall']:.1f} s | {each} | "
                 f"{d['peak_mem'] / 2**30:.1f} GiB | {100 * d['peak_mem'] / ram:.0f} % | {d['rss']:.0f} MiB | {failed} | "
                 f"{down:.1f} s |"
             )
@@ -489,6 +490,19 @@ def write_report(runs: list[dict], path: Path) -> str:
     return text
 
 
+def prepare(prefix: str) -> Path:
+    """A temporary directory holding a copy of the project (the image bump edits its env.toml); sets MIRROR
+    and PROJECT for every helper here."""
+    global MIRROR, PROJECT
+    MIRROR = mirror()
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    PROJECT = tmp / "project"
+    ignore = shutil.ignore_patterns(".terraform", "*.tfstate*", "tfplan")
+    for part in ("terraform", "environments"):
+        shutil.copytree(ROOT / part, PROJECT / part, ignore=ignore)
+    return tmp
+
+
 def load_runs(path: Path) -> list[dict]:
     """Saved runs as one_run returned them (JSON turned the copy counts into strings)."""
     runs = json.loads(path.read_text())
@@ -498,7 +512,6 @@ def load_runs(path: Path) -> list[dict]:
 
 
 def main() -> None:
-    global MIRROR, PROJECT
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="start-up and memory only (seconds, not minutes)")
@@ -515,12 +528,7 @@ def main() -> None:
         print(write_report(load_runs(Path(args.report_from)), Path(args.out)))
         return
     concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
-    MIRROR = mirror()
-    tmp = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
-    PROJECT = tmp / "project"
-    ignore = shutil.ignore_patterns(".terraform", "*.tfstate*", "tfplan")
-    for part in ("terraform", "environments"):
-        shutil.copytree(ROOT / part, PROJECT / part, ignore=ignore)
+    tmp = prepare("orchestrator-bench-")
     try:
         if args.quick:
             server = local.start()
