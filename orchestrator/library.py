@@ -175,9 +175,27 @@ CHECKS = {
 
 
 # ---- hooks -------------------------------------------------------------------
+ENDPOINT_WRITE_ATTEMPTS = 3
+
+
+def _pending_elsewhere(versions: dict) -> str | None:
+    """The version labelled AWSPENDING when it is not AWSCURRENT: a rotation in flight (or one
+    that failed and left its label)."""
+    return next(
+        (v for v, stages in versions.items() if "AWSPENDING" in stages and "AWSCURRENT" not in stages),
+        None,
+    )
+
+
 def write_db_endpoint(ctx: Context, secret_arn: str, host: str, port, dbname: str) -> HookResult:
     """Merge host, port and dbname into a JSON secret; a new version only when they differ.
-    The password and every other field are kept as they are."""
+    The password and every other field are kept as they are.
+
+    Secrets Manager has no conditional write: a rotation may move AWSCURRENT between the
+    read and the write. After writing, the version the write displaced (now AWSPREVIOUS) is
+    compared with the one read; when another writer came between, its value gets the
+    endpoint merged in turn (bounded). A rotation in flight needs nothing here: the rotation
+    function gives its new AWSCURRENT the endpoint of AWSCURRENT (rotate.py, finishSecret)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -187,14 +205,25 @@ def write_db_endpoint(ctx: Context, secret_arn: str, host: str, port, dbname: st
     sm = ctx.aws.client("secretsmanager")
     try:
         current = sm.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")
-        value = json.loads(current["SecretString"])
-        if not isinstance(value, dict):
-            raise HookError(f"write_db_endpoint: secret {secret_arn} is not a JSON object")
-        if ctx.redactor is not None:
-            ctx.redactor.add(value.get("password"))
-        if all(value.get(k) == v for k, v in wanted.items()):
-            return HookResult("write_db_endpoint", False, f"secret already has host {wanted['host']}")
-        sm.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({**value, **wanted}))
+        expected = current["VersionId"]  # what our write should displace
+        for _ in range(ENDPOINT_WRITE_ATTEMPTS):
+            value = json.loads(current["SecretString"])
+            if not isinstance(value, dict):
+                raise HookError(f"write_db_endpoint: secret {secret_arn} is not a JSON object")
+            if ctx.redactor is not None:
+                ctx.redactor.add(value.get("password"))
+            if all(value.get(k) == v for k, v in wanted.items()):
+                return HookResult("write_db_endpoint", False, f"secret already has host {wanted['host']}")
+            written = sm.put_secret_value(SecretId=secret_arn, SecretString=json.dumps({**value, **wanted}))
+            stages = sm.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+            displaced = next((v for v, s in stages.items() if "AWSPREVIOUS" in s), None)
+            if displaced in (expected, None) or "AWSCURRENT" not in stages.get(written["VersionId"], []):
+                break
+            # Another writer (a rotation's finishSecret) came between: merge into its value.
+            current = sm.get_secret_value(SecretId=secret_arn, VersionId=displaced)
+            expected = written["VersionId"]
+        else:
+            raise HookError(f"write_db_endpoint: {secret_arn} kept changing under {ENDPOINT_WRITE_ATTEMPTS} writes")
     except HookError:
         raise
     except ValueError:
@@ -206,4 +235,74 @@ def write_db_endpoint(ctx: Context, secret_arn: str, host: str, port, dbname: st
     return HookResult("write_db_endpoint", True, f"secret now has host {wanted['host']}, port {wanted['port']}")
 
 
-HOOKS = {"write_db_endpoint": write_db_endpoint}
+def await_rotation(sm, secret_arn: str, token: str, wait_seconds: float, interval: float = 5.0, clock=None) -> bool:
+    """Waits until version ``token`` is AWSCURRENT (True) or the deadline passes (False).
+    On False the rotation's AWSPENDING label is taken off: AWS refuses every later
+    RotateSecret while AWSPENDING sits on another version than AWSCURRENT
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html)."""
+    import time
+
+    clock = clock or time.monotonic
+    deadline = clock() + wait_seconds
+    while True:
+        stages = sm.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
+        if "AWSCURRENT" in stages.get(token, []):
+            return True
+        done = token not in stages and _pending_elsewhere(stages) is None
+        if done:  # finishSecret wrote the endpoint into a version of its own and took AWSPENDING off
+            return True
+        if clock() >= deadline:
+            if "AWSPENDING" in stages.get(token, []):
+                sm.update_secret_version_stage(
+                    SecretId=secret_arn, VersionStage="AWSPENDING", RemoveFromVersionId=token
+                )
+            return False
+        time.sleep(interval)
+
+
+def prove_rotation(ctx: Context, secret_arn: str, enabled: bool = True, wait_seconds: int = 300) -> HookResult:
+    """One rotation of the secret, run now and awaited, so a wrong CA bundle, security group
+    or route fails the deploy instead of the first scheduled rotation a month later.
+    Rotates when the secret never rotated, or when the rotation function changed since its
+    last rotation; otherwise there is nothing new to prove. For the app secret (alternating
+    users) the first rotation also creates the app's database user."""
+    from datetime import datetime
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not enabled:
+        return HookResult("prove_rotation", False, "rotation is off: nothing to prove")
+    sm = ctx.aws.client("secretsmanager")
+    try:
+        meta = sm.describe_secret(SecretId=secret_arn)
+        name = meta.get("Name", secret_arn)
+        if not meta.get("RotationEnabled") or not meta.get("RotationLambdaARN"):
+            raise HookError(f"prove_rotation: rotation is not configured on {name}")
+        function = meta["RotationLambdaARN"]
+        fn = ctx.aws.client("lambda").get_function_configuration(FunctionName=function)
+        changed = datetime.fromisoformat(fn["LastModified"].replace("+0000", "+00:00"))
+        last = meta.get("LastRotatedDate")
+        if last is not None and last >= changed:
+            return HookResult(
+                "prove_rotation", False, f"{name} rotated {last:%Y-%m-%d %H:%M}, function unchanged since"
+            )
+        stuck = _pending_elsewhere(meta.get("VersionIdsToStages", {}))
+        if stuck:  # a rotation in flight finishes first; one that failed earlier loses its label
+            await_rotation(sm, secret_arn, stuck, wait_seconds)
+        token = sm.rotate_secret(SecretId=secret_arn, RotateImmediately=True)["VersionId"]
+        if not await_rotation(sm, secret_arn, token, wait_seconds):
+            log_group = "/aws/lambda/" + function.rsplit(":", 1)[-1]
+            raise HookError(
+                f"prove_rotation: rotation of {name} did not finish in {wait_seconds}s "
+                f"(the function's error is in log group {log_group})"
+            )
+    except HookError:
+        raise
+    except ClientError as exc:
+        raise HookError(f"prove_rotation: {error_code(exc)} on {secret_arn}") from None
+    except BotoCoreError as exc:
+        raise HookError(f"prove_rotation: {type(exc).__name__} on {secret_arn}") from None
+    return HookResult("prove_rotation", True, f"{name} rotated and logs in")
+
+
+HOOKS = {"write_db_endpoint": write_db_endpoint, "prove_rotation": prove_rotation}

@@ -31,6 +31,17 @@ def render() -> str:
                     if unit not in used_by[name]:
                         used_by[name].append(unit)
 
+    # Settings that switch a manifest entry on (`when`): described by the entry's function.
+    from orchestrator.plugins import registry
+
+    for unit in stack.graph.order():
+        spec = stack.units[unit]
+        for call in (*spec.post_apply, *spec.smoke):
+            if call.when and call.when not in descriptions:
+                doc = " ".join((registry(call.kind)[call.function].__doc__ or "").split()).split(". ")[0]
+                descriptions[call.when] = f"Switches on the {call.kind} `{call.function}`: {doc}."
+                used_by.setdefault(call.when, []).append(unit)
+
     def fmt(v):
         return f"`{json.dumps(v)}`"
 

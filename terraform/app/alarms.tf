@@ -43,3 +43,23 @@ resource "aws_cloudwatch_metric_alarm" "db_cpu" {
   alarm_actions       = [var.alerts_topic_arn]
   ok_actions          = [var.alerts_topic_arn]
 }
+
+# A failed rotation leaves the old password in use and tells nobody: the
+# rotation function's errors page the on-call (where rotation is on).
+resource "aws_cloudwatch_metric_alarm" "db_rotation_errors" {
+  count = var.rotation_function_name == "" ? 0 : 1
+
+  alarm_name          = "${local.name.prefix}-db-rotation-errors-${local.name.suffix}"
+  alarm_description   = "The database credentials rotation function failed: see /aws/lambda/${var.rotation_function_name}"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = var.rotation_function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [var.alerts_topic_arn]
+  ok_actions          = [var.alerts_topic_arn]
+}

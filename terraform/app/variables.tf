@@ -14,8 +14,14 @@ variable "data_kms_key_arn" {
 }
 
 variable "db_secret_arn" {
-  description = "Credentials secret (database unit)."
+  description = "The API's credentials secret (database unit): its own user's where rotation is on."
   type        = string
+}
+
+variable "rotation_function_name" {
+  description = "The database credentials rotation function (database unit); empty where rotation is off."
+  type        = string
+  default     = ""
 }
 
 variable "db_cluster_id" {

@@ -26,6 +26,16 @@ output "secret_arn" {
   value = aws_secretsmanager_secret.db.arn
 }
 
+# The secret the API reads: its own user's where rotation is on; the master
+# secret where it is off (dev: no in-VPC function to create the user).
+output "app_secret_arn" {
+  value = var.enable_rotation ? aws_secretsmanager_secret.app[0].arn : aws_secretsmanager_secret.db.arn
+}
+
 output "rotation_function_arn" {
   value = var.enable_rotation ? aws_lambda_function.rotation[0].arn : ""
+}
+
+output "rotation_function_name" {
+  value = var.enable_rotation ? aws_lambda_function.rotation[0].function_name : ""
 }

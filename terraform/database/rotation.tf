@@ -1,8 +1,15 @@
-# Rotation of the credentials secret (prod): a Lambda function whose source is
-# lambda/rotation/, packaged by the orchestrator (no archive provider).
+# Rotation of the credentials secrets (staging, prod): a Lambda function whose
+# source is lambda/rotation/, packaged by the orchestrator (no archive
+# provider). It rotates the master secret (single user) and the app secret
+# (alternating users, logging in with the master secret).
 
 locals {
   rotation_name = "${local.name.prefix}-db-rotation-${local.name.suffix}"
+  # Every secret the function rotates, by purpose.
+  rotated_secrets = var.enable_rotation ? {
+    master = aws_secretsmanager_secret.db.arn
+    app    = aws_secretsmanager_secret.app[0].arn
+  } : {}
 }
 
 data "aws_iam_policy_document" "rotation_assume" {
@@ -31,14 +38,15 @@ resource "aws_iam_role" "rotation" {
 
 data "aws_iam_policy_document" "rotation" {
   statement {
-    sid = "RotateOnlyThisSecret"
+    sid = "RotateOnlyTheseSecrets"
     actions = [
       "secretsmanager:DescribeSecret",
       "secretsmanager:GetSecretValue",
       "secretsmanager:PutSecretValue",
       "secretsmanager:UpdateSecretVersionStage",
     ]
-    resources = [aws_secretsmanager_secret.db.arn]
+    # The master secret is also the login of the app secret's rotation.
+    resources = var.enable_rotation ? values(local.rotated_secrets) : [aws_secretsmanager_secret.db.arn]
 
     condition {
       test     = "StringEquals"
@@ -142,7 +150,7 @@ resource "aws_lambda_function" "rotation" {
   count = var.enable_rotation ? 1 : 0
 
   function_name    = local.rotation_name
-  description      = "Rotates ${aws_secretsmanager_secret.db.name}; keeps host, port and dbname"
+  description      = "Rotates the database's master and app secrets; keeps host, port and dbname"
   role             = aws_iam_role.rotation[0].arn
   runtime          = "python3.12"
   handler          = "rotate.handler"
@@ -172,13 +180,13 @@ resource "aws_lambda_function" "rotation" {
 }
 
 resource "aws_lambda_permission" "rotation" {
-  count = var.enable_rotation ? 1 : 0
+  for_each = local.rotated_secrets
 
-  statement_id   = "AllowSecretsManager"
+  statement_id   = "AllowSecretsManager-${each.key}"
   action         = "lambda:InvokeFunction"
   function_name  = aws_lambda_function.rotation[0].function_name
   principal      = "secretsmanager.amazonaws.com"
-  source_arn     = aws_secretsmanager_secret.db.arn
+  source_arn     = each.value
   source_account = local.account_id
 }
 
@@ -187,8 +195,8 @@ resource "aws_secretsmanager_secret_rotation" "db" {
 
   secret_id           = aws_secretsmanager_secret.db.id
   rotation_lambda_arn = aws_lambda_function.rotation[0].arn
-  # The first password is fresh (generated at create); rotation starts on the
-  # schedule instead of during apply.
+  # AWS runs testSecret as a configuration test now; the orchestrator's
+  # prove_rotation hook runs one full rotation after the host is written.
   rotate_immediately = false
 
   rotation_rules {
@@ -196,4 +204,18 @@ resource "aws_secretsmanager_secret_rotation" "db" {
   }
 
   depends_on = [aws_lambda_permission.rotation, aws_secretsmanager_secret_version.db]
+}
+
+resource "aws_secretsmanager_secret_rotation" "app" {
+  count = var.enable_rotation ? 1 : 0
+
+  secret_id           = aws_secretsmanager_secret.app[0].id
+  rotation_lambda_arn = aws_lambda_function.rotation[0].arn
+  rotate_immediately  = false
+
+  rotation_rules {
+    automatically_after_days = var.rotation_days
+  }
+
+  depends_on = [aws_lambda_permission.rotation, aws_secretsmanager_secret_version.app]
 }

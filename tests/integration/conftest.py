@@ -145,10 +145,31 @@ def make_server_cert(ca_cert, ca_key, host: str = "127.0.0.1"):
     return pem(cert), key_pem
 
 
+def platform_db_parameters() -> dict[str, str]:
+    """The platform's cluster parameter group (terraform/database/main.tf, read with python-hcl2):
+    the test server logs exactly what the real cluster logs."""
+    import hcl2
+
+    def unquote(v):
+        return v[1:-1] if isinstance(v, str) and len(v) >= 2 and v[0] == v[-1] == '"' else v
+
+    root = Path(__file__).resolve().parents[2]
+    with open(root / "terraform" / "database" / "main.tf") as f:
+        doc = hcl2.load(f)
+    for block in doc["resource"]:
+        for rtype, named in block.items():
+            if unquote(rtype) == "aws_rds_cluster_parameter_group":
+                (body,) = named.values()
+                return {unquote(p["name"]): unquote(p["value"]) for p in body["parameter"]}
+    raise AssertionError("terraform/database/main.tf has no aws_rds_cluster_parameter_group")
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
     """A real PostgreSQL server on 127.0.0.1 that requires TLS (like rds.force_ssl = 1), with a
-    server certificate from a test CA, and password (scram) auth. `ca_file` holds the CA."""
+    server certificate from a test CA, password (scram) auth, and the platform's logging
+    parameters (log_statement = ddl: every ALTER ROLE is logged verbatim). `ca_file` holds the
+    CA, `log_file` the server's log."""
     if not shutil.which("initdb") or not shutil.which("pg_ctl"):
         pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are not on PATH")
     import tempfile
@@ -181,9 +202,12 @@ def postgres(tmp_path_factory):
     hba.write_text(
         "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 0.0.0.0/0 reject\n"
     )
+    params = platform_db_parameters()
+    assert params.get("rds.force_ssl") == "1", "the platform requires TLS: the hba rules above mirror it"
+    logging_params = " ".join(f"-c {k}={v}" for k, v in params.items() if not k.startswith("rds."))
     options = (
         f"-p {port} -h 127.0.0.1 -k {base} -c ssl=on "
-        f"-c ssl_cert_file={base / 'server.crt'} -c ssl_key_file={base / 'server.key'}"
+        f"-c ssl_cert_file={base / 'server.crt'} -c ssl_key_file={base / 'server.key'} {logging_params}"
     )
     subprocess.run(
         [*prefix, "pg_ctl", "-D", str(data), "-l", str(base / "pg.log"), "-w", "-o", options, "start"],
@@ -197,6 +221,8 @@ def postgres(tmp_path_factory):
             "superuser": "postgres",
             "password": "bootstrap-superuser-pw",
             "ca_file": ca_file,
+            "log_file": base / "pg.log",
+            "parameters": params,
         }
     finally:
         subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)

@@ -47,7 +47,13 @@ def stand_in_outputs(settings: dict) -> dict[str, dict]:
         },
         "database": {
             "secret_arn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:payments-db-credentials-x-AbCdEf",
+            "app_secret_arn": (
+                f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:payments-db-app-credentials-x-GhIjKl"
+                if settings["enable_rotation"]
+                else f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:payments-db-credentials-x-AbCdEf"
+            ),
             "cluster_id": "payments-db-x",
+            "rotation_function_name": "payments-db-rotation-x" if settings["enable_rotation"] else "",
         },
         "edge": {
             "target_group_arn": f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/payments-api-x/0123",

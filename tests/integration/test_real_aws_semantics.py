@@ -319,10 +319,12 @@ def test_teardown_lifts_every_deletion_protection(staging, staging_lifted, prod)
 
 def test_teardown_leaves_names_free_for_a_re_create(staging, staging_lifted):
     # secrets: no recovery window keeps the name after a teardown of an unprotected environment
-    (secret,) = staging.changes("database", "aws_secretsmanager_secret")
-    assert _after(secret)["recovery_window_in_days"] > 0
-    (lifted,) = staging_lifted.changes("database", "aws_secretsmanager_secret")
-    assert _after(lifted)["recovery_window_in_days"] == 0
+    secrets = staging.changes("database", "aws_secretsmanager_secret")
+    assert {rc["name"] for rc in secrets} == {"db", "app"}
+    assert all(_after(secret)["recovery_window_in_days"] > 0 for secret in secrets)
+    lifted = staging_lifted.changes("database", "aws_secretsmanager_secret")
+    assert {rc["name"] for rc in lifted} == {"db", "app"}
+    assert all(_after(secret)["recovery_window_in_days"] == 0 for secret in lifted)
     # the access-log bucket can be emptied by the destroy once protection is lifted
     (bucket,) = staging_lifted.changes("edge", "aws_s3_bucket")
     assert _after(bucket)["force_destroy"] is True
@@ -527,3 +529,77 @@ def test_the_guard_covers_the_real_database_and_keeps_only_the_alb_open(prod):
         == []
     )
     assert guard.refusals(security, stateful_types=(), public_groups=(), allowed=()) != []  # it can say no
+
+
+# ---- database credentials: who reads which secret -----------------------------------
+
+
+def allows_on(policy: dict, action: str, resource: str, context: dict | None = None) -> bool:
+    """Identity policy: allowed on this resource by some statement and denied by none."""
+    allowed = False
+    for st in _as_list(policy["Statement"]):
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(st["Action"])):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in _as_list(st.get("Resource", []))):
+            continue
+        conditions = st.get("Condition", {})
+        if all(_condition_holds(op, k, v, context or {}) for op, kv in conditions.items() for k, v in kv.items()):
+            if st["Effect"] == "Deny":
+                return False
+            allowed = True
+    return allowed
+
+
+def test_allows_on_can_say_no():
+    policy = {"Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "arn:a:*"}]}
+    assert allows_on(policy, "secretsmanager:GetSecretValue", "arn:a:1")
+    assert not allows_on(policy, "secretsmanager:GetSecretValue", "arn:b:1")
+    assert not allows_on(policy, "secretsmanager:PutSecretValue", "arn:a:1")
+
+
+READ_SECRET = ("secretsmanager:GetSecretValue",)
+
+
+def test_the_api_reads_its_own_secret_never_the_master(dev, staging, prod):
+    """Task and execution roles may read the secret the task definition names, which is the
+    app's own where rotation is on; the master secret only in dev, where there is no app user."""
+    region_ctx = {"aws:RequestedRegion": REGION}
+    for env in (dev, staging, prod):
+        master = env.stand_ins["database"]["secret_arn"]
+        app = env.stand_ins["database"]["app_secret_arn"]
+        assert (app != master) == env.settings["enable_rotation"], env.env_id
+        policies = {rc["name"]: json.loads(_after(rc)["policy"]) for rc in env.changes("app", "aws_iam_role_policy")}
+        assert set(policies) == {"execution", "task"}, env.env_id
+        for name, policy in policies.items():
+            assert allows_on(policy, "secretsmanager:GetSecretValue", app, region_ctx), (env.env_id, name)
+            if app != master:
+                assert not allows_on(policy, "secretsmanager:GetSecretValue", master, region_ctx), (env.env_id, name)
+        (task_def,) = env.changes("app", "aws_ecs_task_definition")
+        (container,) = json.loads(_after(task_def)["container_definitions"])
+        sources = [s["valueFrom"] for s in container["secrets"]]
+        assert sources and all(v.startswith(app + ":") for v in sources), (env.env_id, sources)
+
+
+def test_rotation_errors_page_the_on_call_wherever_rotation_is_on(dev, staging, prod):
+    for env in (dev, staging, prod):
+        alarms = [rc for rc in env.changes("app", "aws_cloudwatch_metric_alarm") if rc["name"] == "db_rotation_errors"]
+        if not env.settings["enable_rotation"]:
+            assert alarms == [], env.env_id
+            continue
+        (alarm,) = alarms
+        after = _after(alarm)
+        assert (after["namespace"], after["metric_name"]) == ("AWS/Lambda", "Errors")
+        assert after["dimensions"] == {"FunctionName": env.stand_ins["database"]["rotation_function_name"]}
+        assert after["threshold"] == 0 and after["comparison_operator"] == "GreaterThanThreshold"
+        assert after["alarm_actions"] == [env.stand_ins["observability"]["alerts_topic_arn"]]
+
+
+def test_both_secrets_rotate_and_only_with_write_only_values(staging, prod):
+    for env in (staging, prod):
+        rotations = {rc["name"] for rc in env.changes("database", "aws_secretsmanager_secret_rotation")}
+        assert rotations == {"db", "app"}, env.env_id
+        permissions = {rc["index"] for rc in env.changes("database", "aws_lambda_permission")}
+        assert permissions == {"master", "app"}, env.env_id
+        for rc in env.changes("database", "aws_secretsmanager_secret_version"):
+            after = _after(rc)
+            assert after.get("secret_string") in (None, ""), rc["address"]  # write-only: nothing in the plan

@@ -84,21 +84,28 @@ def rotation_lambda(moto_url, tmp_path_factory):
     )["FunctionArn"]
 
 
-@pytest.fixture
-def db_role(postgres):
-    """A fresh login role with a known password, like the Aurora master user."""
-    name = f"payments_admin_{uuid.uuid4().hex[:6]}"
-    password = "initial-" + uuid.uuid4().hex
-    admin = pg8000.native.Connection(
+def superuser(postgres):
+    return pg8000.native.Connection(
         user=postgres["superuser"],
         password=postgres["password"],
         host=postgres["host"],
         port=postgres["port"],
         ssl_context=ssl.create_default_context(cafile=str(postgres["ca_file"])),
     )
-    admin.run(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+
+
+@pytest.fixture
+def db_role(postgres, rotate):
+    """A fresh login role with a known password, like the Aurora master user (it may create
+    roles, and owns the application database). Created with a SCRAM verifier: the server log
+    never sees a password, not even the test's."""
+    name = f"payments_admin_{uuid.uuid4().hex[:6]}"
+    password = "initial-" + uuid.uuid4().hex
+    admin = superuser(postgres)
+    admin.run(f"CREATE ROLE {name} LOGIN CREATEROLE {rotate.password_clause(password)}")
+    admin.run(f"CREATE DATABASE {name}_db OWNER {name}")
     admin.close()
-    return {"username": name, "password": password}
+    return {"username": name, "password": password, "dbname": f"{name}_db"}
 
 
 def connect_tls(value, ca_file):
@@ -291,3 +298,298 @@ def test_configuration_test_before_the_host_is_written(rotate, sm, postgres, db_
     )
     with pytest.raises(rotate.RotationError, match="testSecret: AWSPENDING cannot log in"):
         rotate.handler({"SecretId": arn, "ClientRequestToken": token2, "Step": "testSecret"}, None, client=sm)
+
+
+# ---- no password in any statement, the server's log included ---------------------
+
+
+def test_the_verifier_is_what_postgresql_stores_and_it_logs_in(rotate, postgres):
+    """The SCRAM verifier computed by the function is accepted as is by PostgreSQL, and the
+    password it was made from logs in (the server would reject a malformed verifier as a
+    plain-text password, and that login would then fail)."""
+    name = f"verifier_{uuid.uuid4().hex[:6]}"
+    password = "v-" + uuid.uuid4().hex
+    admin = superuser(postgres)
+    try:
+        admin.run(f"CREATE ROLE {name} LOGIN {rotate.password_clause(password)}")
+        (stored,) = admin.run("SELECT rolpassword FROM pg_authid WHERE rolname = :n", n=name)[0]
+    finally:
+        admin.close()
+    assert stored.startswith("SCRAM-SHA-256$4096:") and password not in stored
+    assert can_login(postgres, name, password)
+    assert not can_login(postgres, name, password + "x")
+
+
+def app_secret(sm, postgres, master_arn, dbname, lambda_arn, *, username=None):
+    """The app's secret as terraform writes it: its own user (not yet in the database), the
+    generated password, and masterarn."""
+    value = {
+        "engine": "postgres",
+        "username": username or f"payments_app_{uuid.uuid4().hex[:6]}",
+        "password": "app-initial-" + uuid.uuid4().hex,
+        "host": postgres["host"],
+        "port": postgres["port"],
+        "dbname": dbname,
+        "masterarn": master_arn,
+    }
+    arn = sm.create_secret(Name=f"payments-db-app-credentials-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))[
+        "ARN"
+    ]
+    sm.rotate_secret(
+        SecretId=arn,
+        RotationLambdaARN=lambda_arn,
+        RotationRules={"AutomaticallyAfterDays": 30},
+        RotateImmediately=False,
+    )
+    return arn, value
+
+
+def login(postgres, value):
+    return connect_tls({**value, "host": postgres["host"], "port": postgres["port"]}, postgres["ca_file"])
+
+
+def pending_value(sm, arn, token):
+    return json.loads(sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")["SecretString"])
+
+
+def test_app_user_is_created_inside_by_the_first_rotation_and_alternates(
+    rotate, sm, postgres, db_role, rotation_lambda
+):
+    master_arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
+    app_arn, initial = app_secret(sm, postgres, master_arn, db_role["dbname"], rotation_lambda)
+    base = initial["username"]
+    assert not can_login(postgres, base, initial["password"])  # nobody created it by hand
+
+    rotate_once(rotate, sm, app_arn)  # what prove_rotation runs at deploy
+    first = current_value(sm, app_arn)
+    assert first["username"] == base + "_clone" and first["masterarn"] == master_arn
+    assert can_login(postgres, first["username"], first["password"])
+    assert can_login(postgres, base, initial["password"])  # created with the password terraform wrote
+
+    # The second rotation, step by step: the app logs in before, during and after.
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, app_arn, token, None)
+    pending = pending_value(sm, app_arn, token)
+    assert pending["username"] == base and pending["password"] != initial["password"]
+    assert can_login(postgres, first["username"], first["password"])
+    for step in ("setSecret", "testSecret"):
+        rotate.handler({"SecretId": app_arn, "ClientRequestToken": token, "Step": step}, None, client=sm)
+        assert can_login(postgres, first["username"], first["password"]), step  # running tasks keep working
+        assert can_login(postgres, base, pending["password"]), step
+    rotate.handler({"SecretId": app_arn, "ClientRequestToken": token, "Step": "finishSecret"}, None, client=sm)
+    after = current_value(sm, app_arn)
+    assert (after["username"], after["password"]) == (base, pending["password"])
+    assert can_login(postgres, first["username"], first["password"])  # the previous user still logs in
+    assert not can_login(postgres, base, initial["password"])  # base's old password is gone
+
+
+def test_app_user_reads_and_writes_data_and_nothing_more(rotate, sm, postgres, db_role, rotation_lambda):
+    master_arn, master = make_secret(sm, postgres, db_role, rotation_lambda)
+    app_arn, _ = app_secret(sm, postgres, master_arn, db_role["dbname"], rotation_lambda)
+    rotate_once(rotate, sm, app_arn)
+    # The schema belongs to the master (migrations); tables it creates later are the app's to use.
+    owner = login(postgres, {**current_value(sm, master_arn), "dbname": db_role["dbname"]})
+    owner.run("CREATE TABLE payments (id serial PRIMARY KEY, amount integer)")
+    owner.close()
+    app = login(postgres, current_value(sm, app_arn))
+    try:
+        app.run("INSERT INTO payments (amount) VALUES (42)")
+        assert app.run("SELECT amount FROM payments") == [[42]]
+        for forbidden in ("CREATE ROLE intruder", "CREATE TABLE mine (x int)", "DROP TABLE payments"):
+            with pytest.raises(pg8000.exceptions.DatabaseError, match="permission denied|must be owner"):
+                app.run(forbidden)
+    finally:
+        app.close()
+    assert master["username"] != current_value(sm, app_arn)["username"]
+
+
+def test_no_password_reaches_the_server_log_or_any_output(
+    rotate, sm, postgres, db_role, rotation_lambda, caplog, capfd
+):
+    """The canary: every password of a master and an app rotation (initial and new) appears 0
+    times in the server's log (log_statement = ddl), in what the function logged, and in
+    everything the test captured; the log does hold the role statements, verifier and all."""
+    caplog.set_level("INFO")  # the level the function sets on the root logger in Lambda
+    log_file = Path(postgres["log_file"])
+    start = log_file.stat().st_size
+    master_arn, master = make_secret(sm, postgres, db_role, rotation_lambda)
+    app_arn, app = app_secret(sm, postgres, master_arn, db_role["dbname"], rotation_lambda)
+    passwords = {master["password"], app["password"]}
+    for arn in (app_arn, master_arn, app_arn, master_arn):
+        token = rotate_once(rotate, sm, arn)
+        passwords.add(json.loads(sm.get_secret_value(SecretId=arn, VersionId=token)["SecretString"])["password"])
+    assert len(passwords) == 6
+    assert can_login(postgres, db_role["username"], current_value(sm, master_arn)["password"])
+
+    server_log = log_file.read_bytes()[start:].decode(errors="replace")
+    assert "ALTER ROLE" in server_log and "CREATE ROLE" in server_log, "log_statement = ddl logged nothing"
+    assert "SCRAM-SHA-256$" in server_log  # what the statements carried instead
+    captured = capfd.readouterr()
+    for where, text in (
+        ("server log", server_log),
+        ("function log", caplog.text),
+        ("output", captured.out + captured.err),
+    ):
+        for pw in passwords:
+            assert text.count(pw) == 0, f"a password in the {where}"
+
+
+# ---- the host written while a rotation is in flight --------------------------------
+
+
+@pytest.fixture
+def hook_ctx(moto_url):
+    from orchestrator.aws import Aws
+    from orchestrator.plugins import Context
+
+    return Context(aws=Aws("us-east-1", endpoint_url=moto_url), settings={})
+
+
+def stages_of(sm, arn) -> dict:
+    return {v: s for v, s in sm.describe_secret(SecretId=arn)["VersionIdsToStages"].items() if s}
+
+
+def assert_settled(sm, arn):
+    """No AWSPENDING label except on AWSCURRENT: a later RotateSecret is not refused."""
+    for version, stages in stages_of(sm, arn).items():
+        assert "AWSPENDING" not in stages or "AWSCURRENT" in stages, (version, stages)
+
+
+def test_host_written_after_create_secret_is_kept_and_no_pending_label_is_left(
+    rotate, sm, postgres, db_role, rotation_lambda, hook_ctx
+):
+    """AWSPENDING copied before the orchestrator wrote the host: the rotation logs in where
+    AWSCURRENT says the database is, and its new AWSCURRENT keeps that host."""
+    from orchestrator.library import write_db_endpoint
+
+    arn, _ = make_secret(sm, postgres, db_role, rotation_lambda, with_host=False)
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, arn, token, None)
+    new_password = pending_value(sm, arn, token)["password"]
+    assert "host" not in pending_value(sm, arn, token)
+    assert write_db_endpoint(hook_ctx, arn, postgres["host"], postgres["port"], "postgres").changed
+    for step in ("setSecret", "testSecret", "finishSecret"):
+        rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm)
+    current = current_value(sm, arn)
+    assert (current["host"], current["password"]) == (postgres["host"], new_password)
+    assert can_login(postgres, db_role["username"], new_password)
+    assert_settled(sm, arn)
+    rotate_once(rotate, sm, arn)  # the next rotation is not blocked
+    assert can_login(postgres, db_role["username"], current_value(sm, arn)["password"])
+
+
+@pytest.mark.parametrize("written_after", ["setSecret", "testSecret"])
+def test_endpoint_changed_late_in_a_rotation_is_kept(
+    rotate, sm, postgres, db_role, rotation_lambda, hook_ctx, written_after
+):
+    """The endpoint moves (here: dbname) after the password is set: finishSecret's new
+    AWSCURRENT is the new password with the new endpoint, and no AWSPENDING stays."""
+    from orchestrator.library import write_db_endpoint
+
+    arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, arn, token, None)
+    new_password = pending_value(sm, arn, token)["password"]
+    for step in ("setSecret", "testSecret", "finishSecret"):
+        rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm)
+        if step == written_after:
+            assert write_db_endpoint(hook_ctx, arn, postgres["host"], postgres["port"], db_role["dbname"]).changed
+    current = current_value(sm, arn)
+    assert (current["dbname"], current["password"]) == (db_role["dbname"], new_password)
+    assert_settled(sm, arn)
+    rotate_once(rotate, sm, arn)
+    assert can_login(postgres, db_role["username"], current_value(sm, arn)["password"])
+
+
+def test_rotation_finishing_between_the_hooks_read_and_write_is_not_undone(
+    rotate, sm, postgres, db_role, rotation_lambda, hook_ctx
+):
+    """Secrets Manager has no conditional write: finishSecret lands between the hook's read
+    and its write (forced here, deterministically, from the hook's own client). The hook sees
+    that its write displaced another writer's version and merges into that one: the new
+    password survives."""
+    from orchestrator.library import write_db_endpoint
+
+    arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, arn, token, None)
+    new_password = pending_value(sm, arn, token)["password"]
+    for step in ("setSecret", "testSecret"):
+        rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm)
+    hook_client = hook_ctx.aws.client("secretsmanager")
+    finished = []
+
+    def finish_first(**_):
+        if not finished:
+            finished.append(True)
+            rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": "finishSecret"}, None, client=sm)
+
+    hook_client.meta.events.register("before-call.secretsmanager.PutSecretValue", finish_first)
+    try:
+        assert write_db_endpoint(hook_ctx, arn, postgres["host"], postgres["port"], db_role["dbname"]).changed
+    finally:
+        hook_client.meta.events.unregister("before-call.secretsmanager.PutSecretValue", finish_first)
+    assert finished == [True]
+    current = current_value(sm, arn)
+    assert (current["dbname"], current["password"]) == (db_role["dbname"], new_password)
+    assert can_login(postgres, db_role["username"], new_password)
+    assert_settled(sm, arn)
+
+
+# ---- the proof at deploy: waiting for a rotation -----------------------------------
+
+
+class Ticks:
+    """An injected clock: each reading is one tick later (no wall-clock margins)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_await_rotation_sees_the_rotation_finish(rotate, sm, postgres, db_role, rotation_lambda):
+    """The rotation runs as Secrets Manager runs it (AWSPENDING staged first, then the steps, in
+    another thread); await_rotation returns True once the token is AWSCURRENT."""
+    import threading
+
+    from orchestrator.library import await_rotation
+
+    arn, before = make_secret(sm, postgres, db_role, rotation_lambda)
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, arn, token, None)
+    errors = []
+
+    def run_steps():
+        try:
+            for step in ("setSecret", "testSecret", "finishSecret"):
+                rotate.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step}, None, client=sm)
+        except Exception as exc:  # noqa: BLE001 - reported after join
+            errors.append(exc)
+
+    worker = threading.Thread(target=run_steps)
+    worker.start()
+    try:
+        assert await_rotation(sm, arn, token, wait_seconds=10_000, interval=0.05, clock=Ticks())
+    finally:
+        worker.join(timeout=60)
+    assert not worker.is_alive() and errors == []
+    assert "AWSCURRENT" in stages_of(sm, arn)[token]
+
+
+def test_await_rotation_that_never_finishes_takes_its_label_off(rotate, sm, postgres, db_role, rotation_lambda):
+    """A rotation that failed (its function never finished): at the deadline the AWSPENDING
+    label is taken off, so the next RotateSecret is not refused, and nothing else moved."""
+    from orchestrator.library import await_rotation
+
+    arn, before = make_secret(sm, postgres, db_role, rotation_lambda)
+    token = str(uuid.uuid4())
+    rotate.create_secret(sm, arn, token, None)
+    assert "AWSPENDING" in stages_of(sm, arn)[token]
+    assert not await_rotation(sm, arn, token, wait_seconds=3, interval=0, clock=Ticks())
+    assert_settled(sm, arn)
+    assert current_value(sm, arn) == before
+    rotate_once(rotate, sm, arn)
+    assert can_login(postgres, db_role["username"], current_value(sm, arn)["password"])
