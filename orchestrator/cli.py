@@ -273,7 +273,9 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
 
     lock = RunLock(s.aws, s.env, engine.key_arn(), run_id=engine.run_id, command=command, who=who())
     lock.acquire(timeout=_duration(lock_timeout), take_over=take_over, on_wait=lambda m: err(f"[orchestrator] {m}"))
-    if lock.taken_over is not None:
+    if lock.taken_over is not None and lock.takeover_reason:
+        err(f"[orchestrator] taking over the run lock of run {lock.taken_over.run_id}: {lock.takeover_reason}")
+    elif lock.taken_over is not None:
         err(f"[orchestrator] took over the stale run lock of run {lock.taken_over.run_id}")
     engine.run_lock = lock
     with lock:

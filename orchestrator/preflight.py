@@ -195,9 +195,7 @@ def acm_certificate(ctx: Context, certificate_domain: str, covers: str) -> Findi
     )
 
 
-def bucket_name_free(ctx: Context, bucket: str, when: str | None = None) -> Finding:
-    if when and not ctx.setting(when):
-        return _skip("bucket_name_free", f"{when} is off")
+def bucket_name_free(ctx: Context, bucket: str) -> Finding:
     name = ctx.render(bucket)
     try:
         ctx.aws.client("s3").head_bucket(Bucket=name)
@@ -252,11 +250,7 @@ def kms_alias_usable(ctx: Context, aliases: list[str]) -> Finding:
     return _ok("kms_alias_usable", f"{len(aliases)} aliases free or on usable keys")
 
 
-def file_has_certificates(
-    ctx: Context, path: str, what: str, when: str | None = None, real_aws_only: bool = False
-) -> Finding:
-    if when and not ctx.setting(when):
-        return _skip("file_has_certificates", f"{when} is off")
+def file_has_certificates(ctx: Context, path: str, what: str, real_aws_only: bool = False) -> Finding:
     if real_aws_only and ctx.emulated:
         return _skip("file_has_certificates", f"{path}: not needed on the emulator")
     f = ctx.project_root / path
@@ -397,15 +391,17 @@ def _args(spec: dict) -> tuple[str, dict]:
     name = spec["check"]
     if name not in CHECKS:
         raise ConfigError(f"unknown preflight check {name!r} (known: {', '.join(sorted(CHECKS))})")
-    return name, {k: v for k, v in spec.items() if k != "check"}
+    return name, {k: v for k, v in spec.items() if k not in ("check", "when")}
 
 
 def run(ctx: Context, specs: tuple[dict, ...] | list[dict]) -> list[Finding]:
     """Every check side by side (each is a few read calls); findings in manifest order."""
-    calls = [_args(spec) for spec in specs]
+    calls = [(*_args(spec), spec.get("when")) for spec in specs]
 
-    def one(call: tuple[str, dict]) -> Finding:
-        name, args = call
+    def one(call: tuple[str, dict, str | None]) -> Finding:
+        name, args, when = call
+        if when and not ctx.setting(when):  # `when` names a bool setting that switches the check on
+            return _skip(name, f"{when} is off")
         try:
             return CHECKS[name](ctx, **args)
         except OrchestratorError:
@@ -507,6 +503,8 @@ def seed(ctx: Context, specs) -> list[str]:
     done = []
     for spec in specs:
         name, args = _args(spec)
+        if spec.get("when") and not ctx.setting(spec["when"]):
+            continue
         if name in SEEDERS:
             made = SEEDERS[name](ctx, **args)
             if made:

@@ -12,8 +12,13 @@ ends, short of a hard kill; then it stays, and is *stale*:
 - it was not renewed for ``STALE_AFTER`` seconds (a holder on another machine
   that died).
 
-A stale lock is reported with the two commands that clear it; a run takes it
-over only when asked (``--take-over-stale-lock``).
+A run takes a lock over **by itself** when the holder's death is proven: the
+holder's record names this very host (machine id, boot id and pid namespace,
+which a hostname alone cannot: two containers can share one), its process is
+gone or the pid now belongs to another process (other start time), and it has
+not renewed the lock for two renewal periods (waited for, at most that long).
+Any other stale lock is reported with the two commands that clear it, and
+taken over only when asked (``--take-over-stale-lock``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
@@ -33,7 +40,19 @@ from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.statestore import RUN_LOCK_NAME, put_run_record, run_key
 
 LOCK_NAME = RUN_LOCK_NAME
-RENEW_EVERY = 30.0
+
+
+# How often a run renews its lock (a dead holder on this host is taken over after two missed
+# renewals). ORCHESTRATOR_RUN_LOCK_RENEW_SECONDS tunes it (e.g. lower in tests).
+def _renew_every(default: float = 30.0) -> float:
+    try:
+        value = float(os.environ.get("ORCHESTRATOR_RUN_LOCK_RENEW_SECONDS") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+RENEW_EVERY = _renew_every()
 STALE_AFTER = 600.0
 
 
@@ -63,6 +82,50 @@ def pid_alive(pid: int, started: str | None) -> bool:
     return started is None or now is None or now == started
 
 
+def _read_id(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="ascii", errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    """What tells this host's processes apart from every other's. A hostname does not: two
+    containers can share one. The machine id names the installation, the boot id the kernel
+    run (a reboot frees every pid), the pid namespace the container (same image, same host:
+    same machine and boot id, another pid namespace)."""
+
+    machine_id: str | None
+    boot_id: str | None
+    pid_ns: str | None
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.machine_id, self.boot_id, self.pid_ns)
+
+
+@cache
+def host_identity() -> HostIdentity:
+    try:
+        pid_ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = None
+    return HostIdentity(
+        _read_id("/etc/machine-id") or _read_id("/var/lib/dbus/machine-id"),
+        _read_id("/proc/sys/kernel/random/boot_id"),
+        pid_ns,
+    )
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A holder proven dead: taken over ``after`` seconds from now (0: at once)."""
+
+    reason: str
+    after: float
+
+
 @dataclass(frozen=True)
 class Holder:
     run_id: str
@@ -73,10 +136,31 @@ class Holder:
     pid_start: str | None
     started: float
     renewed: float
+    # Absent in records written before they existed: such a holder is never proven dead.
+    machine_id: str | None = None
+    boot_id: str | None = None
+    pid_ns: str | None = None
+    renew_every: float | None = None  # the holder's own renewal period
 
     @classmethod
     def from_doc(cls, doc: dict) -> Holder:
         return cls(**{k: doc.get(k) for k in cls.__dataclass_fields__})
+
+    @property
+    def identity(self) -> HostIdentity:
+        return HostIdentity(self.machine_id, self.boot_id, self.pid_ns)
+
+    def proven_dead(self, now: float, renew_every: float, here: HostIdentity | None = None) -> Takeover | None:
+        """A Takeover when this holder's death is proven from here: same host identity (all
+        three parts known and equal), its process gone or its pid reused, and (after the
+        returned wait) not renewed for two renewal periods. None when anything is unproven."""
+        here = here or host_identity()
+        if not here.complete or self.identity != here:
+            return None
+        if pid_alive(self.pid, self.pid_start):
+            return None
+        period = self.renew_every or renew_every
+        return Takeover(f"its process {self.pid} on this host is gone", max(0.0, self.renewed + 2 * period - now))
 
     def describe(self, now: float) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
@@ -86,7 +170,12 @@ class Holder:
         )
 
     def stale_reason(self, now: float, stale_after: float = STALE_AFTER) -> str | None:
-        if self.host == socket.gethostname() and not pid_alive(self.pid, self.pid_start):
+        here = host_identity()
+        if self.identity.complete and here.complete:
+            same_host = self.identity == here
+        else:  # a record from before host identities: the hostname is all there is
+            same_host = self.host == socket.gethostname()
+        if same_host and not pid_alive(self.pid, self.pid_start):
             return f"its process {self.pid} on this host is gone"
         if now - self.renewed > stale_after:
             return f"not renewed for {int((now - self.renewed) // 60)} min"
@@ -121,6 +210,7 @@ class RunLock:
         self._renewer: threading.Thread | None = None
         self.lost = False  # someone took the lock over while this run held it
         self.taken_over: Holder | None = None
+        self.takeover_reason: str | None = None  # set when the holder was proven dead (no flag needed)
 
     # ---- reading -------------------------------------------------------------
     def holder(self) -> Holder | None:
@@ -128,6 +218,7 @@ class RunLock:
 
     def _doc(self, started: float) -> bytes:
         now = time.time()
+        here = host_identity()
         return json.dumps(
             asdict(
                 Holder(
@@ -139,6 +230,10 @@ class RunLock:
                     process_start(os.getpid()),
                     started,
                     now,
+                    here.machine_id,
+                    here.boot_id,
+                    here.pid_ns,
+                    self.renew_every,
                 )
             )
         ).encode()
@@ -151,6 +246,7 @@ class RunLock:
         deadline = time.monotonic() + timeout
         self._started = time.time()
         announced = False
+        first_renewal: dict[str, float] = {}
         while True:
             try:
                 self._etag = self._put(self._doc(self._started), IfNoneMatch="*")
@@ -163,9 +259,24 @@ class RunLock:
                 continue  # released between our write and our read
             now = time.time()
             stale = holder.stale_reason(now, self.stale_after)
-            if stale and take_over:
+            if stale and take_over:  # asked: at once
                 self.s3.delete_object(Bucket=self.bucket, Key=self.key)
-                self.taken_over = holder
+                self.taken_over, self.takeover_reason = holder, None
+                continue
+            dead = holder.proven_dead(now, self.renew_every)
+            if holder.renewed != first_renewal.setdefault(holder.run_id, holder.renewed):
+                dead = None  # renewed while we waited: alive after all, whatever its pid says
+            if dead is not None:
+                if dead.after > 0:  # proven gone: one more look once two renewals are missed
+                    if on_wait and not announced:
+                        on_wait(
+                            f"{holder.describe(now)}: {dead.reason}; taking its run lock over in {dead.after:.0f} s"
+                        )
+                        announced = True
+                    time.sleep(min(dead.after, self.stale_after))
+                    continue
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key)
+                self.taken_over, self.takeover_reason = holder, dead.reason
                 continue
             if not stale and time.monotonic() < deadline:
                 if on_wait and not announced:

@@ -17,6 +17,7 @@ saved plan.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, NotDeployed, ProtectedEnvironmentError, StalePlan, TerraformError
 from orchestrator.journal import fingerprint, who
-from orchestrator.runlock import RunLockedError, current_holder
+from orchestrator.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.runner import Status, UnitResult
 from orchestrator.statestore import plan_key
 from orchestrator.units import Units
@@ -154,6 +155,14 @@ class UnitJobs:
         while True:
             holder = current_holder(s3, ctx.env)
             if holder is not None and holder.run_id != self.run_id:
+                dead = holder.proven_dead(time.time(), RENEW_EVERY)
+                if dead is not None and dead.after == 0:
+                    with contextlib.suppress(ConfigError):  # another job released it first
+                        force_release(ctx.aws, ctx.env, holder.run_id)
+                    ctx.say(f"[orchestrator] releasing the run lock of run {holder.run_id}: {dead.reason}")
+                    continue
+                if dead is not None:  # proven gone: waited for until two renewals are missed
+                    deadline = max(deadline, time.monotonic() + dead.after)
                 if time.monotonic() >= deadline:
                     raise RunLockedError(
                         f"environment {ctx.env.env_id} is busy: {holder.describe(time.time())} holds its run lock; "

@@ -223,6 +223,6 @@ class Units:
             aws_retries = ctx.aws.call_log.retries - retries_before
             result.retries += aws_retries
             note = f", {aws_retries} AWS retries" if aws_retries else ""
-            result.hooks.append(f"{hr.name}: {'changed' if hr.changed else 'unchanged'} ({hr.detail}{note})")
+            result.hooks.append(f"{hook.label}: {'changed' if hr.changed else 'unchanged'} ({hr.detail}{note})")
             if hr.changed and result.status is Status.NO_CHANGES:
                 result.status = Status.SUCCEEDED

@@ -3,7 +3,9 @@
 provider waits ~25 s after creating a queue: a window to die in), against moto.
 
 - `kill -9` mid-apply: terraform finishes the apply on its own, writes state and
-  releases its lock; the run lock is reported stale, taken over only when asked;
+  releases its lock; the next plain deploy takes the run lock over by itself (its
+  holder's death is proven: this host, its process gone), never a holder in
+  another pid namespace;
   the next deploy changes nothing and `orphans` finds nothing (and finds exactly
   the one resource made behind the stack's back).
 - two runs on one environment: the second fails at once, naming the first; the
@@ -103,6 +105,8 @@ def crash(moto_url, mirror, tmp_path_factory):
     project = slow_project(tmp_path)
     work = tmp_path / "w"
     cli = Crashable(project, work, moto_url, mirror)
+    # Renewals every 2 s: a dead holder is taken over 4 s after its last renewal, not 60 s.
+    cli.env["ORCHESTRATOR_RUN_LOCK_RENEW_SECONDS"] = "2"
     assert cli.run("bootstrap", "--env", "dev").returncode == 0
     cli.project, cli.work, cli.moto_url = project, work, moto_url
     return cli
@@ -121,26 +125,38 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
         recorded = journal(moto_url, "dev-crash")["units"]
         return all(recorded.get(u, {}).get("status") == "succeeded" for u in ("base", "mid", "side", "leaf"))
 
-    crash.kill_9_when(DEPLOY, slow_apply_running_and_the_rest_done)
+    killed = crash.kill_9_when(DEPLOY, slow_apply_running_and_the_rest_done)
     # terraform outlives the orchestrator: still applying (the queue takes ~25 s) ...
     running = markers(work, "dev-crash")
     assert [(m["unit"], m["command"]) for m in running] == [("slow", "apply")]
 
-    # ... while the run lock stays, named and stale (its process is gone): nothing runs without asking.
+    # ... while the run lock stays. Were its holder in another container (another pid
+    # namespace: its pid says nothing here), nothing would take it over by itself.
+    s3, lock_key = client(moto_url, "s3"), "fixture/_runs/dev-crash/run.lock"
+    original = s3.get_object(Bucket=BUCKET, Key=lock_key)["Body"].read()
+    record = json.loads(original)
+    assert record["pid"] == killed.pid and record["pid_ns"] and record["boot_id"] and record["machine_id"]
+    s3.put_object(Bucket=BUCKET, Key=lock_key, Body=json.dumps({**record, "pid_ns": "pid:[1]"}).encode())
     held = crash.run(*DEPLOY)
     assert held.returncode == 9, held.stderr
     line = held.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: environment dev-crash is locked by run ") and "which is stale: its process" in line
-    assert "--take-over-stale-lock" in line and "orchestrator force-unlock --env dev --suffix crash --run " in line
+    assert line.startswith(f"error: environment dev-crash is busy: run {record['run_id']} "), line
+    assert "taking over" not in held.stderr
 
-    # Asked to take over, the next run finds the terraform still running and waits for it.
-    again = crash.run(*DEPLOY, "--take-over-stale-lock", "--resume", "--json")
+    # Its own record (this host, its process gone): a plain deploy takes the lock over by
+    # itself once two renewals are missed (the fixture renews every 2 s), finds the terraform
+    # still running and waits for it.
+    s3.put_object(Bucket=BUCKET, Key=lock_key, Body=original)
+    again = crash.run(*DEPLOY, "--resume", "--json")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "took over the stale run lock" in again.stderr
-    assert (
-        f"previous run: slow: terraform apply of run {running[0]['run_id']} (pid {running[0]['pid']}) is still running: waiting"
-        in again.stderr
+    taking = f"taking over the run lock of run {record['run_id']}: its process {killed.pid} on this host is gone"
+    assert taking in again.stderr
+    waiting = (
+        f"previous run: slow: terraform apply of run {running[0]['run_id']} (pid {running[0]['pid']}) "
+        "is still running: waiting"
     )
+    assert waiting in again.stderr
+    assert again.stderr.index(taking) < again.stderr.index(waiting)
     assert "previous run: slow: the last deploy (run " in again.stderr and "never finished" in again.stderr
     # The killed run's apply finished on its own, with success (the later plan found nothing to do).
     assert "Apply complete! Resources: 2 added" in text(logs / "slow" / "terraform.log")
@@ -292,8 +308,10 @@ def test_kill_9_mid_teardown_then_the_next_teardown_finishes(crash, moto_url):
     wait_for("the destroy to finish on its own", lambda: not markers(work, "dev-crash"), timeout=180)
     assert terraform_processes(str(work)) == []
     assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]
-    again = crash.run(*TEARDOWN, "--take-over-stale-lock", "--json")
+    # The same rule as deploy: a plain teardown takes the dead run's lock over by itself.
+    again = crash.run(*TEARDOWN, "--json")
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "taking over the run lock of run " in again.stderr and "on this host is gone" in again.stderr
     assert "teardown left nothing: no live resource is tagged for dev-crash" in again.stderr
     orphans = crash.run("orphans", "--env", "dev", "--suffix", "crash")
     assert orphans.returncode == 0, orphans.stderr

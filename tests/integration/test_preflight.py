@@ -238,11 +238,16 @@ def test_ca_bundle_is_required_on_real_aws_only(tmp_path):
     real = pf.Context(FakeEnv({"enable_rotation": True}), FakeAws(None), tmp_path)
     emulated = pf.Context(FakeEnv({"enable_rotation": True}), FakeAws("http://127.0.0.1:1"), tmp_path)
     off = pf.Context(FakeEnv({"enable_rotation": False}), FakeAws(None), tmp_path)
-    assert pf.file_has_certificates(real, **spec).failed
-    assert pf.file_has_certificates(emulated, **spec).status == "skip"
-    assert pf.file_has_certificates(off, **spec).status == "skip"
+
+    def check(ctx):  # through the dispatcher, which owns `when` for every check
+        (finding,) = pf.run(ctx, [{"check": "file_has_certificates", **spec}])
+        return finding
+
+    assert check(real).failed
+    assert check(emulated).status == "skip"
+    assert check(off).status == "skip" and "enable_rotation is off" in check(off).message
     Path(tmp_path / "ca-bundle.pem").write_text("-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n")
-    assert pf.file_has_certificates(real, **spec).status == "ok"
+    assert check(real).status == "ok"
 
 
 def test_acceptance_run_tears_down_after_a_failed_step(emulator, client, mirror, tmp_path):

@@ -74,6 +74,33 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
     outputs = json.loads(cli("outputs", "--env", "prod", "--json").stdout)["outputs"]
     secret = client("secretsmanager").describe_secret(SecretId=outputs["database"]["secret_arn"])
     assert secret["RotationEnabled"] is True
+    master_arn, app_arn = outputs["database"]["secret_arn"], outputs["database"]["app_secret_arn"]
+    assert app_arn != master_arn
+    assert client("secretsmanager").describe_secret(SecretId=app_arn)["RotationEnabled"] is True
+    assert smoke["database + app secret host"]["passed"]
+    # Who may read which secret, on the policies IAM holds (moto stores them; it evaluates none).
+    from tests.integration.test_real_aws_semantics import allows_on
+
+    iam = client("iam")
+    ctx = {"aws:RequestedRegion": "us-east-1"}
+
+    def policy(role, name):
+        return iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+
+    rotation = policy("payments-db-rotation-prod", "rotate-db-secret")
+    for arn in (master_arn, app_arn):
+        for action in ("secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"):
+            assert allows_on(rotation, action, arn, ctx), (action, arn)
+    for role, name in (("payments-ecs-task-prod", "payments-api"), ("payments-ecs-execution-prod", "start-api-tasks")):
+        assert allows_on(policy(role, name), "secretsmanager:GetSecretValue", app_arn, ctx), role
+        assert not allows_on(policy(role, name), "secretsmanager:GetSecretValue", master_arn, ctx), role
+    (task_def,) = client("ecs").list_task_definitions(familyPrefix="payments-api-prod")["taskDefinitionArns"]
+    container = client("ecs").describe_task_definition(taskDefinition=task_def)["taskDefinition"][
+        "containerDefinitions"
+    ][0]
+    assert all(s["valueFrom"].startswith(app_arn + ":") for s in container["secrets"]), container["secrets"]
+    alarms = client("cloudwatch").describe_alarms(AlarmNames=["payments-db-rotation-errors-prod"])["MetricAlarms"]
+    assert [a["AlarmActions"] for a in alarms] == [[outputs["observability"]["alerts_topic_arn"]]]
     assert client("s3").head_bucket(Bucket="payments-alb-logs-prod-123456789012")
     groups = client("logs").describe_log_groups()["logGroups"]
     ours = [g for g in groups if "-prod" in g["logGroupName"]]

@@ -82,3 +82,78 @@ def test_durations():
     assert _duration("0s") == 0 and _duration("90s") == 90 and _duration("1h30m") == 5400
     with pytest.raises(ConfigError, match="invalid duration 'soon'"):
         _duration("soon")
+
+
+# ---- taking over by itself: only when the holder's death is proven ------------------
+
+from dataclasses import replace  # noqa: E402
+
+from orchestrator.runlock import HostIdentity, host_identity  # noqa: E402
+
+RENEW = 30.0
+
+
+def here_holder(pid: int, *, renewed_ago: float, pid_start: str | None = None, **identity) -> Holder:
+    me = host_identity()
+    h = replace(
+        holder(pid, renewed_ago=renewed_ago, pid_start=pid_start),
+        machine_id=me.machine_id,
+        boot_id=me.boot_id,
+        pid_ns=me.pid_ns,
+    )
+    return replace(h, **identity)
+
+
+def test_this_host_has_a_complete_identity():
+    me = host_identity()
+    assert me.complete, me
+    assert me.pid_ns.startswith("pid:[")
+
+
+def test_a_live_holder_is_never_taken_over():
+    me = os.getpid()
+    for renewed_ago in (1.0, 1000.0):
+        assert (
+            here_holder(me, renewed_ago=renewed_ago, pid_start=process_start(me)).proven_dead(time.time(), RENEW)
+            is None
+        )
+
+
+def test_a_dead_holder_here_is_taken_over_once_two_renewals_are_missed():
+    pid = dead_pid()
+    now = time.time()
+    soon = here_holder(pid, renewed_ago=5.0).proven_dead(now, RENEW)
+    assert soon is not None and soon.reason == f"its process {pid} on this host is gone"
+    assert soon.after == pytest.approx(2 * RENEW - 5.0, abs=0.5)
+    late = here_holder(pid, renewed_ago=2 * RENEW + 1).proven_dead(now, RENEW)
+    assert late is not None and late.after == 0
+
+
+def test_a_reused_pid_counts_as_dead():
+    me = os.getpid()  # same number, another start time: the holder's process is gone
+    taken = here_holder(me, renewed_ago=100.0, pid_start="1").proven_dead(time.time(), RENEW)
+    assert taken is not None and taken.after == 0
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"machine_id": "another-machine"},
+        {"boot_id": "another-boot"},
+        {"pid_ns": "pid:[1]"},  # another container on the same kernel (no real namespace has inode 1)
+        {"machine_id": None, "boot_id": None, "pid_ns": None},  # a record from before identities
+    ],
+)
+def test_a_holder_elsewhere_or_unidentified_is_never_taken_over_by_itself(other):
+    pid = dead_pid()
+    h = here_holder(pid, renewed_ago=1000.0, **other)
+    assert h.proven_dead(time.time(), RENEW) is None
+    # ... and another container's dead pid says nothing about it: not stale until unrenewed
+    if other.get("pid_ns") or other.get("machine_id") or other.get("boot_id"):
+        assert replace(h, renewed=time.time()).stale_reason(time.time()) is None
+
+
+def test_an_incomplete_identity_here_proves_nothing():
+    pid = dead_pid()
+    h = here_holder(pid, renewed_ago=1000.0)
+    assert h.proven_dead(time.time(), RENEW, here=HostIdentity(h.machine_id, h.boot_id, None)) is None
