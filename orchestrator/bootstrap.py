@@ -485,6 +485,37 @@ class Bootstrapper:
         self.steps.append(Step("access log bucket", CREATED, log_bucket))
 
     # ---- DynamoDB lock table ------------------------------------------------
+    PITR_WAIT = 120.0  # seconds; AWS gives no bound, minutes at most in practice
+
+    def _enable_pitr(self, ddb, table: str, clock=time.monotonic, sleep=time.sleep) -> None:
+        """Point-in-time recovery on, and read back. Right after CreateTable, AWS refuses it
+        with ContinuousBackupsUnavailableException ("Backups are being enabled for the table")
+        for a while (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html);
+        a 400 that boto3 does not retry: retried here, bounded."""
+        deadline = clock() + self.PITR_WAIT
+        delay = 1.0
+        while True:
+            try:
+                ddb.update_continuous_backups(
+                    TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+                )
+            except Exception as exc:  # noqa: BLE001 - one error code is retried, every other raised
+                if error_code(exc) != "ContinuousBackupsUnavailableException" or clock() >= deadline:
+                    raise BackendError(
+                        f"lock table {table}: point-in-time recovery could not be enabled ({error_code(exc) or exc})"
+                    ) from None
+                sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            desc = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+            if desc.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED":
+                return
+            if clock() >= deadline:
+                raise BackendError(
+                    f"lock table {table}: point-in-time recovery still not enabled after {self.PITR_WAIT:.0f} s"
+                )
+            sleep(delay)
+
     def ensure_lock_table(self, key_arn: str) -> None:
         ddb = self.aws.client("dynamodb", self.backend.region)
         table = self.backend.dynamodb_table
@@ -505,9 +536,7 @@ class Bootstrapper:
                 Tags=[{"Key": k, "Value": v} for k, v in self._tags().items()],
             )
             ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-            ddb.update_continuous_backups(
-                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-            )
+            self._enable_pitr(ddb, table)
             self.steps.append(Step("lock table", CREATED, f"{table}: on-demand, PITR, SSE-KMS"))
             return
         problems = []
@@ -524,9 +553,7 @@ class Bootstrapper:
             self._fix(
                 "lock table PITR",
                 f"{table}: point-in-time recovery off",
-                lambda: ddb.update_continuous_backups(
-                    TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-                ),
+                lambda: self._enable_pitr(ddb, table),
             )
         if problems:
             self._fix(

@@ -22,7 +22,7 @@ from orchestrator.errors import (
     PrerequisiteError,
     RunFailed,
 )
-from orchestrator.views import confirm_factory, finish, orphan_lines, progress
+from orchestrator.views import confirm_factory, finish, narrow, orphan_lines, progress
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -334,7 +334,9 @@ def deploy(
                 events=events,
                 json_out=json_out,
             )
-            engine.graph(only_list, with_upstream=with_upstream)  # unknown units, lock files: before anything
+            narrow(
+                engine.graph(only_list, with_upstream=with_upstream).units
+            )  # unknown units, lock files: before anything
             engine.resume = resume
             engine.allow_replace = set(allow_replace)
             with _run_locked(s, engine, "deploy", lock_timeout, take_over):
@@ -413,7 +415,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, events=events, json_out=json_out)
-            engine.graph(only_list)
+            narrow(engine.graph(only_list).units)
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
@@ -555,7 +557,7 @@ def teardown(
         with open_session_(ctx, env, suffix) as s:
             engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm, json_out=json_out)
             only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
-            engine.graph(only_list, with_upstream=False)
+            narrow(engine.graph(only_list, with_upstream=False).units)
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
                 report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
                 if not only_list and not report.failed:
@@ -1091,8 +1093,8 @@ def pipeline(
                 typer.echo(("\n" if i else "") + f"# ---- {path}\n" + text, nl=False)
             return
         root = Path(output_dir)
-        if not root.is_dir():
-            raise ConfigError(f"--output-dir {output_dir}: no such directory")
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"--output-dir {output_dir}: not a directory")
         for path, text in out.items():
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -1111,16 +1113,23 @@ def _local_dir(ctx) -> object:
 
 
 @local_app.command("up")
-def local_up(ctx: typer.Context, port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1.")):
+def local_up(
+    ctx: typer.Context,
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1."),
+    like_aws: bool = typer.Option(
+        False, "--like-aws", help="Reproduce AWS's asynchronous timing where moto answers at once (slower; docs)."
+    ),
+):
     """Start one emulator that later --local commands share (one emulated account).
 
-    Example: orchestrator local up
+    Example: orchestrator local up --like-aws
     """
     with _Guard():
         from orchestrator import local
 
-        url, started = local.up(_local_dir(ctx), port)
-        typer.echo(f"emulator {'started' if started else 'already running'} at {url}")
+        url, started = local.up(_local_dir(ctx), port, like_aws=like_aws)
+        mode = " (like-AWS timing)" if like_aws else ""
+        typer.echo(f"emulator {'started' if started else 'already running'} at {url}{mode if started else ''}")
 
 
 @local_app.command("down")

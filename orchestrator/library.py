@@ -111,21 +111,32 @@ def log_group_kms(ctx: Context, log_group_name: str) -> str:
 
 
 def sns_subscriptions_dlq(ctx: Context, topic_arn: str, dlq_arn: str) -> str:
-    """The topic has subscriptions, each confirmed one redriving to the dead-letter queue."""
+    """Every subscription of the topic is confirmed and redrives to the dead-letter queue. A
+    subscription pending confirmation (an e-mail whose recipient has not followed AWS's link)
+    delivers nothing: it fails the check, named, instead of counting as delivered."""
     sns = ctx.aws.client("sns")
     subs = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    subs = [s for s in subs if s["SubscriptionArn"] != "Deleted"]
     if not subs:
         raise Fail("alert topic has no subscription")
-    bad = []
+    pending, bad = [], []
     for s in subs:
-        if s["SubscriptionArn"] in ("PendingConfirmation", "Deleted"):
+        if s["SubscriptionArn"] == "PendingConfirmation":
+            pending.append(s["Endpoint"])
             continue
         attrs = sns.get_subscription_attributes(SubscriptionArn=s["SubscriptionArn"])["Attributes"]
-        if json.loads(attrs.get("RedrivePolicy") or "{}").get("deadLetterTargetArn") != dlq_arn:
+        if str(attrs.get("PendingConfirmation", "false")).lower() == "true":
+            pending.append(s["Endpoint"])
+        elif json.loads(attrs.get("RedrivePolicy") or "{}").get("deadLetterTargetArn") != dlq_arn:
             bad.append(s["Endpoint"])
+    if pending:
+        raise Fail(
+            f"{len(pending)} of {len(subs)} subscription(s) pending confirmation, so no alert reaches "
+            f"{', '.join(sorted(pending))}: each recipient must follow the link in the e-mail AWS sent"
+        )
     if bad:
         raise Fail(f"subscriptions without the DLQ: {len(bad)}")
-    return f"{len(subs)} subscription(s), each with the DLQ"
+    return f"{len(subs)} subscription(s), confirmed, each with the DLQ"
 
 
 def log_group_exists(ctx: Context, log_group_name: str, retention_days: int | None = None) -> str:

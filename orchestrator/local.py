@@ -79,17 +79,20 @@ class MotoServer:
 EMULATED_ECS_RUNNING = 3
 
 
-def moto_env(ecs_running: int = EMULATED_ECS_RUNNING) -> dict[str, str]:
+def moto_env(ecs_running: int = EMULATED_ECS_RUNNING, *, like_aws: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MOTO_IAM_LOAD_MANAGED_POLICIES="true",
         MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
         MOTO_ALLOW_NONEXISTENT_REGION="true",
     )
+    env["ORCHESTRATOR_LIKE_AWS"] = "1" if like_aws else "0"  # orchestrator/emulator.py
     return env
 
 
-def start(*, port: int | None = None, log_path: Path | None = None, timeout: float = 60.0) -> MotoServer:
+def start(
+    *, port: int | None = None, log_path: Path | None = None, timeout: float = 60.0, like_aws: bool = False
+) -> MotoServer:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -99,7 +102,7 @@ def start(*, port: int | None = None, log_path: Path | None = None, timeout: flo
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=moto_env(),
+            env=moto_env(like_aws=like_aws),
             start_new_session=True,
         )
     except FileNotFoundError:
@@ -147,13 +150,13 @@ def running(state_dir: Path) -> str | None:
     return info["url"] if is_up(info["url"]) else None
 
 
-def up(state_dir: Path, port: int | None = None) -> tuple[str, bool]:
+def up(state_dir: Path, port: int | None = None, *, like_aws: bool = False) -> tuple[str, bool]:
     """Start the shared emulator, or find the running one. Returns (url, started_now)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     url = running(state_dir)
     if url:
         return url, False
-    server = start(port=port, log_path=state_dir / "moto.log")
+    server = start(port=port, log_path=state_dir / "moto.log", like_aws=like_aws)
     # Detach: the server outlives this command.
     info_path(state_dir).write_text(json.dumps({"url": server.url, "pid": server.pid}))
     return server.url, True

@@ -74,12 +74,23 @@ class LiveProgress:
             start = self.state.get(result.unit, ("", None, None))[1]
             self.state[result.unit] = (result.status.value, start, _time.monotonic() if start else None)
 
+    def narrow(self, units: list[str]) -> None:
+        """Only the units this run touches (--only): the others are never shown as pending."""
+        with self.lock:
+            self.units = [u for u in self.units if u in set(units)]
+
     def stop(self):
         if self.started:
             self.live.stop()
 
 
 _LIVE: list[LiveProgress] = []
+
+
+def narrow(units) -> None:
+    """The live display shows these units alone (the run's selection, known once it is checked)."""
+    for live in _LIVE:
+        live.narrow(list(units))
 
 
 def progress(events: bool, units: list[str]):

@@ -52,9 +52,10 @@ def clients_for(url: str):
 
 
 @contextlib.contextmanager
-def own_emulator(log_dir: Path):
-    """A moto server of one's own, for tests that count what is in the account."""
-    server = local.start(log_path=log_dir / "moto.log")
+def own_emulator(log_dir: Path, *, like_aws: bool = False):
+    """A moto server of one's own, for tests that count what is in the account (like_aws: with
+    AWS's timing, orchestrator/emulator.py)."""
+    server = local.start(log_path=log_dir / "moto.log", like_aws=like_aws)
     try:
         yield server.url
     finally:

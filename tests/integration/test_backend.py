@@ -180,3 +180,33 @@ def test_local_up_keeps_one_emulated_account_for_several_commands(tmp_path, mirr
     finally:
         assert c("local", "down").stdout.strip() == "emulator stopped"
     assert c("local", "status").exit_code == 1
+
+
+def test_lock_table_pitr_refused_right_after_create_is_retried_and_read_back(mirror, tmp_path):
+    """Like AWS, the like-AWS emulator refuses UpdateContinuousBackups for a while after
+    CreateTable (ContinuousBackupsUnavailableException, a 400 boto3 does not retry). bootstrap
+    waits it out and reads PITR back: the next run and --verify find nothing to fix."""
+    from tests.integration.conftest import clients_for, own_emulator
+
+    with own_emulator(tmp_path, like_aws=True) as url:
+        ddb = clients_for(url)("dynamodb")
+        probe = "like-aws-probe"
+        ddb.create_table(
+            TableName=probe,
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with pytest.raises(ddb.exceptions.ContinuousBackupsUnavailableException):
+            ddb.update_continuous_backups(
+                TableName=probe, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        cli = Cli(FIXTURE_STACK, tmp_path / "w", url, mirror)
+        first = cli("bootstrap", "--env", "staging")
+        assert first.exit_code == 0, first.output
+        assert "lock table           created" in first.stdout
+        pitr = ddb.describe_continuous_backups(TableName="fixture-tfstate-locks-staging")
+        assert pitr["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == (
+            "ENABLED"
+        )
+        assert cli("bootstrap", "--env", "staging", "--verify").exit_code == 0

@@ -52,6 +52,19 @@ def test_writing_it_again_changes_nothing(tmp_path):
     ).read_text()
 
 
+def test_an_output_dir_that_does_not_exist_is_created_and_a_file_is_refused(tmp_path):
+    target = tmp_path / "new" / "repo"
+    args = ["--project-dir", str(ROOT), "pipeline", "--env", "dev", "--format", "gitlab", "--output-dir", str(target)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    written = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert written and all((GOLDEN / w).read_text() == (target / w).read_text() for w in written), written
+    (tmp_path / "a-file").write_text("")
+    args[-1] = str(tmp_path / "a-file")
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and r.stderr.strip() == f"error: --output-dir {tmp_path / 'a-file'}: not a directory"
+
+
 def test_yaml_written_by_hand_reads_back_as_the_same_data():
     data = {
         "on": {"push": None, "x": {"types": ["closed"]}},

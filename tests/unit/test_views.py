@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from typer.testing import CliRunner
 
@@ -40,3 +42,17 @@ def test_the_prompt_lists_the_plan_then_says_how_many_more_and_where(monkeypatch
     assert answers == ["apply this plan to network?"]
     confirm("network", PlanSummary(0, 0, 3, 0, resources[:3]), "/w/log")
     assert answers[-1] == "destroy network?"
+
+
+def test_the_live_view_shows_only_the_units_of_the_run():
+    """--only: the units outside the run are never listed as pending."""
+    from rich.console import Console
+
+    from orchestrator.views import LiveProgress
+
+    live = LiveProgress(["network", "security", "database", "app"])
+    live.narrow(["database", "app"])
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(live.render())
+    shown = [line.split()[0] for line in console.export_text().splitlines() if line.strip()]
+    assert shown == ["database", "app"]
