@@ -372,7 +372,7 @@ def _preflight(s, skip: bool) -> dict:
 
     if skip:
         return {"skipped": True, "summary": "skipped (--skip-preflight)", "findings": []}
-    findings = preflight.check(preflight.Context(s.env, s.aws, s.project.root), s.stack.preflight)
+    findings = preflight.check(preflight.Context(s.env, s.aws, s.project.root, tuple(s.stack.units)), s.stack.preflight)
     ok = sum(f.status == "ok" for f in findings)
     skipped = sum(f.status == "skip" for f in findings)
     return {
@@ -397,7 +397,9 @@ def preflight_command(
         from orchestrator.session import open_session
 
         with open_session(_opts(ctx), env, suffix) as s:
-            findings = preflight.run(preflight.Context(s.env, s.aws, s.project.root), s.stack.preflight)
+            findings = preflight.run(
+                preflight.Context(s.env, s.aws, s.project.root, tuple(s.stack.units)), s.stack.preflight
+            )
         for f in findings:
             line = f"{f.status.upper():4} {f.check}: {f.message}"
             err(f"error: preflight: {f.message}" if f.failed else line)

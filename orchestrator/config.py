@@ -76,6 +76,9 @@ class Unit:
     artifacts: dict[str, str] = field(default_factory=dict)
     # ephemeral variables the orchestrator generates (e.g. an initial password)
     generated_secrets: tuple[str, ...] = ()
+    # generated secret -> (secret name template, JSON key): where the stack keeps its value once
+    # written; a later run passes that value again instead of a new one
+    secret_sources: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def load_stack(terraform_dir: Path) -> Stack:
             smoke=calls["smoke"],
             artifacts=dict(raw.get("artifacts", {})),
             generated_secrets=tuple(raw.get("generated_secrets", ())),
+            secret_sources=_secret_sources(path, name, raw),
         )
     for unit in units.values():
         _check_wiring(path, unit, units, schema)
@@ -200,6 +204,25 @@ def load_stack(terraform_dir: Path) -> Stack:
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack
+
+
+def _secret_sources(path: Path, name: str, raw: dict) -> dict[str, tuple[str, str]]:
+    sources = raw.get("secret_sources", {})
+    where = f"{path}: unit {name!r}: secret_sources"
+    if not isinstance(sources, dict):
+        raise ConfigError(f"{where} must be a table")
+    out = {}
+    for var, spec in sources.items():
+        if var not in raw.get("generated_secrets", ()):
+            raise ConfigError(f"{where}: {var!r} is not one of the unit's generated_secrets")
+        if (
+            not isinstance(spec, dict)
+            or set(spec) != {"secret", "key"}
+            or not all(isinstance(v, str) for v in spec.values())
+        ):
+            raise ConfigError(f'{where}: {var!r} needs {{ secret = "<name template>", key = "<JSON key>" }}')
+        out[var] = (spec["secret"], spec["key"])
+    return out
 
 
 def _check_wiring(path: Path, unit: Unit, units: dict[str, Unit], schema: dict[str, str]) -> None:

@@ -139,7 +139,52 @@ def email_subscriptions_wait_for_confirmation() -> None:
     SNSResponse.confirm_subscription = like_aws_confirm
 
 
-LIKE_AWS_CORRECTIONS = (continuous_backups_unavailable_after_create, email_subscriptions_wait_for_confirmation)
+def force_deleted_secret_keeps_its_name_a_while() -> None:
+    """DeleteSecret with ForceDeleteWithoutRecovery: "Secrets Manager performs the actual
+    deletion with an asynchronous and separate mechanism", so the name stays taken for a
+    short while (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html).
+    moto frees it at once. Here the secret shows DeletedDate and keeps its name for
+    ORCHESTRATOR_LIKE_AWS_SECRET_PURGE_SECONDS (default 5), then it is gone."""
+    import time
+
+    from moto.core.utils import utcnow
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    delay = _seconds("ORCHESTRATOR_LIKE_AWS_SECRET_PURGE_SECONDS", 5.0)
+    delete = SecretsManagerBackend.delete_secret
+
+    def purge(self) -> None:
+        now = time.monotonic()
+        for key, secret in list(self.secrets.items()):
+            if getattr(secret, "like_aws_purge_at", now + 1) <= now:
+                self.secrets.pop(key)
+
+    def like_aws_delete(self, secret_id, recovery_window_in_days, force_delete_without_recovery):
+        purge(self)
+        if force_delete_without_recovery and self._is_valid_identifier(secret_id):
+            secret = self.secrets[secret_id]
+            if not hasattr(secret, "like_aws_purge_at"):
+                secret.delete(self._unix_time_secs(utcnow()))
+                secret.like_aws_purge_at = time.monotonic() + delay
+            return secret.arn, secret.name, self._unix_time_secs(utcnow())
+        return delete(self, secret_id, recovery_window_in_days, force_delete_without_recovery)
+
+    SecretsManagerBackend.delete_secret = like_aws_delete
+    for name in ("create_secret", "describe_secret", "get_secret_value", "list_secrets", "restore_secret"):
+        original = getattr(SecretsManagerBackend, name)
+
+        def purged(self, *args, _original=original, **kwargs):
+            purge(self)
+            return _original(self, *args, **kwargs)
+
+        setattr(SecretsManagerBackend, name, purged)
+
+
+LIKE_AWS_CORRECTIONS = (
+    continuous_backups_unavailable_after_create,
+    email_subscriptions_wait_for_confirmation,
+    force_deleted_secret_keeps_its_name_a_while,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,10 +79,13 @@ def _split(arn: str) -> tuple[str, str]:
     return f"{service}:{_UNNAMED_TYPES.get(service, 'resource')}", resource
 
 
-def _held(arn: str, held: set[str]) -> bool:
+def is_held(arn: str, held: set[str]) -> bool:
+    """Whether an ARN (or id) is among a state's identifiers, by ARN, id or the id's last part."""
     arn = _norm(arn)
     if arn in held:
         return True
+    if not arn.startswith("arn:"):  # an id, already looked up
+        return False
     _, rid = _split(arn)
     return rid in held or rid.rsplit("/", 1)[-1] in held
 
@@ -188,7 +191,7 @@ def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     candidates.update(_ec2_tagged(aws, env, filters))
     found = []
     for arn, created in sorted(candidates.items()):
-        if _held(arn, held) or _aws_managed(arn) or is_gone(aws, arn):
+        if is_held(arn, held) or _aws_managed(arn) or is_gone(aws, arn):
             continue
         kind, rid = _split(arn)
         found.append(Orphan(arn, kind, rid, created or _created(aws, arn)))

@@ -12,9 +12,11 @@ an emulator the outside prerequisites the checks look for.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,34 @@ class Context:
     env: Any  # config.Environment
     aws: Any  # aws.Aws
     project_root: Path
+    # The units whose state tells what the stack already owns: a name taken by one of them is
+    # the stack's own, any other is taken by something terraform would collide with.
+    units: tuple[str, ...] = ()
+    _held: set[str] | None = None
 
     @property
     def emulated(self) -> bool:
         return bool(self.aws.endpoint_url)
+
+    def holds(self, identifier: str) -> bool:
+        """Whether some unit's state holds a resource with this ARN or id (read once)."""
+        from orchestrator import orphans
+
+        if self._held is None:
+            try:
+                self._held = orphans.state_identifiers(self.aws, self.env, self.units)
+            except Exception as exc:  # noqa: BLE001 - no state bucket yet (before bootstrap): no state
+                if error_code(exc) not in ("NoSuchBucket", "404"):
+                    raise
+                self._held = set()
+        return orphans.is_held(identifier, self._held)
+
+    def outside_state(self, what: str, identifier: str, error: str) -> str:
+        return (
+            f"{what} exists but no state of {self.env.env_id} holds it: creating it would fail ({error}); "
+            f"import it into the unit that declares it (orchestrator tf {self.env.cli_args} UNIT -- import ADDRESS "
+            f"{identifier}) or delete it"
+        )
 
     def values(self) -> dict[str, Any]:
         return {
@@ -220,6 +246,8 @@ def secret_not_pending_deletion(ctx: Context, secret: str) -> Finding:
         if error_code(exc) == "ResourceNotFoundException":
             return _ok("secret_not_pending_deletion", f"no secret {name} yet")
         raise
+    if meta.get("DeletedDate") and _purged_soon(ctx, name, meta["DeletedDate"]):
+        return _ok("secret_not_pending_deletion", f"secret {name} was deleted a moment ago: the name is free")
     if meta.get("DeletedDate"):
         return _fail(
             "secret_not_pending_deletion",
@@ -227,7 +255,37 @@ def secret_not_pending_deletion(ctx: Context, secret: str) -> Finding:
             f"created again: delete it now (aws secretsmanager delete-secret --secret-id {name} "
             "--force-delete-without-recovery) or wait for the window to end",
         )
+    if ctx.units and not ctx.holds(meta["ARN"]):
+        return _fail(
+            "secret_not_pending_deletion", ctx.outside_state(f"secret {name!r}", meta["ARN"], "ResourceExistsException")
+        )
     return _ok("secret_not_pending_deletion", f"secret {name} is live")
+
+
+SECRET_PURGE_WAIT = 30.0  # seconds
+
+
+def _purged_soon(ctx: Context, name: str, deleted, clock=time.monotonic, sleep=time.sleep) -> bool:
+    """A secret force-deleted a moment ago (a teardown of an unprotected copy) keeps its name
+    until Secrets Manager's asynchronous deletion runs
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html):
+    waited for, briefly, when its deletion date is now. A scheduled deletion is not."""
+    from datetime import datetime
+
+    age = (datetime.now(UTC) - deleted).total_seconds()
+    if not -10 <= age <= 300:
+        return False
+    sm = ctx.aws.client("secretsmanager")
+    deadline = clock() + SECRET_PURGE_WAIT
+    while clock() < deadline:
+        sleep(1.0)
+        try:
+            sm.describe_secret(SecretId=name)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) == "ResourceNotFoundException":
+                return True
+            raise
+    return False
 
 
 def kms_alias_usable(ctx: Context, aliases: list[str]) -> Finding:
@@ -247,7 +305,39 @@ def kms_alias_usable(ctx: Context, aliases: list[str]) -> Finding:
                 f"(aws kms cancel-key-deletion --key-id {key['KeyId']}) or delete the alias "
                 f"(aws kms delete-alias --alias-name {alias})",
             )
-    return _ok("kms_alias_usable", f"{len(aliases)} aliases free or on usable keys")
+        if ctx.units and not ctx.holds(alias):
+            return _fail(
+                "kms_alias_usable",
+                ctx.outside_state(f"KMS alias {alias} (on key {key['KeyId']})", alias, "AlreadyExistsException"),
+            )
+    return _ok("kms_alias_usable", f"{len(aliases)} aliases free or the stack's own")
+
+
+def dns_record_free(ctx: Context, domain: str, record: str) -> Finding:
+    """The record the stack creates does not exist yet, unless the stack's own state holds it
+    (terraform's aws_route53_record refuses to overwrite one: "already exists")."""
+    zone_name = ctx.setting(domain)
+    if not zone_name:
+        return _skip("dns_record_free", f"{domain} is empty: no DNS record")
+    name = ctx.render(record).rstrip(".")
+    r53 = ctx.aws.client("route53")
+    zones = r53.list_hosted_zones_by_name(DNSName=zone_name, MaxItems="5")["HostedZones"]
+    zone = next((z for z in zones if z["Name"] == zone_name.rstrip(".") + "."), None)
+    if zone is None:
+        return _skip("dns_record_free", f"no hosted zone {zone_name} (the hosted_zone check says so)")
+    zone_id = zone["Id"].split("/")[-1]
+    sets = r53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=name, MaxItems="10")
+    for rrset in sets["ResourceRecordSets"]:
+        if rrset["Name"].rstrip(".").lower() != name.lower() or rrset["Type"] not in ("A", "AAAA", "CNAME"):
+            continue
+        if not ctx.holds(f"{zone_id}_{name}_{rrset['Type']}"):
+            return _fail(
+                "dns_record_free",
+                ctx.outside_state(
+                    f"DNS record {name} ({rrset['Type']})", f"{zone_id}_{name}_{rrset['Type']}", "already exists"
+                ),
+            )
+    return _ok("dns_record_free", f"record {name} is free or the stack's own")
 
 
 def file_has_certificates(ctx: Context, path: str, what: str, real_aws_only: bool = False) -> Finding:
@@ -382,6 +472,7 @@ CHECKS: dict[str, Callable[..., Finding]] = {
     "bucket_name_free": bucket_name_free,
     "secret_not_pending_deletion": secret_not_pending_deletion,
     "kms_alias_usable": kms_alias_usable,
+    "dns_record_free": dns_record_free,
     "file_has_certificates": file_has_certificates,
     "quota": quota,
 }

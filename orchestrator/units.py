@@ -111,10 +111,29 @@ class Units:
         for name in self.ctx.stack.units[unit].generated_secrets:
             with self._secrets_lock:
                 if name not in self._secrets:
-                    self._secrets[name] = secrets.token_urlsafe(24)
+                    self._secrets[name] = self._kept(unit, name) or secrets.token_urlsafe(24)
                     self.ctx.redactor.add(self._secrets[name])
                 env[f"TF_VAR_{name}"] = self._secrets[name]
         return env
+
+    def _kept(self, unit: str, name: str) -> str | None:
+        """The value the stack already keeps for a generated secret (its `secret_sources` entry),
+        if any: a first apply that stopped after the secret took one password but before the
+        database did is finished with that same password, never a second one."""
+        source = self.ctx.stack.units[unit].secret_sources.get(name)
+        if source is None:
+            return None
+        template, key = source
+        env = self.ctx.env
+        secret_id = template.format(name_prefix=env.name_prefix, env_id=env.env_id, **env.settings)
+        try:
+            current = self.ctx.aws.client("secretsmanager").get_secret_value(
+                SecretId=secret_id, VersionStage="AWSCURRENT"
+            )
+            value = json.loads(current["SecretString"]).get(key)
+        except Exception:  # noqa: BLE001 - not there yet (or not readable by this role): a fresh value
+            return None
+        return value if isinstance(value, str) and value else None
 
     def line(self, unit: str):
         on_line = self.ctx.on_line

@@ -86,7 +86,10 @@ resource "aws_rds_cluster" "main" {
     ignore_changes = [scaling_configuration]
   }
 
-  depends_on = [aws_cloudwatch_log_group.postgresql]
+  # The password is kept in the secret before any cluster takes it: a first apply
+  # that stops in between leaves the secret holding it, and the next run passes
+  # that same value (stack.toml: secret_sources), never a second password.
+  depends_on = [aws_cloudwatch_log_group.postgresql, aws_secretsmanager_secret_version.db]
 }
 
 resource "aws_rds_cluster_instance" "main" {

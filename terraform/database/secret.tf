@@ -4,7 +4,7 @@
 # secret with boto3 (PutSecretValue, only when they differ).
 resource "aws_secretsmanager_secret" "db" {
   name                    = "${local.name.prefix}-db-credentials-${local.name.suffix}"
-  description             = "Master credentials of ${aws_rds_cluster.main.cluster_identifier} (the rotation function alone reads them); host added after apply by the orchestrator"
+  description             = "Master credentials of ${local.name.prefix}-db-${local.name.suffix} (the rotation function alone reads them); host added after apply by the orchestrator"
   kms_key_id              = var.data_kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_days
 
@@ -43,7 +43,7 @@ resource "aws_secretsmanager_secret" "app" {
   count = var.enable_rotation ? 1 : 0
 
   name                    = "${local.name.prefix}-db-app-credentials-${local.name.suffix}"
-  description             = "Credentials of the payments API's own database user on ${aws_rds_cluster.main.cluster_identifier}; host added after apply by the orchestrator"
+  description             = "Credentials of the payments API's own database user on ${local.name.prefix}-db-${local.name.suffix}; host added after apply by the orchestrator"
   kms_key_id              = var.data_kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_days
 

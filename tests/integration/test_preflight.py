@@ -127,6 +127,37 @@ def _alias_on_key_pending_deletion(client):
     kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=30)
 
 
+def _secret_outside_state(client):
+    client("secretsmanager").create_secret(Name="payments-db-credentials-prod", SecretString="{}")
+
+
+def _alias_outside_state(client):
+    kms = client("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/payments-data-prod", TargetKeyId=key)
+
+
+def _api_record_outside_state(client):
+    r53 = client("route53")
+    (zone,) = r53.list_hosted_zones_by_name(DNSName="acme-payments.com")["HostedZones"]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone["Id"],
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": "api.acme-payments.com",
+                        "Type": "A",
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": "192.0.2.10"}],
+                    },
+                }
+            ]
+        },
+    )
+
+
 def _vpc_quota_used_up(client):
     ec2 = client("ec2")
     while len(ec2.describe_vpcs()["Vpcs"]) < 5:  # moto models the default of 5 per region
@@ -147,6 +178,20 @@ FAULTS = {
     "alias on a key pending deletion": (
         _alias_on_key_pending_deletion,
         "error: preflight: KMS alias alias/payments-data-prod points at key",
+    ),
+    # Names taken by something no state holds: terraform would fail minutes into the apply.
+    "live secret outside state": (
+        _secret_outside_state,
+        "error: preflight: secret 'payments-db-credentials-prod' exists but no state of prod holds it: "
+        "creating it would fail (ResourceExistsException)",
+    ),
+    "alias outside state": (
+        _alias_outside_state,
+        "error: preflight: KMS alias alias/payments-data-prod (on key ",
+    ),
+    "api record outside state": (
+        _api_record_outside_state,
+        "error: preflight: DNS record api.acme-payments.com (A) exists but no state of prod holds it",
     ),
     "quota too low": (_vpc_quota_used_up, "error: preflight: quota VPCs per Region (vpc L-F678F1CE): 5 in use of 5"),
 }
@@ -283,3 +328,22 @@ def test_acceptance_run_tears_down_after_a_failed_step(emulator, client, mirror,
     assert steps == {"bootstrap": 0, "seed": 0, "deploy": 2, "teardown": 0}, report["steps"]
     assert report["result"] == "failed" and report["leftovers"] == []
     assert "scheduled for deletion" in proc.stderr
+
+
+def test_a_secret_force_deleted_a_moment_ago_does_not_fail_preflight(mirror, tmp_path):
+    """Like AWS (the like-AWS emulator), a force-deleted secret keeps its name for a few seconds
+    (the deletion is asynchronous): right after a teardown of a copy, preflight waits for it
+    instead of saying "wait for the window"."""
+    with own_emulator(tmp_path, like_aws=True) as url:
+        client = clients_for(url)
+        cli = Cli(ROOT, tmp_path / "work", url, mirror)
+        seed(cli, "dev")
+        sm = client("secretsmanager")
+        sm.create_secret(Name="payments-db-credentials-dev", SecretString="{}")
+        sm.delete_secret(SecretId="payments-db-credentials-dev", ForceDeleteWithoutRecovery=True)
+        assert sm.describe_secret(SecretId="payments-db-credentials-dev").get("DeletedDate")  # name still taken
+        r, seconds = preflight(cli, "dev", "--json")
+        assert r.exit_code == 0, r.stderr
+        messages = [f["message"] for f in json.loads(r.stdout)["checks"] if f["check"] == "secret_not_pending_deletion"]
+        assert "secret payments-db-credentials-dev was deleted a moment ago: the name is free" in messages
+        assert seconds < FAST + 5, seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.orphans import _aws_managed, _held, _split
+from orchestrator.orphans import _aws_managed, _split, is_held
 
 
 @pytest.mark.parametrize(
@@ -37,11 +37,11 @@ def test_a_resource_is_held_by_its_arn_or_its_id():
         "https://sqs.us-east-1.amazonaws.com/1/q",  # a queue's id is its URL ...
         "arn:aws:sqs:us-east-1:1:q",  # ... and its arn is stored too
     }
-    assert _held("arn:aws:logs:us-east-1:1:log-group:/ecs/api:*", held)
-    assert _held("arn:aws:ec2:us-east-1:1:natgateway/nat-0c0a", held)
-    assert _held("arn:aws:sqs:us-east-1:1:q", held)
-    assert not _held("arn:aws:ec2:us-east-1:1:natgateway/nat-e689", held)
-    assert not _held("arn:aws:sqs:us-east-1:1:made-by-hand", held)
+    assert is_held("arn:aws:logs:us-east-1:1:log-group:/ecs/api:*", held)
+    assert is_held("arn:aws:ec2:us-east-1:1:natgateway/nat-0c0a", held)
+    assert is_held("arn:aws:sqs:us-east-1:1:q", held)
+    assert not is_held("arn:aws:ec2:us-east-1:1:natgateway/nat-e689", held)
+    assert not is_held("arn:aws:sqs:us-east-1:1:made-by-hand", held)
 
 
 def test_automated_snapshots_belong_to_their_cluster():
