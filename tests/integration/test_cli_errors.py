@@ -213,7 +213,7 @@ CASES = [
         ("deploy", "--env", "dev", "--yes"),
         2,
         "error: ORCHESTRATOR_SECRET_DB_PASSWORD: no unit generates a secret 'db_password' "
-        "(known: ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD)",
+        "(known: ORCHESTRATOR_SECRET_DB_APP_PASSWORD, ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD)",
         env={"ORCHESTRATOR_SECRET_DB_PASSWORD": "a-value-long-enough"},
     ),
     Case(
