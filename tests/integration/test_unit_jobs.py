@@ -184,3 +184,44 @@ def test_a_copys_teardown_deletes_its_plans_never_applied(job, aws):
     assert "saved plan object(s) of dev-uj never applied" in r.stderr
     left = aws("s3").list_object_versions(Bucket=BUCKET, Prefix=prefix)
     assert not left.get("Versions") and not left.get("DeleteMarkers")
+
+
+def test_a_job_re_run_on_the_same_runner_releases_a_dead_runs_lock(job, aws):
+    """A cancelled job (or deploy) on this runner left the run lock; its holder's death is proven
+    (this host's machine, boot and pid namespace, its process gone, two renewals missed): the
+    next job releases it and goes on, naming it. A holder in another pid namespace is waited for."""
+    import subprocess
+    import sys
+    import time
+
+    from orchestrator.runlock import host_identity
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    me = host_identity()
+    record = {
+        "run_id": "deadbeef0001",
+        "command": "deploy",
+        "who": "ci@runner",
+        "host": "runner",
+        "pid": gone.pid,
+        "pid_start": None,
+        "started": time.time() - 600,
+        "renewed": time.time() - 300,
+        "machine_id": me.machine_id,
+        "boot_id": me.boot_id,
+        "pid_ns": me.pid_ns,
+        "renew_every": 30.0,
+    }
+    key = "fixture/_runs/dev-ujlock/run.lock"
+    s3 = aws("s3")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({**record, "pid_ns": "pid:[1]"}).encode())
+    held = job("unit", "plan", "base", "--env", "dev", "--suffix", "ujlock", "--run-id", "j1")
+    assert held.exit_code == 9, held.output
+    assert held.stderr.strip().startswith("error: environment dev-ujlock is busy: run deadbeef0001 ")
+
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(record).encode())
+    r = job("unit", "plan", "base", "--env", "dev", "--suffix", "ujlock", "--run-id", "j1", "--json")
+    assert r.exit_code == 0, r.output
+    assert f"releasing the run lock of run deadbeef0001: its process {gone.pid} on this host is gone" in r.stderr
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount", 0) == 0
