@@ -91,6 +91,9 @@ locals {
     waf       = "aws-waf-logs-${var.name_prefix}-${var.environment_suffix}"
     rotation  = "/aws/lambda/${var.name_prefix}-db-rotation-${var.environment_suffix}"
     db        = "/aws/rds/cluster/${var.name_prefix}-db-${var.environment_suffix}/postgresql"
+    # Container Insights writes here; created by the stack first (encrypted, kept
+    # for log_retention_days) instead of by ECS (unencrypted, kept forever).
+    container_insights = "/aws/ecs/containerinsights/${var.name_prefix}-cluster-${var.environment_suffix}/performance"
   }
 
   # Load balancers and target groups allow 32 characters. The longest prefix

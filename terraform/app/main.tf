@@ -1,3 +1,12 @@
+# ECS creates Container Insights' log group on first write, unencrypted and kept
+# forever, unless it exists already: created here first, like every other.
+resource "aws_cloudwatch_log_group" "container_insights" {
+  # checkov:skip=CKV_AWS_158: KMS-encrypted with the logs key when kms_encrypted_logs (a validation requires it outside dev); dev uses CloudWatch's default encryption
+  name              = local.log_group_names.container_insights
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn == "" ? null : var.logs_kms_key_arn
+}
+
 resource "aws_ecs_cluster" "main" {
   name = "${local.name.prefix}-cluster-${local.name.suffix}"
 
@@ -5,6 +14,8 @@ resource "aws_ecs_cluster" "main" {
     name  = "containerInsights"
     value = "enabled"
   }
+
+  depends_on = [aws_cloudwatch_log_group.container_insights]
 }
 
 locals {

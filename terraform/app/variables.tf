@@ -108,3 +108,13 @@ variable "alarm_5xx_threshold" {
   description = "ALB 5xx responses per minute above which the alarm fires."
   type        = number
 }
+
+variable "logs_kms_key_arn" {
+  description = "KMS key for log groups (security unit); empty for the CloudWatch default encryption."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of Container Insights' log group."
+  type        = number
+}

@@ -104,7 +104,7 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
     assert client("s3").head_bucket(Bucket="payments-alb-logs-prod-123456789012")
     groups = client("logs").describe_log_groups()["logGroups"]
     ours = [g for g in groups if "-prod" in g["logGroupName"]]
-    assert len(ours) == 5 and all(g.get("kmsKeyId") for g in ours), ours
+    assert len(ours) == 6 and all(g.get("kmsKeyId") for g in ours), ours
     (cluster,) = client("rds").describe_db_clusters(DBClusterIdentifier="payments-db-prod")["DBClusters"]
     assert cluster["DeletionProtection"] is True
 

@@ -163,8 +163,9 @@ def test_every_encrypted_log_group_may_use_the_logs_key(encrypted_env):
     policy = _key_policy(encrypted_env, "logs")
     logs = ("Service", f"logs.{REGION}.amazonaws.com")
     names = _encrypted_log_groups(encrypted_env)
-    # flow logs, API, WAF, rotation function, PostgreSQL export
-    assert len(names) == 5, names
+    # flow logs, API, WAF, rotation function, PostgreSQL export, Container Insights
+    assert len(names) == 6, names
+    assert any(n.startswith("/aws/ecs/containerinsights/") for n in names)
     assert any(n.startswith("aws-waf-logs-") for n in names)
     for name in names:
         ctx = {"kms:EncryptionContext:aws:logs:arn": _log_group_arn(name)}
@@ -182,15 +183,31 @@ def test_logs_key_admits_no_copy_and_no_other_group(staging):
         assert not allows(policy, "kms:GenerateDataKey", ctx, logs), name
 
 
+# Written by AWS for every environment of the account and region at once (RDS enhanced
+# monitoring's fixed group): no one environment may own it. Listed in docs/operations.md.
+ACCOUNT_LEVEL_LOG_GROUPS = {"RDSOSMetrics"}
+
+
 def test_every_log_group_a_service_writes_is_managed(any_env):
-    """Lambda and RDS create their log groups on first write (unencrypted, kept forever)
-    unless the stack made them first."""
+    """Lambda, RDS and ECS create their log groups on first write (unencrypted, kept forever)
+    unless the stack made them first: each service's group is found from the configuration
+    that makes the service write it, and must be managed (or be the account's, named above)."""
     managed = {_after(rc)["name"] for rc in _all_changes(any_env, "aws_cloudwatch_log_group")}
+    written = set()
     for rc in _all_changes(any_env, "aws_lambda_function"):
-        assert f"/aws/lambda/{_after(rc)['function_name']}" in managed
+        written.add(f"/aws/lambda/{_after(rc)['function_name']}")
     for rc in _all_changes(any_env, "aws_rds_cluster"):
         for export in _after(rc)["enabled_cloudwatch_logs_exports"]:
-            assert f"/aws/rds/cluster/{_after(rc)['cluster_identifier']}/{export}" in managed
+            written.add(f"/aws/rds/cluster/{_after(rc)['cluster_identifier']}/{export}")
+    for rc in _all_changes(any_env, "aws_rds_cluster_instance"):
+        if _after(rc).get("monitoring_interval"):
+            written.add("RDSOSMetrics")
+    for rc in _all_changes(any_env, "aws_ecs_cluster"):
+        if {"name": "containerInsights", "value": "enabled"} in _after(rc)["setting"]:
+            written.add(f"/aws/ecs/containerinsights/{_after(rc)['name']}/performance")
+    assert {n for n in written if n.startswith("/aws/ecs/containerinsights/")}, "Container Insights not seen"
+    assert "RDSOSMetrics" in written
+    assert written - ACCOUNT_LEVEL_LOG_GROUPS <= managed, sorted(written - managed)
 
 
 CRYPTO = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:GenerateDataKey", "kms:CreateGrant")

@@ -93,7 +93,8 @@ def test_04_task_image_is_the_setting_and_credentials_are_secrets(env):
     assert {e["name"] for e in container["environment"]} == {"ENVIRONMENT", "PORT"}
     secret_names = {s["name"] for s in container["secrets"]}
     assert {"DB_PASSWORD", "DB_HOST", "DB_USERNAME"} <= secret_names
-    assert all(s["valueFrom"].startswith(env.stand_ins["database"]["secret_arn"]) for s in container["secrets"])
+    # the API's own secret where rotation is on (prod), the master secret where it is off (dev)
+    assert all(s["valueFrom"].startswith(env.stand_ins["database"]["app_secret_arn"]) for s in container["secrets"])
     assert container["logConfiguration"]["logDriver"] == "awslogs"
     assert "var.container_image" in json.dumps(env.config("app", "aws_ecs_task_definition.api")["expressions"])
 
@@ -140,10 +141,11 @@ def test_05_no_iam_policy_resource_with_star_for_secrets(env):
 # 6. Rotation in prod only
 def test_06_rotation_in_prod_only(prod, dev):
     rotation = prod.changes("database", "aws_secretsmanager_secret_rotation")
-    assert len(rotation) == 1
-    after = rotation[0]["change"]["after"]
-    assert after["rotation_rules"][0]["automatically_after_days"] == 30
-    assert after["rotate_immediately"] is False
+    assert sorted(rc["name"] for rc in rotation) == ["app", "db"]  # the master and the API's secret
+    for rc in rotation:
+        after = rc["change"]["after"]
+        assert after["rotation_rules"][0]["automatically_after_days"] == 30
+        assert after["rotate_immediately"] is False
     fn = prod.changes("database", "aws_lambda_function")[0]["change"]["after"]
     assert fn["handler"] == "rotate.handler" and fn["runtime"].startswith("python3")
     assert fn["vpc_config"][0]["subnet_ids"] == prod.stand_ins["network"]["private_subnet_ids"]
@@ -179,8 +181,10 @@ def test_08_every_subscription_has_a_redrive_policy_to_the_dlq(env):
     topic = env.changes("observability", "aws_sns_topic")[0]["change"]["after"]
     assert topic["kms_master_key_id"] == env.stand_ins["security"]["alerts_kms_key_arn"]
     alarms = {a["change"]["after"]["metric_name"] for a in env.changes("app", "aws_cloudwatch_metric_alarm")}
-    assert alarms == {"HTTPCode_ELB_5XX_Count", "CPUUtilization"}
-    assert len(env.changes("app", "aws_cloudwatch_metric_alarm")) == 3
+    # + the rotation function's Errors where rotation is on
+    expected = {"HTTPCode_ELB_5XX_Count", "CPUUtilization"} | ({"Errors"} if env.settings["enable_rotation"] else set())
+    assert alarms == expected
+    assert len(env.changes("app", "aws_cloudwatch_metric_alarm")) == 3 + env.settings["enable_rotation"]
 
 
 # 9. WAF in prod
