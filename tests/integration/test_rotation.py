@@ -151,16 +151,19 @@ def make_secret(sm, postgres, role, lambda_arn, *, with_host=True):
     }
     if with_host:
         value["host"] = postgres["host"]
-    arn = sm.create_secret(Name=f"payments-db-credentials-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))[
-        "ARN"
-    ]
+    return rotated_secret(sm, "payments-db-credentials", value, lambda_arn), value
+
+
+def rotated_secret(sm, prefix: str, value: dict, lambda_arn: str) -> str:
+    """A secret holding `value`, with rotation configured as terraform configures it."""
+    arn = sm.create_secret(Name=f"{prefix}-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))["ARN"]
     sm.rotate_secret(
         SecretId=arn,
         RotationLambdaARN=lambda_arn,
         RotationRules={"AutomaticallyAfterDays": 30},
         RotateImmediately=False,
     )
-    return arn, value
+    return arn
 
 
 def current_value(sm, arn):
@@ -332,16 +335,7 @@ def app_secret(sm, postgres, master_arn, dbname, lambda_arn, *, username=None):
         "dbname": dbname,
         "masterarn": master_arn,
     }
-    arn = sm.create_secret(Name=f"payments-db-app-credentials-{uuid.uuid4().hex[:6]}", SecretString=json.dumps(value))[
-        "ARN"
-    ]
-    sm.rotate_secret(
-        SecretId=arn,
-        RotationLambdaARN=lambda_arn,
-        RotationRules={"AutomaticallyAfterDays": 30},
-        RotateImmediately=False,
-    )
-    return arn, value
+    return rotated_secret(sm, "payments-db-app-credentials", value, lambda_arn), value
 
 
 def login(postgres, value):
