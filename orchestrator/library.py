@@ -252,15 +252,16 @@ def await_rotation(sm, secret_arn: str, token: str, wait_seconds: float, interva
     RotateSecret while AWSPENDING sits on another version than AWSCURRENT
     (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotateSecret.html)."""
     import time
+    import uuid
 
     clock = clock or time.monotonic
     deadline = clock() + wait_seconds
+    # When the endpoint moved during the rotation, finishSecret makes AWSCURRENT a version of its
+    # own, its id derived from the rotation's (terraform/database/lambda/rotation/rotate.py).
+    merged = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{token}/endpoint"))
     while True:
         stages = sm.describe_secret(SecretId=secret_arn)["VersionIdsToStages"]
-        if "AWSCURRENT" in stages.get(token, []):
-            return True
-        done = token not in stages and _pending_elsewhere(stages) is None
-        if done:  # finishSecret wrote the endpoint into a version of its own and took AWSPENDING off
+        if "AWSCURRENT" in stages.get(token, []) or "AWSCURRENT" in stages.get(merged, []):
             return True
         if clock() >= deadline:
             if "AWSPENDING" in stages.get(token, []):

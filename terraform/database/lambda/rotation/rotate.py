@@ -310,6 +310,7 @@ def finish_secret(client, arn, token, connect):
     pending = _get(client, arn, "AWSPENDING", token)
     merged = _with_current_endpoint(pending, current)
     if merged != pending:
+        # The orchestrator's prove_rotation derives the same id to see the rotation done.
         merged_token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{token}/endpoint"))
         if current_id != merged_token:  # not already done by a retried step
             client.put_secret_value(
