@@ -346,7 +346,9 @@ def deploy(
             order = [u for u in s.stack.graph.order() if u in report.units]
             if smoke_checks and not report.failed and guard.signum is None:
                 outputs = {u: r.outputs for u, r in report.units.items()}
-                report.smoke = run_smoke(_check_context(s), calls_for(s.stack, report.units), outputs)
+                report.smoke = run_smoke(
+                    _check_context(s), calls_for(s.stack, report.units), outputs, on_wait=_smoke_waits
+                )
             finish(report, s, json_out, order)
 
 
@@ -474,7 +476,7 @@ def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixO
 
         with _read_only(ctx, env, suffix) as s:
             outputs = require_deployed(s.aws, s.env, s.stack.graph.order())
-            results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs)
+            results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs, on_wait=_smoke_waits)
             for c in results:
                 err(f"{'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
             if json_out:
@@ -487,6 +489,10 @@ def _doc(command: str, environment: str | None, **body) -> dict:
     """A read-only command's --json document: schema_version and command first (docs/report-schema.json)."""
     head = {"schema_version": 1, "command": command}
     return {**head, **({"environment": environment} if environment is not None else {}), **body}
+
+
+def _smoke_waits(name: str, reason: str, waited: float) -> None:
+    err(f"smoke: {name}: not settled after {waited:.0f}s ({reason}); waiting")
 
 
 def _check_context(s):

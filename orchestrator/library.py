@@ -14,7 +14,7 @@ import json
 
 from orchestrator.aws import error_code
 from orchestrator.errors import HookError
-from orchestrator.plugins import Context, Fail, HookResult, NotYet
+from orchestrator.plugins import Context, Fail, HookResult, NotYet, converges_within
 
 
 # ---- checks ------------------------------------------------------------------
@@ -47,6 +47,7 @@ def routes_through_nat(ctx: Context, route_table_ids: list, nat_gateway_ids: lis
     return f"{len(tables)} private route table(s) route 0.0.0.0/0 through a NAT"
 
 
+@converges_within(900)  # a cluster "modifying" after a parameter or class change: many minutes
 def db_cluster_secret(ctx: Context, cluster_id: str, secret_arn: str) -> str:
     """The cluster is available and the secret's host and port are its endpoint's."""
     cluster = ctx.aws.client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
@@ -61,21 +62,64 @@ def db_cluster_secret(ctx: Context, cluster_id: str, secret_arn: str) -> str:
     return f"cluster available; secret host = {cluster['Endpoint']}"
 
 
+@converges_within(900)
 def ecs_service(ctx: Context, cluster: str, service: str, desired_count: int | None = None) -> str:
-    """The service is ACTIVE, wants the desired count, and runs it."""
+    """The service is ACTIVE with the desired count, its latest deployment rolled out (COMPLETED,
+    no older deployment left, every task running), and in every target group it registers with,
+    as many targets healthy as tasks it wants.
+
+    AWS's timing sizes the budget (15 min): Fargate tasks are PENDING for tens of seconds (ENI,
+    image pull, secrets); a target is `initial` until it passes HealthyThresholdCount checks
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html);
+    a rollout is IN_PROGRESS until the new tasks are healthy and the old ones drained, and
+    FAILED when the deployment circuit breaker trips
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html).
+    A crash-looping service never completes its rollout and never has healthy targets: it fails."""
     svc = ctx.aws.client("ecs").describe_services(cluster=cluster, services=[service])
     if not svc["services"]:
         raise Fail(f"service {service} not found")
     s = svc["services"][0]
     if s["status"] != "ACTIVE":
         raise Fail(f"service is {s['status']}")
-    if desired_count is not None and s["desiredCount"] != desired_count:
-        raise Fail(f"desired count {s['desiredCount']}, settings say {desired_count}")
-    if s["runningCount"] < s["desiredCount"]:
-        raise NotYet(f"{s['runningCount']}/{s['desiredCount']} tasks running")
-    return f"service ACTIVE, {s['runningCount']}/{s['desiredCount']} tasks running"
+    want = s["desiredCount"]
+    if desired_count is not None and want != desired_count:
+        raise Fail(f"desired count {want}, settings say {desired_count}")
+    deployments = s.get("deployments") or []
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    if primary is not None:
+        state = primary.get("rolloutState")
+        failed = primary.get("failedTasks", 0)
+        if state == "FAILED":
+            raise Fail(f"deployment {primary.get('id')} FAILED: {primary.get('rolloutStateReason', 'no reason given')}")
+        if state == "IN_PROGRESS" or len(deployments) > 1:
+            started = f", {failed} task(s) failed to start" if failed else ""
+            raise NotYet(
+                f"rollout {state or 'not finished'}: {primary.get('runningCount', 0)}/{want} new task(s) running"
+                f"{started}, {len(deployments)} deployment(s)"
+            )
+    if s["runningCount"] < want:
+        raise NotYet(f"{s['runningCount']}/{want} tasks running")
+    healthy_note = ""
+    elb = ctx.aws.client("elbv2")
+    for lb in s.get("loadBalancers") or []:
+        if not lb.get("targetGroupArn"):
+            continue
+        health = elb.describe_target_health(TargetGroupArn=lb["targetGroupArn"])["TargetHealthDescriptions"]
+        healthy = sum(1 for h in health if h["TargetHealth"]["State"] == "healthy")
+        if healthy < want:
+            others = sorted(
+                {f"{h['TargetHealth']['State']} ({h['TargetHealth'].get('Reason', '-')})" for h in health}
+                - {"healthy (-)"}
+            )
+            raise NotYet(
+                f"{healthy}/{want} target(s) healthy in {lb['targetGroupArn'].split(':')[-1]}"
+                + (f"; others: {', '.join(others)}" if others else "")
+            )
+        healthy_note = f", {healthy} target(s) healthy"
+    return f"service ACTIVE, rollout COMPLETED, {s['runningCount']}/{want} tasks running{healthy_note}"
 
 
+@converges_within(600)  # an ALB stays "provisioning" for minutes after CreateLoadBalancer
 def load_balancer(ctx: Context, alb_arn: str, target_group_arn: str) -> str:
     """The load balancer is active with a listener; its target group has a health check path."""
     elb = ctx.aws.client("elbv2")

@@ -39,6 +39,23 @@ class Fail(Exception):
     """A check found something definitely wrong."""
 
 
+# How long a check may keep saying NotYet before it fails, unless its function says otherwise
+# (converges_within). Most of what a check reads is settled when terraform's apply returns.
+DEFAULT_CHECK_BUDGET = 60.0
+
+
+def converges_within(seconds: float):
+    """Declares how long what a check reads may take on AWS to settle after an apply (the
+    check's budget of NotYet retries): size it from AWS's documented behaviour, not from the
+    emulator's speed."""
+
+    def mark(fn):
+        fn.converge_seconds = float(seconds)
+        return fn
+
+    return mark
+
+
 @dataclass(frozen=True)
 class HookResult:
     name: str
@@ -85,6 +102,11 @@ class Call:
 
     def __call__(self, ctx: Context, outputs: Mapping[str, Any]):
         return registry(self.kind)[self.function](ctx, **self.arguments(outputs, ctx.settings))
+
+    @property
+    def budget(self) -> float:
+        """Seconds a check may go on saying NotYet (its function's converges_within)."""
+        return getattr(registry(self.kind)[self.function], "converge_seconds", DEFAULT_CHECK_BUDGET)
 
 
 @cache

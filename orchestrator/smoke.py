@@ -1,18 +1,20 @@
 """Smoke checks against what was deployed: the manifest's named checks -> results.
 
 Each check (orchestrator.library, or a project's entry point) reads AWS
-(never writes), returns pass/fail with a reason, and is retried with bounded backoff only while AWS may still be converging
-(NotYet). Any other error fails the check at once.
+(never writes), returns pass/fail with a reason, and is retried with backoff only while AWS may still be converging
+(NotYet), within the check's budget: how long AWS documents the thing may take to settle (an ECS
+rollout with its targets' health checks takes minutes). Any other error fails the check at once.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from orchestrator.aws import error_code
-from orchestrator.plugins import Context, Fail, NotYet
+from orchestrator.plugins import DEFAULT_CHECK_BUDGET, Context, Fail, NotYet
 
 
 @dataclass(frozen=True)
@@ -27,26 +29,44 @@ class CheckResult:
 class Check:
     name: str
     fn: Callable[[], str]
+    budget: float = DEFAULT_CHECK_BUDGET  # seconds of NotYet before the check fails
 
 
-def run_check(check: Check, *, attempts: int = 6, max_wait: float = 10.0) -> CheckResult:
+# Between attempts: 1 s, doubling, at most this (a check's budget can be many minutes).
+MAX_WAIT = 15.0
+# A check still waiting says so this often (a long budget is not a silent one).
+REPORT_EVERY = 30.0
+
+
+def run_check(
+    check: Check,
+    *,
+    on_wait: Callable[[str, str, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CheckResult:
+    """Runs the check until it passes, fails, or has said NotYet for its whole budget.
+    on_wait(name, reason, seconds waited) is called at the first NotYet and every REPORT_EVERY."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-    count = 0
+    count, wait, start = 0, 1.0, clock()
+    reported = None
     try:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(NotYet),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential(multiplier=0.5, max=max_wait),
-            reraise=False,
-        ):
-            with attempt:
-                count += 1
-                reason = check.fn()
-        return CheckResult(check.name, True, reason, count)
-    except RetryError as exc:
-        return CheckResult(check.name, False, f"{exc.last_attempt.exception()} (after {count} attempts)", count)
+        while True:
+            count += 1
+            try:
+                return CheckResult(check.name, True, check.fn(), count)
+            except NotYet as exc:
+                waited = clock() - start
+                if waited + wait > check.budget:
+                    return CheckResult(
+                        check.name, False, f"{exc} (still, after {count} attempts in {waited:.0f}s)", count
+                    )
+                if on_wait and (reported is None or waited - reported >= REPORT_EVERY):
+                    reported = waited
+                    on_wait(check.name, str(exc), waited)
+                sleep(wait)
+                wait = min(wait * 2, MAX_WAIT)
     except Fail as exc:
         return CheckResult(check.name, False, str(exc), count)
     except ClientError as exc:
@@ -66,8 +86,11 @@ def calls_for(stack, units) -> list:
     return [c for u in stack.graph.order() if u in units for c in stack.units[u].smoke]
 
 
-def run_smoke(ctx: Context, calls, outputs: dict[str, dict], *, attempts: int = 6) -> list[CheckResult]:
-    """Each enabled check with its arguments from its unit's outputs; a unit without outputs fails its checks."""
+def run_smoke(
+    ctx: Context, calls, outputs: dict[str, dict], *, on_wait: Callable[[str, str, float], None] | None = None
+) -> list[CheckResult]:
+    """Each enabled check with its arguments from its unit's outputs; a unit without outputs fails its checks.
+    A check saying NotYet is retried within its budget (its function's converges_within)."""
     results = []
     for c in calls:
         if not c.enabled(ctx.settings):
@@ -75,5 +98,6 @@ def run_smoke(ctx: Context, calls, outputs: dict[str, dict], *, attempts: int = 
         if outputs.get(c.unit) is None:
             results.append(CheckResult(c.label, False, f"unit {c.unit} is not deployed", 0))
             continue
-        results.append(run_check(Check(c.label, partial(c, ctx, outputs[c.unit])), attempts=attempts))
+        check = Check(c.label, partial(c, ctx, outputs[c.unit]), c.budget)
+        results.append(run_check(check, on_wait=on_wait))
     return results

@@ -133,8 +133,79 @@ def test_a_check_that_raises_anything_fails_with_one_line():
     def broken():
         raise RuntimeError("plugin bug")
 
-    result = run_check(Check("mine", broken), attempts=1)
+    result = run_check(Check("mine", broken))
     assert not result.passed and result.reason == "RuntimeError: plugin bug"
+
+
+class FakeClock:
+    """Time that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_converging_check_is_retried_for_its_whole_budget_then_fails_with_its_last_reason():
+    from orchestrator.plugins import NotYet
+    from orchestrator.smoke import Check, run_check
+
+    clock, waits = FakeClock(), []
+
+    def never():
+        raise NotYet(f"0/2 tasks running at {clock.now:.0f}s")
+
+    result = run_check(
+        Check("ecs", never, budget=600), on_wait=lambda *a: waits.append(a), clock=clock, sleep=clock.sleep
+    )
+    assert not result.passed and result.reason.startswith(f"0/2 tasks running at {clock.now:.0f}s")
+    assert "(still, after" in result.reason
+    assert 585 <= clock.now <= 600  # used the budget, not the old 15 s of backoff
+    assert max(clock.sleeps) == 15  # waits capped
+    assert clock.sleeps[:4] == [1, 2, 4, 8]
+    # said so at the start and every 30 s, not at every attempt
+    assert waits[0][:2] == ("ecs", "0/2 tasks running at 0s")
+    assert all(b[2] - a[2] >= 30 for a, b in zip(waits, waits[1:]))
+    assert len(waits) < result.attempts
+
+
+def test_a_check_that_settles_within_its_budget_passes_and_a_fail_is_not_retried():
+    from orchestrator.plugins import Fail, NotYet
+    from orchestrator.smoke import Check, run_check
+
+    clock = FakeClock()
+
+    def settles_at_100s():
+        if clock.now < 100:
+            raise NotYet("rollout IN_PROGRESS")
+        return "COMPLETED"
+
+    result = run_check(Check("ecs", settles_at_100s, budget=600), clock=clock, sleep=clock.sleep)
+    assert result.passed and result.reason == "COMPLETED" and 100 <= clock.now < 115
+    # with the old 6 attempts (about 15 s) this failed: AWS's rollout takes longer than that
+    clock2 = FakeClock()
+
+    def fails():
+        raise Fail("rollout FAILED: circuit breaker")
+
+    result = run_check(Check("ecs", fails, budget=600), clock=clock2, sleep=clock2.sleep)
+    assert not result.passed and result.attempts == 1 and clock2.sleeps == []
+
+
+def test_each_check_has_a_budget_sized_for_what_it_reads():
+    from orchestrator import library, plugins
+
+    assert library.ecs_service.converge_seconds >= 600  # Fargate start + health checks + old tasks draining
+    assert library.load_balancer.converge_seconds >= 300  # an ALB is "provisioning" for minutes
+    call = plugins.Call("check", "sns_topic_encrypted", "x", "u", ())
+    assert call.budget == plugins.DEFAULT_CHECK_BUDGET
+    assert plugins.Call("check", "ecs_service", "x", "u", ()).budget == library.ecs_service.converge_seconds
 
 
 def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
