@@ -36,6 +36,181 @@ def current_version_follows_its_label() -> None:
     SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
 
 
+# ---- ECS services: rollouts and the targets they register ------------------------------
+# moto never runs a task: a service reports MOTO_ECS_SERVICE_RUNNING tasks at once and registers
+# nothing with its target groups. AWS starts the tasks (PENDING, then RUNNING), registers each
+# with the service's target groups, where it is `initial` until it passed HealthyThresholdCount
+# checks HealthCheckIntervalSeconds apart, then `healthy`; the deployment is IN_PROGRESS until
+# then and COMPLETED after, the older deployment gone
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-load-balancing.html,
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html,
+# https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html).
+# Always on: the rollout settles and its targets register, at once. In like-AWS mode with AWS's
+# timing: ORCHESTRATOR_LIKE_AWS_ECS_SECONDS (default 30) of PENDING, then interval x threshold
+# of `initial`, both multiplied by ORCHESTRATOR_LIKE_AWS_TIME_SCALE (default 1). A fault for
+# tests: ORCHESTRATOR_LIKE_AWS_CRASHING_SERVICES (comma-separated names) start their tasks,
+# which then fail their health checks: `unhealthy`, the rollout never completes.
+def _rollout(service, now: float) -> None:
+    """Brings the service's deployments, counts and targets to what AWS shows at `now`."""
+    import os
+
+    from moto.core.utils import utcnow
+
+    started, pending_for, previous = service.like_aws_rollout
+    want = service.desired_count
+    primary = service.deployments[0] if service.deployments else None
+    crashing = service.name in {
+        n.strip() for n in os.environ.get("ORCHESTRATOR_LIKE_AWS_CRASHING_SERVICES", "").split(",")
+    }
+    elapsed = now - started
+    health_for = _health_seconds(service)
+    if elapsed < pending_for:
+        phase = "pending"
+    elif crashing:
+        phase = "unhealthy"
+    elif elapsed < pending_for + health_for:
+        phase = "initial"
+    else:
+        phase = "healthy"
+    service.like_aws_targets = (0 if phase == "pending" else want, phase)
+    running = 0 if phase == "pending" else want
+    service.running_count = running + (previous if phase != "healthy" else 0)
+    service.pending_count = want - running
+    if primary is None:
+        return
+    primary.update(
+        desiredCount=want,
+        runningCount=running,
+        pendingCount=want - running,
+        failedTasks=int(elapsed // max(health_for, 1)) if phase == "unhealthy" else 0,
+        rolloutState="COMPLETED" if phase == "healthy" else "IN_PROGRESS",
+        rolloutStateReason=f"ECS deployment {primary['id']} "
+        + ("completed." if phase == "healthy" else "in progress."),
+        taskDefinition=service.task_definition,
+        updatedAt=utcnow(),
+    )
+    service.deployments = [primary]
+    if previous and phase != "healthy":
+        service.deployments.append(
+            {
+                **primary,
+                "id": primary["id"] + "-previous",
+                "status": "ACTIVE",
+                "runningCount": previous,
+                "pendingCount": 0,
+                "desiredCount": previous,
+                "rolloutState": "COMPLETED",
+            }
+        )
+
+
+def _health_seconds(service) -> float:
+    """HealthCheckIntervalSeconds x HealthyThresholdCount of the service's target groups (the
+    longest), scaled; 0 outside like-AWS mode."""
+    from moto.elbv2.models import elbv2_backends
+
+    scale = service.like_aws_scale
+    if not scale:
+        return 0.0
+    groups = elbv2_backends[service._account_id][service.region_name].target_groups
+    times = [
+        int(groups[lb["targetGroupArn"]].health_check_interval_seconds)
+        * int(groups[lb["targetGroupArn"]].healthy_threshold_count)
+        for lb in service.load_balancers
+        if lb.get("targetGroupArn") in groups
+    ]
+    return max(times, default=0) * scale
+
+
+def ecs_services_roll_out_and_register_targets(*, like_aws: bool = False) -> None:
+    import time
+    import zlib
+
+    from moto.ecs.models import EC2ContainerServiceBackend, ecs_backends
+    from moto.elbv2.models import ELBv2Backend, FakeHealthStatus
+
+    scale = _seconds("ORCHESTRATOR_LIKE_AWS_TIME_SCALE", 1.0) if like_aws else 0.0
+    pending_for = _seconds("ORCHESTRATOR_LIKE_AWS_ECS_SECONDS", 30.0) * scale
+    create, update, describe = (
+        EC2ContainerServiceBackend.create_service,
+        EC2ContainerServiceBackend.update_service,
+        EC2ContainerServiceBackend.describe_services,
+    )
+
+    def like_aws_create(self, *args, **kwargs):
+        service = create(self, *args, **kwargs)
+        service.like_aws_scale = scale
+        service.like_aws_rollout = (time.monotonic(), pending_for, 0)
+        return service
+
+    def like_aws_update(self, service_properties):
+        name = service_properties.get("service", "").split("/")[-1]
+        cluster = service_properties.get("cluster", "default").split("/")[-1]
+        before = self.services.get(f"{cluster}:{name}")
+        was = (before.task_definition, before.desired_count, before.running_count) if before else None
+        service = update(self, service_properties)
+        if not hasattr(service, "like_aws_rollout"):
+            service.like_aws_scale = scale
+            service.like_aws_rollout = (time.monotonic(), pending_for, 0)
+        _rollout(service, time.monotonic())
+        new_tasks = was and (was[0] != service.task_definition or service_properties.get("force_new_deployment"))
+        if new_tasks:  # a new deployment replaces the running tasks
+            service.deployments[0]["id"] = f"ecs-svc/{int(time.monotonic() * 1000)}"
+            service.like_aws_rollout = (time.monotonic(), pending_for, was[2])
+        elif was and was[1] != service.desired_count:  # a scale change: the new tasks start
+            service.like_aws_rollout = (time.monotonic(), pending_for, 0)
+        return service
+
+    def like_aws_describe(self, cluster_str, service_names_or_arns):
+        found, failures = describe(self, cluster_str, service_names_or_arns)
+        for service in found:
+            if hasattr(service, "like_aws_rollout"):
+                _rollout(service, time.monotonic())
+        return found, failures
+
+    def services_of(backend, target_group_arn):
+        ecs = ecs_backends[backend.account_id][backend.region_name]
+        for service in list(ecs.services.values()):
+            if service.status == "ACTIVE" and any(
+                lb.get("targetGroupArn") == target_group_arn for lb in service.load_balancers
+            ):
+                yield service
+
+    health = ELBv2Backend.describe_target_health
+    states = {
+        "initial": ("initial", "Elb.InitialHealthChecking", "Initial health checks in progress"),
+        "healthy": ("healthy", None, None),
+        "unhealthy": ("unhealthy", "Target.ResponseCodeMismatch", "Health checks failed with these codes: [502]"),
+    }
+
+    def like_aws_health(self, target_group_arn, targets):
+        found = health(self, target_group_arn, targets)
+        if targets or found:
+            return found
+        for service in services_of(self, target_group_arn):
+            if hasattr(service, "like_aws_rollout"):
+                _rollout(service, time.monotonic())
+            count, phase = getattr(service, "like_aws_targets", (0, "pending"))
+            port = next(
+                (
+                    lb.get("containerPort")
+                    for lb in service.load_balancers
+                    if lb.get("targetGroupArn") == target_group_arn
+                ),
+                80,
+            )
+            state, reason, description = states[phase] if phase in states else states["initial"]
+            for i in range(count):
+                ip = f"10.0.{zlib.crc32(service.name.encode()) % 200}.{10 + i}"
+                found.append(FakeHealthStatus(ip, str(port), None, state, reason, description))
+        return found
+
+    EC2ContainerServiceBackend.create_service = like_aws_create
+    EC2ContainerServiceBackend.update_service = like_aws_update
+    EC2ContainerServiceBackend.describe_services = like_aws_describe
+    ELBv2Backend.describe_target_health = like_aws_health
+
+
 CORRECTIONS = (current_version_follows_its_label,)
 
 
@@ -190,9 +365,11 @@ LIKE_AWS_CORRECTIONS = (
 def main(argv: list[str] | None = None) -> None:
     import os
 
+    like_aws = os.environ.get(LIKE_AWS) == "1"
     for correction in CORRECTIONS:
         correction()
-    if os.environ.get(LIKE_AWS) == "1":
+    ecs_services_roll_out_and_register_targets(like_aws=like_aws)
+    if like_aws:
         for correction in LIKE_AWS_CORRECTIONS:
             correction()
     from moto.server import main as moto_main

@@ -79,8 +79,12 @@ class MotoServer:
 EMULATED_ECS_RUNNING = 3
 
 
-def moto_env(ecs_running: int = EMULATED_ECS_RUNNING, *, like_aws: bool = False) -> dict[str, str]:
+def moto_env(
+    ecs_running: int = EMULATED_ECS_RUNNING, *, like_aws: bool = False, timing: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The emulator's environment; timing: ORCHESTRATOR_LIKE_AWS_* delays (orchestrator/emulator.py)."""
     env = dict(os.environ)
+    env.update(timing or {})
     env.update(
         MOTO_IAM_LOAD_MANAGED_POLICIES="true",
         MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
@@ -91,7 +95,12 @@ def moto_env(ecs_running: int = EMULATED_ECS_RUNNING, *, like_aws: bool = False)
 
 
 def start(
-    *, port: int | None = None, log_path: Path | None = None, timeout: float = 60.0, like_aws: bool = False
+    *,
+    port: int | None = None,
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+    like_aws: bool = False,
+    timing: dict[str, str] | None = None,
 ) -> MotoServer:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -102,7 +111,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=moto_env(like_aws=like_aws),
+            env=moto_env(like_aws=like_aws, timing=timing),
             start_new_session=True,
         )
     except FileNotFoundError:

@@ -52,10 +52,10 @@ def clients_for(url: str):
 
 
 @contextlib.contextmanager
-def own_emulator(log_dir: Path, *, like_aws: bool = False):
+def own_emulator(log_dir: Path, *, like_aws: bool = False, timing: dict[str, str] | None = None):
     """A moto server of one's own, for tests that count what is in the account (like_aws: with
-    AWS's timing, orchestrator/emulator.py)."""
-    server = local.start(log_path=log_dir / "moto.log", like_aws=like_aws)
+    AWS's timing, orchestrator/emulator.py; timing: its ORCHESTRATOR_LIKE_AWS_* variables)."""
+    server = local.start(log_path=log_dir / "moto.log", like_aws=like_aws, timing=timing)
     try:
         yield server.url
     finally:

@@ -67,3 +67,157 @@ def test_an_email_subscription_stays_pending_and_the_smoke_check_says_so(like_aw
         sns_subscriptions_dlq(ctx, topic, dlq)
     sns.confirm_subscription(TopicArn=topic, Token="the-token-in-the-email")
     assert sns_subscriptions_dlq(ctx, topic, dlq) == "1 subscription(s), confirmed, each with the DLQ"
+
+
+# ---- ECS: rollouts and the targets they register --------------------------------------
+ECS_TIMING = {
+    "ORCHESTRATOR_LIKE_AWS_TIME_SCALE": "0.2",  # 10 s PENDING -> 2 s; 5 s x 2 checks -> 2 s
+    "ORCHESTRATOR_LIKE_AWS_ECS_SECONDS": "10",
+    "ORCHESTRATOR_LIKE_AWS_CRASHING_SERVICES": "crashing",
+}
+
+
+@pytest.fixture(scope="module")
+def ecs_like_aws(tmp_path_factory):
+    with own_emulator(tmp_path_factory.mktemp("like-aws-ecs"), like_aws=True, timing=ECS_TIMING) as url:
+        yield url
+
+
+def _service_behind_a_target_group(url: str, name: str, image: str = "app:1"):
+    """A cluster, a task definition, a target group (checked every 5 s, healthy after 2) and a
+    service of 2 tasks registered with it."""
+    client = clients_for(url)
+    ec2, ecs, elb = client("ec2"), client("ecs"), client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    tg = elb.create_target_group(
+        Name=f"tg-{name}"[:32],
+        Protocol="HTTP",
+        Port=8080,
+        VpcId=vpc,
+        TargetType="ip",
+        HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5,
+        HealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    ecs.create_cluster(clusterName=name)
+    family = ecs.register_task_definition(
+        family=name, containerDefinitions=[{"name": "api", "image": image, "memory": 512}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster=name,
+        serviceName=name,
+        taskDefinition=family,
+        desiredCount=2,
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "api", "containerPort": 8080}],
+    )
+    return ecs, elb, tg
+
+
+def _phases(url: str, name: str, tg: str, deadline_s: float = 30.0) -> tuple[list[str], list[str]]:
+    """What the service shows and what its targets show, each change once, until its rollout
+    completes and its targets are healthy (or the deadline)."""
+    import time
+
+    client = clients_for(url)
+    ecs, elb = client("ecs"), client("elbv2")
+    service: list[str] = []
+    targets: list[str] = []
+
+    def saw(seq, phase):
+        if not seq or seq[-1] != phase:
+            seq.append(phase)
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        s = ecs.describe_services(cluster=name, services=[name])["services"][0]
+        saw(service, f"{s['deployments'][0]['rolloutState']} running={s['runningCount']}")
+        health = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        saw(targets, ",".join(sorted({h["TargetHealth"]["State"] for h in health})) or "-")
+        if service[-1].startswith("COMPLETED") and targets[-1] == "healthy":
+            break
+        time.sleep(0.1)
+    return service, targets
+
+
+def test_like_aws_a_new_service_starts_its_tasks_then_passes_its_health_checks_then_completes(ecs_like_aws):
+    """Like AWS: tasks PENDING, then RUNNING with targets `initial`, then healthy and the rollout
+    COMPLETED. The smoke check waits through it (NotYet) and passes; plain moto reported the
+    service running at once, so the old check passed before any task could serve."""
+    from orchestrator.aws import Aws
+    from orchestrator.library import ecs_service
+    from orchestrator.plugins import Context, NotYet
+
+    ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "fresh")
+    ctx = Context(aws=Aws("us-east-1", endpoint_url=ecs_like_aws), settings={})
+    with pytest.raises(NotYet, match=r"rollout IN_PROGRESS: 0/2 new task\(s\) running"):
+        ecs_service(ctx, "fresh", "fresh", 2)
+    assert _phases(ecs_like_aws, "fresh", tg) == (
+        ["IN_PROGRESS running=0", "IN_PROGRESS running=2", "COMPLETED running=2"],
+        ["-", "initial", "healthy"],
+    )
+    assert ecs_service(ctx, "fresh", "fresh", 2) == (
+        "service ACTIVE, rollout COMPLETED, 2/2 tasks running, 2 target(s) healthy"
+    )
+
+
+def test_like_aws_a_new_task_definition_rolls_out_beside_the_old_tasks(ecs_like_aws):
+    """An update to a new task definition starts a second deployment; the old tasks keep running
+    until the new ones are healthy: the check waits for the one COMPLETED deployment."""
+    from orchestrator.aws import Aws
+    from orchestrator.library import ecs_service
+    from orchestrator.plugins import Context, NotYet
+
+    ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "updated")
+    assert _phases(ecs_like_aws, "updated", tg) == (
+        ["IN_PROGRESS running=0", "IN_PROGRESS running=2", "COMPLETED running=2"],
+        ["-", "initial", "healthy"],
+    )
+    v2 = ecs.register_task_definition(
+        family="updated", containerDefinitions=[{"name": "api", "image": "app:2", "memory": 512}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster="updated", service="updated", taskDefinition=v2, desiredCount=2)
+    s = ecs.describe_services(cluster="updated", services=["updated"])["services"][0]
+    assert [(d["status"], d["runningCount"]) for d in s["deployments"]] == [("PRIMARY", 0), ("ACTIVE", 2)]
+    ctx = Context(aws=Aws("us-east-1", endpoint_url=ecs_like_aws), settings={})
+    with pytest.raises(NotYet, match=r"2 deployment\(s\)"):
+        ecs_service(ctx, "updated", "updated", 2)
+    service, _ = _phases(ecs_like_aws, "updated", tg)
+    assert service[-1] == "COMPLETED running=2"
+    s = ecs.describe_services(cluster="updated", services=["updated"])["services"][0]
+    assert [d["taskDefinition"] for d in s["deployments"]] == [v2]
+
+
+def test_like_aws_a_crash_looping_service_never_passes_its_smoke_check(ecs_like_aws):
+    """Tasks that start and then fail their health checks: targets `unhealthy`, the rollout never
+    completes, the check fails when its budget ends, naming the targets' state. The old check
+    (runningCount >= desiredCount) passed it."""
+    from orchestrator.aws import Aws
+    from orchestrator.library import ecs_service
+    from orchestrator.plugins import Context
+    from orchestrator.smoke import Check, run_check
+
+    ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "crashing")
+    ctx = Context(aws=Aws("us-east-1", endpoint_url=ecs_like_aws), settings={})
+    result = run_check(Check("ecs service", lambda: ecs_service(ctx, "crashing", "crashing", 2), budget=6))
+    assert not result.passed
+    assert "rollout IN_PROGRESS: 2/2 new task(s) running" in result.reason
+    assert "task(s) failed to start" in result.reason
+    states = {
+        h["TargetHealth"]["State"] for h in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    }
+    assert states == {"unhealthy"}
+
+
+def test_plain_moto_rolls_out_at_once_and_registers_healthy_targets(moto_url):
+    """The always-on correction: the service's tasks are registered with its target group (moto
+    registers nothing), settled at once, so the demo's smoke checks pass without waiting."""
+    from orchestrator.aws import Aws
+    from orchestrator.library import ecs_service
+    from orchestrator.plugins import Context
+
+    _service_behind_a_target_group(moto_url, f"plain-{uuid.uuid4().hex[:6]}")
+    name = clients_for(moto_url)("ecs").list_clusters()["clusterArns"][-1].split("/")[-1]
+    ctx = Context(aws=Aws("us-east-1", endpoint_url=moto_url), settings={})
+    assert (
+        ecs_service(ctx, name, name, 2) == "service ACTIVE, rollout COMPLETED, 2/2 tasks running, 2 target(s) healthy"
+    )
