@@ -359,11 +359,14 @@ def _report_orphans(s, report) -> None:
     if report.failed or not s.stack.ownership_tags:
         return
     found = orphans_mod.find(s.aws, s.env, s.stack)
+    kept = orphans_mod.kept_live(s.aws, s.env)
+    for k in kept:
+        report.notes.append(f"kept on purpose (keep_on_teardown): {k['address']} {k['arn'] or k['id']}: {k['why']}")
     report.notes.append(
         f"teardown left {len(found)} live resource(s) tagged for {s.env.env_id} in no state file "
         f"(orchestrator orphans {s.env.cli_args})"
         if found
-        else f"teardown left nothing: no live resource is tagged for {s.env.env_id}"
+        else f"teardown left nothing{' else' if kept else ''}: no live resource is tagged for {s.env.env_id}"
     )
     report.notes.extend(orphan_lines(found))
 

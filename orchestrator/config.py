@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -79,6 +80,22 @@ class Unit:
     # generated secret -> (secret name template, JSON key): where the stack keeps its value once
     # written; a later run passes that value again instead of a new one
     secret_sources: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # resources teardown takes out of the unit's state instead of destroying (Keep)
+    keep_on_teardown: tuple = ()
+
+    def keeps(self, settings: Mapping[str, Any]) -> tuple:
+        """What teardown keeps in an environment with these settings."""
+        return tuple(k for k in self.keep_on_teardown if not k.when or settings.get(k.when))
+
+
+@dataclass(frozen=True)
+class Keep:
+    """A resource teardown leaves in AWS (taken out of state, recorded, named in the summary):
+    what outlives the environment needs it, e.g. the key a kept final snapshot is encrypted with."""
+
+    address: str
+    why: str
+    when: str = ""  # a bool setting: kept only where it is true
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,7 @@ def load_stack(terraform_dir: Path) -> Stack:
             artifacts=dict(raw.get("artifacts", {})),
             generated_secrets=tuple(raw.get("generated_secrets", ())),
             secret_sources=_secret_sources(path, name, raw),
+            keep_on_teardown=_keeps(path, name, raw, schema),
         )
     for unit in units.values():
         _check_wiring(path, unit, units, schema)
@@ -223,6 +241,35 @@ def _secret_sources(path: Path, name: str, raw: dict) -> dict[str, tuple[str, st
             raise ConfigError(f'{where}: {var!r} needs {{ secret = "<name template>", key = "<JSON key>" }}')
         out[var] = (spec["secret"], spec["key"])
     return out
+
+
+_ADDRESS_RE = re.compile(r"^(module\.[A-Za-z0-9_-]+\.)*[a-z0-9_]+\.[A-Za-z0-9_-]+$")
+
+
+def _keeps(path: Path, name: str, raw: dict, schema: Mapping[str, str]) -> tuple[Keep, ...]:
+    entries = raw.get("keep_on_teardown", [])
+    where = f"{path}: unit {name!r}: keep_on_teardown"
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where} must be a list of tables")
+    out = []
+    for e in entries:
+        if (
+            not isinstance(e, dict)
+            or not set(e) <= {"address", "why", "when"}
+            or not all(isinstance(e.get(k), str) and e.get(k) for k in ("address", "why"))
+        ):
+            raise ConfigError(
+                f'{where}: each entry is {{ address = "<type.name>", why = "<reason>", [when = "<bool setting>"] }}, got {e!r}'
+            )
+        if not _ADDRESS_RE.match(e["address"]):
+            raise ConfigError(
+                f"{where}: {e['address']!r} is not a resource address (type.name, optionally in module.x.)"
+            )
+        when = e.get("when", "")
+        if when and schema.get(when) != "bool":
+            raise ConfigError(f"{where}: when = {when!r} is not a declared bool setting")
+        out.append(Keep(e["address"], e["why"], when))
+    return tuple(out)
 
 
 def _check_wiring(path: Path, unit: Unit, units: dict[str, Unit], schema: dict[str, str]) -> None:

@@ -355,7 +355,53 @@ def force_deleted_secret_keeps_its_name_a_while() -> None:
         setattr(SecretsManagerBackend, name, purged)
 
 
+def data_under_an_unusable_key_is_unusable() -> None:
+    """A snapshot encrypted with a KMS key that is pending deletion or disabled cannot be
+    restored or copied: RDS answers KMSKeyNotAccessibleFault ("Deleting a KMS key is
+    destructive and potentially dangerous. It deletes the key material and all metadata
+    associated with the KMS key ... you can no longer decrypt the data that was encrypted under
+    that KMS key", https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html;
+    "Amazon RDS loses access to the KMS key ... the DB cluster ... becomes inaccessible",
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html).
+    moto restores and copies regardless of the key's state."""
+    from moto.rds.exceptions import KMSKeyNotAccessibleFault
+    from moto.rds.models import RDSBackend
+
+    copy_snapshot, restore = RDSBackend.copy_db_cluster_snapshot, RDSBackend.restore_db_cluster_from_snapshot
+
+    def usable(self, snapshot_id: str) -> None:
+        snapshot = self.get_db_cluster_snapshot(snapshot_id)
+        key_id = getattr(snapshot, "kms_key_id", None)
+        if not key_id:
+            return
+        region, account = self.region_name, self.account_id
+        parts = key_id.split(":")
+        if key_id.startswith("arn:") and len(parts) >= 6:
+            region, account = parts[3], parts[4]
+        kms = self.get_backend("kms", region, account)
+        try:
+            key = kms.describe_key(key_id.split("/")[-1] if key_id.startswith("arn:") else key_id)
+        except Exception:  # noqa: BLE001 - a key gone altogether is as unusable
+            raise KMSKeyNotAccessibleFault(key_id) from None
+        if key.key_state != "Enabled":
+            raise KMSKeyNotAccessibleFault(key_id)
+
+    def like_aws_copy(self, source_db_cluster_snapshot_identifier, target_db_cluster_snapshot_identifier, *a, **kw):
+        usable(self, source_db_cluster_snapshot_identifier)
+        return copy_snapshot(
+            self, source_db_cluster_snapshot_identifier, target_db_cluster_snapshot_identifier, *a, **kw
+        )
+
+    def like_aws_restore(self, from_snapshot_id, overrides):
+        usable(self, from_snapshot_id)
+        return restore(self, from_snapshot_id, overrides)
+
+    RDSBackend.copy_db_cluster_snapshot = like_aws_copy
+    RDSBackend.restore_db_cluster_from_snapshot = like_aws_restore
+
+
 LIKE_AWS_CORRECTIONS = (
+    data_under_an_unusable_key_is_unusable,
     continuous_backups_unavailable_after_create,
     email_subscriptions_wait_for_confirmation,
     force_deleted_secret_keeps_its_name_a_while,

@@ -305,12 +305,13 @@ class Engine:
         return {k: overrides.get(k, v) for k, v in values.items()}
 
     def _lifts(self, unit: str) -> bool:
-        """Whether the unit's destroy needs [teardown.settings] applied first (then it plans in its turn)."""
+        """Whether the unit's destroy needs [teardown.settings] applied first or keeps a resource
+        (then it plans in its turn)."""
         try:
             values = self.units.variables_for(unit, self._upstream())
         except ConfigError:
             return True  # its turn reports it
-        return self._lifted(values) != values
+        return self._lifted(values) != values or bool(self.units.keeps(unit))
 
     def _destroy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         if unit not in self._upstream():
@@ -322,24 +323,31 @@ class Engine:
         with self._slots:
             if early is not None:
                 early.merge_into(result, "destroy planned early")
+                self.units.keep(unit, result)  # (nothing to take out of state here: only records)
                 return self._converge(unit, result, destroy=True, early=early)
             return self._destroy_in_turn(unit, values, result)
 
     def _destroy_in_turn(self, unit: str, values: dict, result: UnitResult) -> UnitResult:
         lifted = self._lifted(values)
+        keeps = self.units.keeps(unit)
         self.units.prepare(unit, lifted, result)
-        if lifted != values:
+        if lifted != values or keeps:
             if self.ctx.confirm is not None:
                 # Asked before anything changes: the destroy plan shown, then the settings lifted.
+                for k in keeps:
+                    self.units.note(unit, f"[orchestrator] teardown keeps {k.address} (not destroyed): {k.why}")
                 plan = self.units.plan(unit, result, destroy=True)
                 self.units.workspace(unit).plan_path.unlink(missing_ok=True)
                 if plan.changed and not self._confirmed(unit, plan, result):
                     return result
-            # e.g. deletion protection off, no recovery window: applied first, or the
-            # destroy would fail (or block a re-create under the same names).
-            self.units.apply_auto(unit, result)  # its status and counts give way to the destroy's
-            result.hooks.append(
-                f"before destroy: applied {', '.join(k for k in sorted(lifted) if lifted[k] != values[k])}"
-            )
+            if lifted != values:
+                # e.g. deletion protection off, no recovery window: applied first, or the
+                # destroy would fail (or block a re-create under the same names).
+                self.units.apply_auto(unit, result)  # its status and counts give way to the destroy's
+                result.hooks.append(
+                    f"before destroy: applied {', '.join(k for k in sorted(lifted) if lifted[k] != values[k])}"
+                )
+            # Out of state after the settings applied (applied with it in state, never re-created).
+            self.units.keep(unit, result)
             return self._converge(unit, result, destroy=True, ask=False)
         return self._converge(unit, result, destroy=True)

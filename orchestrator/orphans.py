@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from orchestrator.aws import Aws
+from orchestrator.aws import Aws, error_code
 from orchestrator.config import Environment, Stack
 from orchestrator.errors import ConfigError
-from orchestrator.statestore import state_key
+from orchestrator.statestore import read_kept, state_key
 
 
 @dataclass(frozen=True)
@@ -184,9 +184,26 @@ def _aws_managed(arn: str) -> bool:
     return ":cluster-snapshot:rds:" in arn or ":snapshot:rds:" in arn
 
 
+def kept_live(aws: Aws, env: Environment) -> list[dict]:
+    """What teardown kept on purpose (keep_on_teardown) and is still there."""
+    from botocore.exceptions import ClientError
+
+    def there(k: dict) -> bool:
+        try:
+            return not is_gone(aws, k.get("arn") or k.get("id", ""))
+        except ClientError as exc:
+            if "NotFound" in error_code(exc):
+                return False  # deleted since (a key past its window)
+            raise
+
+    return [k for k in read_kept(aws, env) if there(k)]
+
+
 def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     filters = ownership_filters(stack, env)
     held = state_identifiers(aws, env, stack.units)
+    # What teardown kept on purpose (keep_on_teardown) is recorded, not orphaned.
+    held |= {_norm(v) for k in read_kept(aws, env) for v in (k.get("arn"), k.get("id")) if v}
     candidates = dict.fromkeys(tagged(aws, filters), "")
     candidates.update(_ec2_tagged(aws, env, filters))
     found = []

@@ -22,6 +22,7 @@ RUNS = "_runs"
 PLANS = "_plans"
 JOURNAL_NAME = "journal.json"
 RUN_LOCK_NAME = "run.lock"
+KEPT_NAME = "kept.json"  # what teardown left in AWS on purpose (keep_on_teardown)
 
 
 def state_key(env: Environment, unit: str) -> str:
@@ -113,6 +114,16 @@ def read_state(aws: Aws, env: Environment, unit: str) -> dict | None:
         return json.loads(s3.get_object(Bucket=env.backend.bucket, Key=state_key(env, unit))["Body"].read())
     except s3.exceptions.NoSuchKey:
         return None
+
+
+def read_kept(aws: Aws, env: Environment) -> list[dict]:
+    """What teardown kept in AWS for this copy: unit, address, arn, id, why, run_id, at."""
+    s3 = aws.client("s3", env.backend.region)
+    try:
+        body = s3.get_object(Bucket=env.backend.bucket, Key=run_key(env, KEPT_NAME))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return []
+    return json.loads(body).get("kept", [])
 
 
 def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
@@ -291,6 +302,23 @@ class StateStore:
 
     def backend_config(self, unit: str) -> dict[str, object]:
         return backend_config(self.env, unit, self.key_arn(), self.emulator_url)
+
+    def state(self, unit: str) -> dict | None:
+        return read_state(self.aws, self.env, unit)
+
+    # ---- what teardown kept (keep_on_teardown) ------------------------------------------
+    def kept(self) -> list[dict]:
+        return read_kept(self.aws, self.env)
+
+    def add_kept(self, entries: list[dict]) -> None:
+        """Records resources teardown leaves in AWS (before it takes them out of state: a run that
+        dies between the two leaves a record of a resource still in state, never an unrecorded one)."""
+        have = self.kept()
+        known = {(e["unit"], e["address"], e["arn"]) for e in have}
+        new = have + [e for e in entries if (e["unit"], e["address"], e["arn"]) not in known]
+        s3 = self.aws.client("s3", self.env.backend.region)
+        body = json.dumps({"kept": new}, indent=2, sort_keys=True).encode()
+        put_run_record(s3, self.env, run_key(self.env, KEPT_NAME), body, self.key_arn())
 
     # ---- saved plans of `unit plan` / `unit apply` --------------------------------------
     def put_plan(self, run_id: str, unit: str, plan_file, meta: dict) -> None:

@@ -680,6 +680,10 @@ class Terraform:
     def force_unlock(self, ws: Workspace, lock_id: str, **kw) -> CommandResult:
         return self.run(ws, ["force-unlock", "-force", lock_id], retry_transient=False, **kw)
 
+    def state_rm(self, ws: Workspace, addresses: Iterable[str], *, lock_timeout: str = "0s", **kw) -> CommandResult:
+        """Takes the resources out of the state, leaving them in AWS."""
+        return self.run(ws, ["state", "rm", f"-lock-timeout={lock_timeout}", *addresses], retry_transient=False, **kw)
+
     def state_push(self, ws: Workspace, state_file: Path, **kw) -> CommandResult:
         # Subcommand first: "state -no-color push" is not a command.
         return self.run(ws, ["state", "push", str(state_file)], retry_transient=False, **kw)

@@ -44,6 +44,43 @@ def plan_body(stdout: str) -> str:
     return stdout[m.start() :].strip() if m else ""
 
 
+def _instances(state: dict, address: str) -> list[tuple[str, str]]:
+    """(arn, id) of every instance of a resource address in a state document."""
+    *modules, rtype, name = address.split(".")
+    module = ".".join(modules)
+    found = []
+    for r in state.get("resources", []):
+        if r.get("mode") != "managed" or r.get("type") != rtype or r.get("name") != name:
+            continue
+        if r.get("module", "") != module:
+            continue
+        for inst in r.get("instances", []):
+            attrs = inst.get("attributes") or {}
+            found.append((str(attrs.get("arn") or ""), str(attrs.get("id") or "")))
+    return found
+
+
+# Resource types whose destroy takes a final snapshot unless skip_final_snapshot: (snapshot ARN kind)
+_FINAL_SNAPSHOTS = {"aws_rds_cluster": "cluster-snapshot", "aws_db_instance": "snapshot"}
+
+
+def _final_snapshots(state: dict, env) -> list[tuple[str, str, str, str]]:
+    """(address, arn, id, why) of each final snapshot the destroy of the state's databases takes."""
+    found = []
+    for r in state.get("resources", []):
+        kind = _FINAL_SNAPSHOTS.get(r.get("type", ""))
+        if r.get("mode") != "managed" or kind is None:
+            continue
+        address = ".".join(filter(None, (r.get("module", ""), r["type"], r["name"])))
+        for inst in r.get("instances", []):
+            attrs = inst.get("attributes") or {}
+            name = attrs.get("final_snapshot_identifier")
+            if name and not attrs.get("skip_final_snapshot"):
+                arn = f"arn:aws:rds:{env.region}:{env.account_id}:{kind}:{name}"
+                found.append((f"{address} final snapshot", arn, name, f"taken by the destroy of {address}"))
+    return found
+
+
 class Units:
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -213,6 +250,44 @@ class Units:
         result.count(r)
         result.take_counts(PlanSummary.from_plan_text(r.stdout))
         result.status = Status.NO_CHANGES if _NO_CHANGES_RE.search(r.stdout) else Status.SUCCEEDED
+
+    # ---- what teardown keeps ----------------------------------------------------------
+    def keeps(self, unit: str) -> tuple:
+        """The unit's keep_on_teardown entries that apply in this environment."""
+        return self.ctx.stack.units[unit].keeps(self.ctx.env.settings)
+
+    def keep(self, unit: str, result: UnitResult) -> None:
+        """Before the unit's destroy: what outlives it, recorded in the state bucket and named in
+        the result. The unit's keep_on_teardown resources are then taken out of its state (so the
+        destroy leaves them in AWS); the final snapshots its databases' destroy will take are only
+        recorded (AWS creates them)."""
+        state = self.ctx.store.state(unit) or {}
+        entries = [
+            self._kept_entry(unit, k.address, arn, rid, k.why)
+            for k in self.keeps(unit)
+            for arn, rid in _instances(state, k.address)
+        ]
+        removed = list(dict.fromkeys(e["address"] for e in entries))
+        entries += [self._kept_entry(unit, *snap) for snap in _final_snapshots(state, self.ctx.env)]
+        if not entries:
+            return
+        self.ctx.store.add_kept(entries)  # first: a run dying next leaves a record, never an unrecorded resource
+        if removed:
+            self.note(unit, f"[orchestrator] keeping (out of state, left in AWS): {', '.join(removed)}")
+            self.ctx.tf.state_rm(self.workspace(unit), removed, **self._kw(unit))
+        for e in entries:
+            result.hooks.append(f"kept {e['address']} ({e['arn'] or e['id']}): {e['why']}")
+
+    def _kept_entry(self, unit: str, address: str, arn: str, rid: str, why: str) -> dict:
+        return {
+            "unit": unit,
+            "address": address,
+            "arn": arn,
+            "id": rid,
+            "why": why,
+            "run_id": self.ctx.tf.run_id,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
     def refused(self, unit: str, allowed: set[str]) -> list[str]:
         """In a protected environment, what the saved plan must not do (orchestrator.guard), read

@@ -221,3 +221,40 @@ def test_plain_moto_rolls_out_at_once_and_registers_healthy_targets(moto_url):
     assert (
         ecs_service(ctx, name, name, 2) == "service ACTIVE, rollout COMPLETED, 2/2 tasks running, 2 target(s) healthy"
     )
+
+
+def test_like_aws_a_snapshot_under_a_key_pending_deletion_cannot_be_copied_or_restored(like_aws):
+    """Like AWS: a final snapshot is only as usable as its KMS key. While the key is enabled the
+    snapshot copies; once the key is scheduled for deletion, copy and restore are refused
+    (KMSKeyNotAccessibleFault). Plain moto copies regardless."""
+    from botocore.exceptions import ClientError
+
+    client = clients_for(like_aws)
+    kms, rds = client("kms"), client("rds")
+    meta = kms.create_key(Description="data")["KeyMetadata"]
+    key = meta["Arn"]
+    name = f"db-{uuid.uuid4().hex[:6]}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=name,
+        Engine="aurora-postgresql",
+        MasterUsername="payments",
+        MasterUserPassword="not-a-real-one-1",
+        StorageEncrypted=True,
+        KmsKeyId=key,
+    )
+    rds.delete_db_cluster(DBClusterIdentifier=name, FinalDBSnapshotIdentifier=f"{name}-final")
+    rds.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=f"{name}-final", TargetDBClusterSnapshotIdentifier=f"{name}-copy"
+    )
+    kms.schedule_key_deletion(KeyId=meta["KeyId"], PendingWindowInDays=7)  # (moto: by id, not ARN)
+    for call in (
+        lambda: rds.copy_db_cluster_snapshot(
+            SourceDBClusterSnapshotIdentifier=f"{name}-final", TargetDBClusterSnapshotIdentifier=f"{name}-copy2"
+        ),
+        lambda: rds.restore_db_cluster_from_snapshot(
+            DBClusterIdentifier=f"{name}-restored", SnapshotIdentifier=f"{name}-final", Engine="aurora-postgresql"
+        ),
+    ):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "KMSKeyNotAccessibleFault"

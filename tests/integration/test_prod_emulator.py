@@ -4,8 +4,11 @@ KMS-encrypted logs, three NATs, the access-log bucket; smoke checks; a
 redeploy; teardown refused without the typed confirmation, then done with it
 (deletion protection lifted first: moto honours the cluster's).
 
-Its own emulator: prod's resources never meet another test's, and quota
-checks count only them.
+Its own emulator, in like-AWS mode (orchestrator/emulator.py): prod's resources never meet
+another test's, quota checks count only them, and AWS's timing applies: ECS tasks PENDING
+then `initial` targets before the rollout completes (scaled down here), e-mail subscriptions
+pending until confirmed, DynamoDB refusing PITR right after creation, a snapshot unusable under
+a deleted key.
 """
 
 from __future__ import annotations
@@ -20,9 +23,14 @@ from tests.integration.conftest import clients_for, own_emulator
 pytestmark = pytest.mark.platform
 
 
+# AWS's delays, scaled to a quarter: ECS 30 s PENDING -> 7.5 s; the target group's 15 s x 2
+# health checks -> 7.5 s. The smoke check's budget (15 min) is AWS's, unscaled.
+LIKE_AWS_TIMING = {"ORCHESTRATOR_LIKE_AWS_TIME_SCALE": "0.25"}
+
+
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    with own_emulator(tmp_path_factory.mktemp("moto-prod")) as url:
+    with own_emulator(tmp_path_factory.mktemp("moto-prod"), like_aws=True, timing=LIKE_AWS_TIMING) as url:
         yield url
 
 
@@ -49,8 +57,24 @@ def deployed(cli):
     r = cli("local", "seed", "--env", "prod")
     assert r.exit_code == 0, r.output
     r = cli("deploy", "--env", "prod", "--yes", "--json")
-    assert r.exit_code == 0, r.stderr[-4000:]
-    return json.loads(r.stdout)
+    # Every unit applied; the one smoke check failing is the alert e-mails', pending confirmation
+    # (as on AWS: nobody has followed the link yet, so no alert would reach anyone).
+    assert r.exit_code == 7, r.stderr[-4000:]
+    doc = json.loads(r.stdout)
+    failing = [c for c in doc["smoke"] if not c["passed"]]
+    assert [c["check"] for c in failing] == ["sns subscriptions dlq"], failing
+    assert "2 of 2 subscription(s) pending confirmation" in failing[0]["reason"], failing
+    # The ECS check waited for the rollout (said so), then passed.
+    lines = r.stderr.splitlines()
+    waited = next(i for i, line in enumerate(lines) if line.startswith("smoke: ecs service: not settled after"))
+    assert "rollout IN_PROGRESS" in lines[waited] or "target(s) healthy" in lines[waited], lines[waited]
+    # The recipients follow AWS's link; the smoke checks pass.
+    topic = json.loads(cli("outputs", "--env", "prod", "--json").stdout)["outputs"]["observability"]["alerts_topic_arn"]
+    clients_for(cli.emulator)("sns").confirm_subscription(TopicArn=topic, Token="the-token-in-the-email")
+    r = cli("smoke", "--env", "prod", "--json")
+    assert r.exit_code == 0, r.output
+    doc["smoke"] = json.loads(r.stdout)["smoke"]
+    return doc
 
 
 def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, client):
@@ -63,6 +87,9 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
     assert all(c["passed"] for c in smoke.values()), smoke
     assert {"waf association", "log group kms", "nat gateways"} <= set(smoke)
     assert "3 NAT gateway(s)" in smoke["nat gateways"]["reason"]
+    assert smoke["ecs service"]["reason"] == (
+        "service ACTIVE, rollout COMPLETED, 3/3 tasks running, 3 target(s) healthy"
+    ), smoke["ecs service"]
     # Protected: each unit applied a saved plan that was planned first (never the one-run apply).
     for unit in ("network", "security", "database", "edge", "observability", "app"):
         log = (cli.work / "envs" / "prod" / unit / "terraform.log").read_text()
@@ -132,12 +159,31 @@ def test_prod_teardown_needs_the_typed_confirmation_then_lifts_protection(deploy
         r = cli("teardown", "--env", "prod", *args)
         assert r.exit_code == 8, r.output
         assert client("rds").describe_db_clusters(DBClusterIdentifier="payments-db-prod")["DBClusters"]
+    outputs = json.loads(cli("outputs", "--env", "prod", "--json").stdout)["outputs"]
+    data_key = outputs["security"]["data_kms_key_arn"]
     r = cli("teardown", "--env", "prod", "--allow-protected", "--confirm", "prod", "--yes", "--json")
     assert r.exit_code == 0, r.stderr[-4000:]
-    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    doc = json.loads(r.stdout)
+    units = {u["unit"]: u for u in doc["units"]}
     assert any("before destroy: applied deletion_protection" in h for h in units["database"]["hooks"])
     assert any("before destroy: applied deletion_protection" in h for h in units["edge"]["hooks"])
     assert not client("rds").describe_db_clusters()["DBClusters"]
     # The final snapshot is kept, under a name of its own (a re-create can take it again).
     snaps = client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
-    assert any(s["DBClusterSnapshotIdentifier"].startswith("payments-db-final-prod-") for s in snaps), snaps
+    (final,) = [s for s in snaps if s["DBClusterSnapshotIdentifier"].startswith("payments-db-final-prod-")]
+    # ... and usable: its key was kept (out of state, recorded, named), not scheduled for deletion,
+    # so the snapshot copies (the like-AWS emulator refuses a copy under a key pending deletion).
+    assert final["KmsKeyId"] == data_key
+    assert client("kms").describe_key(KeyId=data_key)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert f"kept aws_kms_key.data ({data_key}): the database's final snapshot" in " ".join(units["security"]["hooks"])
+    client("rds").copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=final["DBClusterSnapshotIdentifier"],
+        TargetDBClusterSnapshotIdentifier="restore-check",
+    )
+    # The other keys go as before; nothing kept is reported as left behind.
+    logs_key = outputs["security"]["logs_kms_key_arn"]
+    assert client("kms").describe_key(KeyId=logs_key)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert f"kept on purpose (keep_on_teardown): aws_kms_key.data {data_key}:" in r.stderr, r.stderr[-3000:]
+    assert "teardown left nothing else: no live resource is tagged for prod" in r.stderr, r.stderr[-3000:]
+    r = cli("orphans", "--env", "prod", "--json")
+    assert data_key not in r.stdout, r.stdout

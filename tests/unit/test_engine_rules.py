@@ -26,12 +26,14 @@ MANIFEST = """
 tag = "string"
 size = "number"
 image = "string"
+keep_key = "bool"
 
 [units.a]
 path = "a"
 [units.b]
 path = "b"
 inputs = { upstream = "a.out" }
+keep_on_teardown = [{ address = "aws_kms_key.b", why = "b's snapshot needs it", when = "keep_key" }]
 [units.c]
 path = "c"
 inputs = { upstream = "b.out" }
@@ -62,6 +64,7 @@ class FakeTerraform:
         self.timeout = 60.0
         self.run_id = ""
         self.lock = threading.Lock()
+        self.removed: dict[str, set[str]] = {}  # unit -> addresses taken out of its state
 
     def _call(self, command: str, ws) -> None:
         first = self.after.get((command, ws.unit))
@@ -132,6 +135,10 @@ class FakeTerraform:
     def state_push(self, ws, state_file, **kw):
         self._call("state_push", ws)
 
+    def state_rm(self, ws, addresses, **kw):
+        self._call("state_rm", ws)
+        self.removed.setdefault(ws.unit, set()).update(addresses)
+
     def count(self, command: str, unit: str) -> int:
         return self.calls.count((command, unit))
 
@@ -171,6 +178,30 @@ class MemoryStore:
 
     def backend_config(self, unit: str) -> dict:
         return {"key": f"fake/{unit}.tfstate"}
+
+    def state(self, unit: str) -> dict | None:
+        """Each applied unit holds one KMS key, until state rm takes it out."""
+        if unit not in self.tf.applied:
+            return None
+        resources = []
+        if f"aws_kms_key.{unit}" not in self.tf.removed.get(unit, set()):
+            arn = f"arn:aws:kms:us-east-1:123456789012:key/{unit}"
+            resources.append(
+                {
+                    "mode": "managed",
+                    "type": "aws_kms_key",
+                    "name": unit,
+                    "instances": [{"attributes": {"arn": arn, "id": unit}}],
+                }
+            )
+        return {"resources": resources}
+
+    def kept(self) -> list[dict]:
+        return self.docs.get("kept", [])
+
+    def add_kept(self, entries: list[dict]) -> None:
+        self.tf.calls.append(("add_kept", entries[0]["unit"]))
+        self.docs["kept"] = self.kept() + entries
 
     def journal(self, redactor, run_id):
         return MemoryJournal(self.docs, redactor, run_id)
@@ -320,6 +351,32 @@ def test_plan_applies_nothing_and_teardown_destroys_in_reverse_with_its_settings
     assert world.tf.count("apply_auto", "a") == 1  # size = 0 applied before a's destroy
     assert report.units["a"].hooks == ["before destroy: applied size"]
     assert world.tf.applied == {}
+
+
+def test_teardown_keeps_what_outlives_the_environment_out_of_state_recorded_first(world):
+    """keep_on_teardown where its setting is on: the unit plans in its turn, the resource is
+    recorded, then taken out of state, then the destroy planned and applied; the summary names
+    it. Where the setting is off, it is destroyed like the rest."""
+    keeping = world.env.with_settings({"keep_key": True})
+    world(env=keeping).deploy()
+    world.tf.calls.clear()
+    report = world(env=keeping).teardown()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    b = [c for c, u in world.tf.calls if u == "b"]
+    assert b.index("add_kept") < b.index("state_rm") < b.index("plan") < b.index("apply"), b
+    assert report.units["b"].detail != "destroy planned early"
+    assert report.units["b"].hooks == [
+        "kept aws_kms_key.b (arn:aws:kms:us-east-1:123456789012:key/b): b's snapshot needs it"
+    ]
+    assert [(k["unit"], k["address"], k["id"]) for k in world.store.kept()] == [("b", "aws_kms_key.b", "b")]
+    assert world.tf.removed == {"b": {"aws_kms_key.b"}}
+
+    world().deploy()  # keep_key off
+    world.tf.calls.clear()
+    world.tf.removed.clear()
+    report = world().teardown()
+    assert "state_rm" not in [c for c, _ in world.tf.calls] and report.units["b"].hooks == []
+    assert report.units["b"].detail == "destroy planned early"
 
 
 def test_teardown_plans_each_destroy_at_the_start_and_applies_it_when_the_dependents_are_gone(world):

@@ -223,3 +223,29 @@ def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
         (tmp_path / name / "main.tf").write_text(text)
         found[name] = needs_lock_file(tmp_path / name)
     assert found == {"data_only": False, "resource": True, "module": True, "pinned": True}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"aws_kms_key.data"', r"each entry is \{ address"),
+        ('{ address = "aws_kms_key.data" }', r"each entry is \{ address"),
+        ('{ address = "aws_kms_key.data", why = "x", whn = "enabled" }', r"each entry is \{ address"),
+        ('{ address = "data key", why = "x" }', r"'data key' is not a resource address"),
+        ('{ address = "aws_kms_key.data", why = "x", when = "greeting" }', r"when = 'greeting' is not a declared bool"),
+    ],
+)
+def test_a_bad_keep_on_teardown_entry_is_one_line_naming_it(tmp_path, entry, message):
+    units = GOOD.replace('[units.base]\npath = "base"', f'[units.base]\npath = "base"\nkeep_on_teardown = [{entry}]')
+    with pytest.raises(ConfigError, match=message):
+        load_stack(project(tmp_path, units))
+
+
+def test_keep_on_teardown_applies_where_its_setting_is_on():
+    from orchestrator.config import load_stack as load
+
+    stack = load(Path(__file__).resolve().parents[2] / "terraform")
+    (keep,) = stack.units["security"].keep_on_teardown
+    assert keep.address == "aws_kms_key.data" and keep.when == "final_snapshot"
+    assert stack.units["security"].keeps({"final_snapshot": True}) == (keep,)
+    assert stack.units["security"].keeps({"final_snapshot": False}) == ()
