@@ -51,7 +51,13 @@ class Aws:
     """Sessions and clients for one region, optionally against the local emulator."""
 
     def __init__(
-        self, region: str, *, endpoint_url: str | None = None, max_attempts: int = 5, profile: str | None = None
+        self,
+        region: str,
+        *,
+        endpoint_url: str | None = None,
+        max_attempts: int = 5,
+        profile: str | None = None,
+        user_agent: str | None = None,
     ):
         import boto3
         from botocore.config import Config
@@ -78,6 +84,8 @@ class Aws:
             read_timeout=60,
             # S3 path-style for the emulator (no wildcard DNS on 127.0.0.1).
             s3={"addressing_style": "path"} if endpoint_url else None,
+            # e.g. orchestrator-command/deploy: CloudTrail's userAgent names the command that called
+            user_agent_extra=user_agent,
         )
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()

@@ -57,7 +57,15 @@ TakeOverOpt = typer.Option(
 
 
 def _opts(ctx: typer.Context):
-    return ctx.obj
+    """The global options, with the command being run (e.g. "unit plan"): it goes into every
+    AWS request's User-Agent (orchestrator.permissions)."""
+    from dataclasses import replace
+
+    names, c = [], ctx
+    while c is not None and c.parent is not None:
+        names.append(c.info_name or "")
+        c = c.parent
+    return replace(ctx.obj, command=" ".join(reversed(names)))
 
 
 def err(message: str) -> None:

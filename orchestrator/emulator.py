@@ -37,7 +37,7 @@ def current_version_follows_its_label() -> None:
 
 
 # ---- ECS services: rollouts and the targets they register ------------------------------
-# moto never runs a task: a service reports MOTO_ECS_SERVICE_RUNNING tasks at once and registers
+# moto never runs a task: a service reports MOTO_ECS_SERVICE_RUNNING (default 0) tasks and registers
 # nothing with its target groups. AWS starts the tasks (PENDING, then RUNNING), registers each
 # with the service's target groups, where it is `initial` until it passed HealthyThresholdCount
 # checks HealthCheckIntervalSeconds apart, then `healthy`; the deployment is IN_PROGRESS until
@@ -408,6 +408,52 @@ LIKE_AWS_CORRECTIONS = (
 )
 
 
+def record_calls(path: str) -> None:
+    """Every distinct request (service, operation, the orchestrator command that sent it) as one
+    JSON line in `path`: what orchestrator/permissions.py turns into the IAM actions per role
+    (docs/permissions.md). On with ORCHESTRATOR_EMULATOR_RECORD=<file>."""
+    import io
+    import json
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from orchestrator.permissions import command_of, operation_of, signing_name
+
+    seen: set[tuple[str, str, str]] = set()
+    lock = threading.Lock()
+    call = DomainDispatcherApplication.__call__
+
+    def recording(self, environ, start_response):
+        try:
+            service = signing_name(environ.get("HTTP_AUTHORIZATION", ""))
+            form = None
+            if service and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                form = environ["wsgi.input"].read(length) if length else b""
+                environ["wsgi.input"] = io.BytesIO(form)
+            if service:
+                op = operation_of(
+                    service,
+                    environ.get("REQUEST_METHOD", ""),
+                    environ.get("PATH_INFO", ""),
+                    environ.get("QUERY_STRING", ""),
+                    environ.get("HTTP_X_AMZ_TARGET", ""),
+                    form,
+                )
+                key = (service, op, command_of(environ.get("HTTP_USER_AGENT", "")))
+                with lock:
+                    if key not in seen:
+                        seen.add(key)
+                        with open(path, "a", encoding="utf-8") as f:
+                            f.write(json.dumps(dict(zip(("service", "operation", "command"), key, strict=True))) + "\n")
+        except Exception as exc:  # noqa: BLE001 - recording never breaks a request
+            print(f"[emulator] could not record a call: {exc!r}", file=sys.stderr)
+        return call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = recording
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
@@ -418,6 +464,8 @@ def main(argv: list[str] | None = None) -> None:
     if like_aws:
         for correction in LIKE_AWS_CORRECTIONS:
             correction()
+    if os.environ.get("ORCHESTRATOR_EMULATOR_RECORD"):
+        record_calls(os.environ["ORCHESTRATOR_EMULATOR_RECORD"])
     from moto.server import main as moto_main
 
     moto_main(argv if argv is not None else sys.argv[1:])

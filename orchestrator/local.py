@@ -73,21 +73,12 @@ class MotoServer:
                 os.kill(self.pid, signal.SIGTERM)
 
 
-# moto never runs ECS tasks: it reports this many running for every service. The
-# largest desired count of the shipped environments (prod: 3), so that every
-# environment's smoke check (running >= desired) can pass on the emulator.
-EMULATED_ECS_RUNNING = 3
-
-
-def moto_env(
-    ecs_running: int = EMULATED_ECS_RUNNING, *, like_aws: bool = False, timing: dict[str, str] | None = None
-) -> dict[str, str]:
+def moto_env(*, like_aws: bool = False, timing: dict[str, str] | None = None) -> dict[str, str]:
     """The emulator's environment; timing: ORCHESTRATOR_LIKE_AWS_* delays (orchestrator/emulator.py)."""
     env = dict(os.environ)
     env.update(timing or {})
     env.update(
         MOTO_IAM_LOAD_MANAGED_POLICIES="true",
-        MOTO_ECS_SERVICE_RUNNING=str(ecs_running),
         MOTO_ALLOW_NONEXISTENT_REGION="true",
     )
     env["ORCHESTRATOR_LIKE_AWS"] = "1" if like_aws else "0"  # orchestrator/emulator.py

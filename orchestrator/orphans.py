@@ -103,12 +103,14 @@ def live_tagged(aws: Aws, filters: dict[str, str | list[str]]) -> list[str]:
 
 
 def is_gone(aws: Aws, arn: str) -> bool:
-    """What AWS keeps visible after a delete does not count: a KMS key waiting out its deletion
-    window, a NAT gateway "deleted", INACTIVE ECS task definitions, services and clusters, and
+    """What AWS keeps visible after a delete does not count: a KMS key or a secret waiting out its
+    deletion window, a NAT gateway "deleted", INACTIVE ECS task definitions, services and clusters, and
     (moto only) the automated snapshots of a deleted cluster. A final snapshot kept on purpose
     does count: it is live and costs money."""
     if ":kms:" in arn:
         return aws.client("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    if ":secretsmanager:" in arn and ":secret:" in arn:
+        return "DeletedDate" in aws.client("secretsmanager").describe_secret(SecretId=arn)
     if ":natgateway/" in arn:
         nats = aws.client("ec2").describe_nat_gateways(NatGatewayIds=[arn.rsplit("/", 1)[1]])["NatGateways"]
         return not nats or nats[0]["State"] in ("deleting", "deleted")

@@ -19,6 +19,7 @@ from orchestrator.config import (
     load_environment,
     load_stack,
 )
+from orchestrator.permissions import user_agent_token
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Options:
     provider_mirror: str | None = None
     terraform_timeout: float = 3600.0
     terraform_retries: int = 2
+    command: str = ""  # the CLI command, e.g. "unit plan" (User-Agent: orchestrator.permissions)
 
 
 @dataclass
@@ -83,6 +85,10 @@ def build_terraform(options: Options, mirror: str | None, root: Path, redactor, 
     from orchestrator.terraform import Terraform, cli_setup, find_binary, tf_log_env
 
     base_env = {**base_env, **tf_log_env(root)}
+    # The AWS provider appends this to its User-Agent: CloudTrail (and the emulator) see the command.
+    base_env["TF_APPEND_USER_AGENT"] = " ".join(
+        filter(None, (base_env.get("TF_APPEND_USER_AGENT"), user_agent_token(options.command)))
+    )
     cli_config, cli_env = cli_setup(root, mirror)
     base_env.update(cli_env)
     for name, value in cli_env.items():
@@ -146,7 +152,7 @@ def open_session(
         if options.local or options.emulator_url:
             url = options.emulator_url or local.running(root / "local")
             url = stack_ctx.enter_context(local.emulator(url, log_path=root / "moto.log"))
-        aws = Aws(env.region, endpoint_url=url)
+        aws = Aws(env.region, endpoint_url=url, user_agent=user_agent_token(options.command))
         if url:
             # One emulated account serves every environment: the environment's
             # real account id is swapped for the emulator's.

@@ -29,8 +29,15 @@ LIKE_AWS_TIMING = {"ORCHESTRATOR_LIKE_AWS_TIME_SCALE": "0.25"}
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    with own_emulator(tmp_path_factory.mktemp("moto-prod"), like_aws=True, timing=LIKE_AWS_TIMING) as url:
+def calls(tmp_path_factory):
+    """Where the emulator records every call it served, with the command that sent it."""
+    return tmp_path_factory.mktemp("calls") / "calls.jsonl"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory, calls):
+    timing = {**LIKE_AWS_TIMING, "ORCHESTRATOR_EMULATOR_RECORD": str(calls)}
+    with own_emulator(tmp_path_factory.mktemp("moto-prod"), like_aws=True, timing=timing) as url:
         yield url
 
 
@@ -187,3 +194,26 @@ def test_prod_teardown_needs_the_typed_confirmation_then_lifts_protection(deploy
     assert "teardown left nothing else: no live resource is tagged for prod" in r.stderr, r.stderr[-3000:]
     r = cli("orphans", "--env", "prod", "--json")
     assert data_key not in r.stdout, r.stdout
+
+
+def test_every_call_of_prods_life_is_in_the_published_permissions(deployed, calls):
+    """Bootstrap, preflight, deploy (rotation proof included), smoke, redeploy, teardown: every
+    call the emulator served to an orchestrator command (terraform's and boto3's, by the command
+    in their User-Agent) is in docs/permissions.json under the role that runs that command.
+    ORCHESTRATOR_UPDATE_PERMISSIONS=1 rewrites the list (and docs/permissions.md) from this run."""
+    import os
+
+    from orchestrator import permissions
+
+    recorded = permissions.needed(permissions.read_records(calls))
+    assert len(recorded["deploy"]) > 100 and "ecs:CreateService" in recorded["deploy"], recorded
+    assert "s3:GetObject" in recorded["plan"] and "kms:CreateKey" in recorded["bootstrap"], recorded
+    listed_path = ROOT / "docs" / "permissions.json"
+    if os.environ.get("ORCHESTRATOR_UPDATE_PERMISSIONS") == "1":
+        listed_path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+        (ROOT / "docs" / "permissions.md").write_text(permissions.render(recorded))
+    listed = json.loads(listed_path.read_text())
+    lacking = permissions.missing(recorded, listed)
+    assert not lacking, (
+        f"calls no published list allows: {lacking}; if they are meant, rerun with ORCHESTRATOR_UPDATE_PERMISSIONS=1"
+    )
