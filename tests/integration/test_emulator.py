@@ -215,8 +215,8 @@ def test_plain_moto_rolls_out_at_once_and_registers_healthy_targets(moto_url):
     from orchestrator.library import ecs_service
     from orchestrator.plugins import Context
 
-    _service_behind_a_target_group(moto_url, f"plain-{uuid.uuid4().hex[:6]}")
-    name = clients_for(moto_url)("ecs").list_clusters()["clusterArns"][-1].split("/")[-1]
+    name = f"plain-{uuid.uuid4().hex[:6]}"
+    _service_behind_a_target_group(moto_url, name)
     ctx = Context(aws=Aws("us-east-1", endpoint_url=moto_url), settings={})
     assert (
         ecs_service(ctx, name, name, 2) == "service ACTIVE, rollout COMPLETED, 2/2 tasks running, 2 target(s) healthy"
