@@ -440,6 +440,7 @@ def record_calls(path: str) -> None:
                     environ.get("QUERY_STRING", ""),
                     environ.get("HTTP_X_AMZ_TARGET", ""),
                     form,
+                    frozenset(k[5:].replace("_", "-").lower() for k in environ if k.startswith("HTTP_")),
                 )
                 key = (service, op, command_of(environ.get("HTTP_USER_AGENT", "")))
                 with lock:

@@ -95,21 +95,31 @@ def signing_name(authorization: str) -> str:
     return m.group(1) if m else ""
 
 
-def operation_of(service: str, method: str, path: str, query: str, target: str, form: bytes | None) -> str:
+def operation_of(
+    service: str,
+    method: str,
+    path: str,
+    query: str,
+    target: str,
+    form: bytes | None,
+    headers: frozenset[str] = frozenset(),
+) -> str:
     """The API operation of one request: X-Amz-Target (JSON protocols), Action= (query
-    protocols), else the REST route of the service's model (S3, Lambda, Route 53)."""
+    protocols), else the REST route of the service's model (S3, Lambda, Route 53), told apart by
+    the query keys and headers each operation requires (headers: lowercase names)."""
     if target:
         return target.rsplit(".", 1)[-1]
     for source in (query, (form or b"").decode("utf-8", "replace")):
         action = parse_qs(source).get("Action")
         if action:
             return action[0]
-    return _rest_operation(_BOTOCORE.get(service, service), method, path, query)
+    return _rest_operation(_BOTOCORE.get(service, service), method, path, query, headers)
 
 
 @cache
-def _routes(botocore_service: str) -> list[tuple[str, re.Pattern, frozenset[str], int, str]]:
-    """(method, path pattern, query keys the route requires, literal length, operation) per operation."""
+def _routes(botocore_service: str) -> list[tuple[str, re.Pattern, frozenset[str], frozenset[str], int, str]]:
+    """(method, path pattern, query keys and headers the operation requires, literal length,
+    operation) per operation."""
     import botocore.session
 
     try:
@@ -118,10 +128,20 @@ def _routes(botocore_service: str) -> list[tuple[str, re.Pattern, frozenset[str]
         return []
     routes = []
     for name in model.operation_names:
-        http = model.operation_model(name).http
+        op = model.operation_model(name)
+        http = op.http
         uri = http.get("requestUri", "/")
         path, _, q = uri.partition("?")
-        keys = frozenset(k.split("=", 1)[0] for k in q.split("&") if k)
+        keys = {k.split("=", 1)[0] for k in q.split("&") if k}
+        headers = set()
+        shape = op.input_shape
+        for member in shape.required_members if shape is not None else ():
+            where = shape.members[member].serialization
+            if where.get("location") == "querystring":
+                keys.add(where.get("name", member))
+            elif where.get("location") == "header":
+                headers.add(where.get("name", member).lower())
+        path = path.rstrip("/") or "/"
         pattern = ""
         literal = 0
         for part in re.split(r"(\{[^}]+\})", path):
@@ -130,17 +150,26 @@ def _routes(botocore_service: str) -> list[tuple[str, re.Pattern, frozenset[str]
             else:
                 pattern += re.escape(part)
                 literal += len(part)
-        routes.append((http.get("method", "POST"), re.compile(pattern + "/?$"), keys, literal, name))
+        routes.append(
+            (
+                http.get("method", "POST"),
+                re.compile(pattern + "/?$"),
+                frozenset(keys),
+                frozenset(headers),
+                literal,
+                name,
+            )
+        )
     return routes
 
 
-def _rest_operation(botocore_service: str, method: str, path: str, query: str) -> str:
-    present = {k for k in parse_qs(query, keep_blank_values=True)}
+def _rest_operation(botocore_service: str, method: str, path: str, query: str, headers: frozenset[str]) -> str:
+    present = set(parse_qs(query, keep_blank_values=True))
     best = None
-    for m, pattern, keys, literal, name in _routes(botocore_service):
-        if m != method or not keys <= present or not pattern.match(path):
+    for m, pattern, keys, needs, literal, name in _routes(botocore_service):
+        if m != method or not keys <= present or not needs <= headers or not pattern.match(path):
             continue
-        score = (len(keys), literal)
+        score = (len(keys) + len(needs), literal)
         if best is None or score > best[0]:
             best = (score, name)
     return best[1] if best else f"{method} {path}"

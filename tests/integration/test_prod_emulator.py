@@ -159,6 +159,9 @@ def test_prod_redeploys_without_changes(deployed, cli):
             break
         assert attempt == 0 and changed == {"app": (0, 1, 0, 0)}, changed
     assert not changed, changed
+    # What the plan role's `plan` reads (docs/permissions.md): a refresh of every unit, clean.
+    r = cli("plan", "--env", "prod")
+    assert r.exit_code == 0, r.stderr[-3000:]
 
 
 def test_prod_teardown_needs_the_typed_confirmation_then_lifts_protection(deployed, cli, client):
