@@ -115,7 +115,11 @@ class Engine:
             report.ended = time.time()
             if journaled:
                 stopped = self.queue is not None and self.queue.stop.is_set()
-                self.journal.finish("interrupted" if stopped else ("failed" if report.failed else "ok"))
+                self.journal.finish(
+                    "interrupted"
+                    if stopped
+                    else ("failed" if report.failed else ("declined" if report.declined else "ok"))
+                )
         return report
 
     def _finished(self, result: UnitResult) -> None:
@@ -192,7 +196,7 @@ class Engine:
         with self._confirm_lock:
             if self.ctx.confirm(unit, plan.summary, str(self.units.workspace(unit).log_path)):
                 return True
-        result.status, result.detail = Status.SKIPPED, "not confirmed"
+        result.status, result.detail, result.declined = Status.SKIPPED, "declined at the prompt", True
         return False
 
     # ---- deploy ---------------------------------------------------------------------

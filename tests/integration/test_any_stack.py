@@ -106,11 +106,11 @@ def test_init_project_writes_a_project_that_locks_deploys_and_tears_down(install
     assert r.returncode == 0, r.stderr
     assert "next: cd" in r.stderr
     again = run("init-project", str(project))
-    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
 
     run.project = project
     r = run("deploy", "--env", "dev", "--yes")
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert r.stderr.strip().splitlines() == [
         "error: unit(s) logs have no .terraform.lock.hcl: run `orchestrator lock` to write one per unit "
         "(from the provider mirror when one is set)"

@@ -128,7 +128,7 @@ def test_only_applies_the_unit_alone_and_with_upstream_brings_what_it_needs(cli,
 
 def test_only_with_unknown_unit_is_an_error(cli):
     r = cli("deploy", "--env", "dev", "--only", "nope", "--yes")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stderr.strip() == "error: unknown unit(s): nope (known: base, leaf, mid, side)"
 
 
@@ -346,7 +346,7 @@ def test_one_output_raw_for_scripts(cli, deployed_dev):
     r = cli("outputs", "--env", "dev", "base", "log_group_name", "--raw")
     assert r.exit_code == 0 and r.stdout == "/fixture/fixture-base-dev\n", r.output
     r = cli("outputs", "--env", "dev", "base", "nope", "--raw")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stderr.strip() == "error: unit base has no output 'nope' (it has: log_group_name)"
 
 

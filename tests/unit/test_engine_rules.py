@@ -314,7 +314,11 @@ def test_a_plan_the_operator_declines_is_skipped_with_its_dependents_and_never_a
 
     report = world(confirm=confirm).deploy()
     assert statuses(report) == {"a": "succeeded", "b": "skipped", "c": "skipped", "d": "succeeded"}
-    assert report.units["b"].detail == "not confirmed"
+    assert report.units["b"].detail == "declined at the prompt"
+    assert report.units["c"].detail == "b was declined"
+    # declined is an outcome of its own: not a failure (exit 11, journaled "declined")
+    assert report.declined and not report.failed
+    assert world.store.docs["journal"]["runs"][-1]["result"] == "declined"
     assert ("b", "+1 ~0 -0 ±0") in asked and "c" not in {u for u, _ in asked}
     assert "b" not in world.tf.applied and world.tf.count("apply", "a") == 1  # the saved plan, not apply_auto
     assert not (Path(report.units["b"].log_path).parent / "tfplan").exists()
@@ -479,7 +483,7 @@ def test_teardown_asks_for_each_units_destroy_plan_before_it_changes_anything(wo
 
     report = world(confirm=confirm).teardown()
     assert statuses(report) == {"a": "skipped", "b": "succeeded", "c": "succeeded", "d": "succeeded"}
-    assert report.units["a"].detail == "not confirmed"
+    assert report.units["a"].detail == "declined at the prompt" and report.declined and not report.failed
     assert ("c", "+0 ~0 -1 ±0") in asked and ("a", "+0 ~0 -1 ±0") in asked
     # a's teardown settings (size = 0) would have been applied before its destroy: never, since declined
     assert world.tf.count("apply_auto", "a") == 0 and world.tf.applied["a"]["size"] == 10
