@@ -110,6 +110,13 @@ CASES = [
         mutate=edit("terraform/stack.toml", 'check = "ecs_service"', 'check = "ecs_servce"'),
     ),
     Case(
+        "a typo in a manifest key",
+        ("smoke", "--env", "dev"),
+        1,
+        "error: {root}/terraform/stack.toml: unknown key units.network.'smokes': did you mean units.network.'smoke'?",
+        mutate=edit("terraform/stack.toml", "smoke = [", "smokes = ["),
+    ),
+    Case(
         "invalid suffix",
         ("deploy", "--env", "dev", "--suffix", "PR-1", "--yes"),
         1,
