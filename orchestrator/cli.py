@@ -461,7 +461,11 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
             finish(report, s, json_out, order, exit_changed=True, show=show)
 
 
-OnlyUnitsOpt = typer.Option(None, "--only", help="Comma-separated units.")
+OnlyUnitsOpt = typer.Option(
+    None,
+    "--only",
+    help="Comma-separated units, those alone (as deploy --only), against their upstream's deployed outputs.",
+)
 
 
 def _plan_like(command: str, doc: str) -> None:

@@ -66,7 +66,7 @@ class Engine:
     def key_arn(self) -> str:
         return self.ctx.store.key_arn()
 
-    def graph(self, only: list[str] | None = None, *, with_upstream: bool = True) -> UnitGraph:
+    def graph(self, only: list[str] | None = None, *, with_upstream: bool = False) -> UnitGraph:
         """The units a command acts on (--only: those alone, or with everything they need); unknown
         names and missing lock files refused before anything runs."""
         full = self.ctx.stack.graph

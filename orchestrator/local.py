@@ -121,7 +121,9 @@ def start(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PrerequisiteError(f"moto server exited at start (code {proc.returncode}); see {log_path or 'its output'}")
+            raise PrerequisiteError(
+                f"moto server exited at start (code {proc.returncode}); see {log_path or 'its output'}"
+            )
         if is_up(url):
             _post(f"{url}/moto-api/seed?a={SEED}")
             return MotoServer(url=url, pid=proc.pid, proc=proc)

@@ -50,7 +50,7 @@ def test_json_report_validates_against_its_schema(deployed_dev):
 
 def test_events_stream_ndjson(cli, deployed_dev):
     # plan reads only: base and mid plan side by side (each against what is deployed).
-    r = cli("plan", "--env", "dev", "--only", "mid", "--events")
+    r = cli("plan", "--env", "dev", "--only", "base,mid", "--events")
     assert r.exit_code == 0, r.output
     events = [json.loads(line) for line in r.stdout.splitlines()]
     pairs = [(e["event"], e["unit"]) for e in events]

@@ -543,3 +543,12 @@ def test_a_destroy_failing_for_another_reason_or_twice_fails_the_unit_and_keeps_
     report = world().teardown()
     assert statuses(report)["c"] == "failed" and "b" in world.tf.applied
     assert world.tf.count("apply", "c") == 1 + 2  # the first failure, and exactly one more try
+
+
+def test_plan_only_plans_the_named_units_alone_as_deploy_only_applies_them_alone(world):
+    """--only has one meaning everywhere: those units alone (their upstream read from state)."""
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"tag": "v2"})).plan(["c"])
+    assert list(report.units) == ["c"] and statuses(report) == {"c": "no changes"}
+    assert world.tf.calls == [("plan", "c")]
