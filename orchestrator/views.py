@@ -187,7 +187,7 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
     err("")
     for note in report.notes:
         err(note)
-    err(summary_table(report.units, order))
+    err(summary_table(report.units, order, report.command))
     if report.preflight is not None:
         err(f"preflight: {report.preflight['summary']}")
     for c in report.smoke:
