@@ -12,19 +12,42 @@ import signal
 import threading
 from typing import Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from orchestrator.errors import (
-    ChangesFound,
     ConfigError,
     NotRunning,
     OrchestratorError,
     PrerequisiteError,
+    ProblemsFound,
     RunFailed,
 )
 from orchestrator.views import confirm_factory, finish, narrow, orphan_lines, progress
 
+
+class _Commands(TyperGroup):
+    """click exits 2 on a usage error (an unknown option, a missing argument); here 2 means
+    "differences found" only, so a usage error exits as any bad input does (ConfigError)."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = ConfigError.exit_code
+            raise
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = ConfigError.exit_code
+            raise
+
+
 app = typer.Typer(
+    cls=_Commands,
     no_args_is_help=True,
     help="Deploy a stack's Terraform units to AWS, in dependency order (the manifest: terraform/stack.toml).",
     pretty_exceptions_enable=False,
@@ -360,12 +383,12 @@ def deploy(
             finish(report, s, json_out, order)
 
 
-def _report_orphans(s, report) -> None:
+def _report_orphans(s, report) -> list:
     """After a teardown that went through: what is still tagged for the environment and in no state."""
     from orchestrator import orphans as orphans_mod
 
     if report.failed or not s.stack.ownership_tags:
-        return
+        return []
     found = orphans_mod.find(s.aws, s.env, s.stack)
     kept = orphans_mod.kept_live(s.aws, s.env)
     for k in kept:
@@ -377,10 +400,11 @@ def _report_orphans(s, report) -> None:
         else f"teardown left nothing{' else' if kept else ''}: no live resource is tagged for {s.env.env_id}"
     )
     report.notes.extend(orphan_lines(found))
+    return found
 
 
 def _preflight(s, skip: bool) -> dict:
-    """Before the first terraform command: every failure one line, exit 2, nothing changed."""
+    """Before the first terraform command: every failure one line, exit 10, nothing changed."""
     from orchestrator import preflight
 
     if skip:
@@ -401,7 +425,7 @@ def preflight_command(
 ):
     """Check in seconds what would fail minutes into an apply: names, image, zone, certificate, quotas, ...
 
-    Exit 0: every check passed; 2: at least one failed (one line each). Nothing is changed.
+    Exit 0: every check passed; 10: at least one failed (one line each). Nothing is changed.
     Example: orchestrator preflight --env prod
     """
     with _Guard():
@@ -420,7 +444,7 @@ def preflight_command(
             checks = [{"check": f.check, "status": f.status, "message": f.message} for f in findings]
             typer.echo(to_json(_doc("preflight", s.env.env_id, checks=checks)))
         if any(f.failed for f in findings):
-            raise ChangesFound("")
+            raise ProblemsFound("")
 
 
 def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False):
@@ -437,7 +461,11 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
             finish(report, s, json_out, order, exit_changed=True, show=show)
 
 
-OnlyUnitsOpt = typer.Option(None, "--only", help="Comma-separated units.")
+OnlyUnitsOpt = typer.Option(
+    None,
+    "--only",
+    help="Comma-separated units, those alone (as deploy --only), against their upstream's deployed outputs.",
+)
 
 
 def _plan_like(command: str, doc: str) -> None:
@@ -583,10 +611,11 @@ def teardown(
                     gone = engine.ctx.store.delete_plans()  # a pipeline's plans of a copy that is gone
                     if gone:
                         report.notes.append(f"deleted {gone} saved plan object(s) of {s.env.env_id} never applied")
-            if not only_list:
-                _report_orphans(s, report)
+            left = _report_orphans(s, report) if not only_list else []
             order = [u for u in reversed(s.stack.graph.order()) if u in report.units]
             finish(report, s, json_out, order)
+            if left:
+                raise ProblemsFound("")  # the teardown went through, and left live resources behind
 
 
 @app.command()
@@ -623,7 +652,7 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
         err(f"{len(found)} live resource(s) tagged for {s.env.env_id} that no state file holds:")
         for line in orphan_lines(found):
             err(line)
-        raise ChangesFound("")
+        raise ProblemsFound("")
 
 
 @app.command()
@@ -1071,7 +1100,7 @@ def unit_apply(
 ):
     """Apply exactly the plan `unit plan` saved for this run, then the unit's hooks; record it in the
     journal. A plan made against other upstream outputs, settings or files, or an older state, is
-    refused (exit 2, nothing applied).
+    refused (exit 1, nothing applied).
 
     Example: orchestrator unit apply --env dev --run-id 4242 network
     """

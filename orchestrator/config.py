@@ -135,9 +135,72 @@ class Stack:
         return UnitGraph({u.name: u.depends_on for u in self.units.values()})
 
 
+# Every key a manifest or an environment file may hold: anything else is a typo, refused with the
+# nearest valid key (`smokes = [...]` would otherwise switch the smoke checks off in silence).
+MANIFEST_KEYS = ("settings", "units", "teardown", "preflight", "guard", "ownership", "artifact_switches", "terraform")
+UNIT_KEYS = (
+    "path",
+    "inputs",
+    "depends_on",
+    "post_apply",
+    "smoke",
+    "artifacts",
+    "generated_secrets",
+    "secret_sources",
+    "keep_on_teardown",
+)
+TABLE_KEYS = {
+    "teardown": ("settings", "unprotected_settings"),
+    "guard": ("stateful_types", "public_security_groups"),
+    "ownership": ("tags",),
+    "terraform": ("provider_mirror", "lock_platforms"),
+}
+ENVIRONMENT_KEYS = (
+    "region",
+    "account_id",
+    "name_prefix",
+    "project",
+    "repository",
+    "owner",
+    "protected",
+    "backend",
+    "settings",
+    "ci",
+)
+BACKEND_KEYS = (
+    "bucket",
+    "key_prefix",
+    "region",
+    "kms_alias",
+    "locking",
+    "dynamodb_table",
+    "access_log_bucket",
+    "noncurrent_version_days",
+)
+
+
+def reject_unknown(path: Path, table: Any, allowed: tuple[str, ...], where: str = "") -> None:
+    """One line naming the file, the first unknown key and the nearest valid one."""
+    import difflib
+
+    if not isinstance(table, dict):
+        return
+    unknown = sorted(set(table) - set(allowed))
+    if not unknown:
+        return
+    key = unknown[0]
+    near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {where}{near[0]!r}?" if near else f"valid: {', '.join(allowed)}"
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    raise ConfigError(f"{path}: unknown key {where}{key!r}{more}: {hint}")
+
+
 def load_stack(terraform_dir: Path) -> Stack:
     path = terraform_dir / "stack.toml"
     data = read_toml(path)
+    reject_unknown(path, data, MANIFEST_KEYS)
+    for table, keys in TABLE_KEYS.items():
+        reject_unknown(path, data.get(table), keys, f"{table}.")
     schema = data.get("settings", {})
     for name, type_name in schema.items():
         if type_name not in TYPES:
@@ -147,6 +210,7 @@ def load_stack(terraform_dir: Path) -> Stack:
     if not raw_units:
         raise ConfigError(f"{path}: no [units.*] tables")
     for name, raw in raw_units.items():
+        reject_unknown(path, raw, UNIT_KEYS, f"units.{name}.")
         unit_path = terraform_dir / raw.get("path", name)
         if not unit_path.is_dir():
             raise ConfigError(f"{path}: unit {name!r}: directory {unit_path} not found")
@@ -463,6 +527,8 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         raise ConfigError(f"unknown environment {name!r} (known: {', '.join(known) or f'none in {environments_dir}'})")
     path = environments_dir / name / "env.toml"
     data = read_toml(path)
+    reject_unknown(path, data, ENVIRONMENT_KEYS)
+    reject_unknown(path, data.get("backend"), BACKEND_KEYS, "backend.")
     region = _require(data, "region", "string", path)
     account_id = _require(data, "account_id", "string", path)
     if not ACCOUNT_RE.match(account_id):
@@ -528,7 +594,9 @@ def load_emulator_overrides(environments_dir: Path, stack: Stack) -> dict[str, A
     path = environments_dir / "emulator.toml"
     if not path.exists():
         return {}
-    raw = read_toml(path).get("settings", {})
+    data = read_toml(path)
+    reject_unknown(path, data, ("settings",))
+    raw = data.get("settings", {})
     out = {}
     for key in raw:
         if key not in stack.settings_schema:

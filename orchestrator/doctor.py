@@ -30,7 +30,7 @@ def run_checks(options, env: str) -> list[dict]:
         add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
     except OrchestratorError as exc:
         add("terraform", False, exc.message)
-    stack = load_stack(Project.find(options.project_dir).terraform_dir)  # a broken manifest: exit 2
+    stack = load_stack(Project.find(options.project_dir).terraform_dir)  # a broken manifest: exit 1
     host = budget()
     slots = HostSlots(default_dir(), host.slots)
     add(
@@ -64,7 +64,7 @@ def run_checks(options, env: str) -> list[dict]:
             add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
             add("work dir", True, str(work_root(s.project, options)))
     except ConfigError:
-        raise  # an unknown environment or a broken file: one line and exit 2, not a check that failed
+        raise  # an unknown environment or a broken file: one line and exit 1, not a check that failed
     except OrchestratorError as exc:
         add("credentials and account", False, exc.message)
     return checks

@@ -66,7 +66,7 @@ class Engine:
     def key_arn(self) -> str:
         return self.ctx.store.key_arn()
 
-    def graph(self, only: list[str] | None = None, *, with_upstream: bool = True) -> UnitGraph:
+    def graph(self, only: list[str] | None = None, *, with_upstream: bool = False) -> UnitGraph:
         """The units a command acts on (--only: those alone, or with everything they need); unknown
         names and missing lock files refused before anything runs."""
         full = self.ctx.stack.graph
@@ -115,7 +115,11 @@ class Engine:
             report.ended = time.time()
             if journaled:
                 stopped = self.queue is not None and self.queue.stop.is_set()
-                self.journal.finish("interrupted" if stopped else ("failed" if report.failed else "ok"))
+                self.journal.finish(
+                    "interrupted"
+                    if stopped
+                    else ("failed" if report.failed else ("declined" if report.declined else "ok"))
+                )
         return report
 
     def _finished(self, result: UnitResult) -> None:
@@ -192,7 +196,7 @@ class Engine:
         with self._confirm_lock:
             if self.ctx.confirm(unit, plan.summary, str(self.units.workspace(unit).log_path)):
                 return True
-        result.status, result.detail = Status.SKIPPED, "not confirmed"
+        result.status, result.detail, result.declined = Status.SKIPPED, "declined at the prompt", True
         return False
 
     # ---- deploy ---------------------------------------------------------------------

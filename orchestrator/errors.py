@@ -20,9 +20,10 @@ class OrchestratorError(Exception):
 
 
 class ConfigError(OrchestratorError):
-    """Bad settings, manifest, environment name, suffix or unit name."""
+    """Bad input: settings, manifest, environment name, suffix, unit name, command line (as
+    terraform: 1 is an error, 2 only ever "differences found")."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class GraphError(ConfigError):
@@ -77,9 +78,22 @@ class RunFailed(OrchestratorError):
 
 
 class ChangesFound(OrchestratorError):
-    """plan or drift found changes, or preflight, orphans or doctor found problems (already reported)."""
+    """plan or drift found differences (already reported): the only exit 2."""
 
     exit_code = 2
+
+
+class ProblemsFound(OrchestratorError):
+    """preflight failed, orphans found some, or a teardown left live resources (already reported)."""
+
+    exit_code = 10
+
+
+class Declined(OrchestratorError):
+    """The operator answered no at a confirmation prompt: that unit and its dependents were not
+    applied, nothing failed (already reported)."""
+
+    exit_code = 11
 
 
 class NotRunning(OrchestratorError):

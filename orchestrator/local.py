@@ -73,6 +73,10 @@ class MotoServer:
                 os.kill(self.pid, signal.SIGTERM)
 
 
+# The emulator is moto server, which the package's `local` extra brings.
+LOCAL_EXTRA = "the emulator needs moto server: pip install 'terraform-unit-orchestrator[local]'"
+
+
 def moto_env(*, like_aws: bool = False, timing: dict[str, str] | None = None) -> dict[str, str]:
     """The emulator's environment; timing: ORCHESTRATOR_LIKE_AWS_* delays (orchestrator/emulator.py)."""
     env = dict(os.environ)
@@ -93,6 +97,10 @@ def start(
     like_aws: bool = False,
     timing: dict[str, str] | None = None,
 ) -> MotoServer:
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise PrerequisiteError(f"no local emulator: {LOCAL_EXTRA}")
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -106,14 +114,16 @@ def start(
             start_new_session=True,
         )
     except FileNotFoundError:
-        raise PrerequisiteError("cannot start moto server (pip install 'moto[server]')") from None
+        raise PrerequisiteError(f"cannot start the local emulator: {LOCAL_EXTRA}") from None
     finally:
         if log_path:
             log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PrerequisiteError(f"moto server exited at start (code {proc.returncode}); is moto[server] installed?")
+            raise PrerequisiteError(
+                f"moto server exited at start (code {proc.returncode}); see {log_path or 'its output'}"
+            )
         if is_up(url):
             _post(f"{url}/moto-api/seed?a={SEED}")
             return MotoServer(url=url, pid=proc.pid, proc=proc)

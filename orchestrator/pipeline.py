@@ -230,7 +230,7 @@ def github_teardown(stack: Stack, env: Environment) -> str:
     if env.protected:
         raise ConfigError(f"environment {env.name} is protected: no teardown workflow is written for it")
     guard = (
-        'test -n "$ORCHESTRATOR_SUFFIX" || { echo "error: no suffix: this workflow tears down copies only"; exit 2; }'
+        'test -n "$ORCHESTRATOR_SUFFIX" || { echo "error: no suffix: this workflow tears down copies only"; exit 1; }'
     )
     body = {
         "name": f"orchestrator: tear down a copy of {env.name}",
@@ -339,7 +339,7 @@ def gitlab(stack: Stack, env: Environment) -> str:
             "rules": [{"if": '$ORCHESTRATOR_SUFFIX != ""', "when": "manual"}],
             "allow_failure": True,
             "script": [
-                'test -n "$ORCHESTRATOR_SUFFIX" || { echo "error: no suffix: this job tears down copies only"; exit 2; }',
+                'test -n "$ORCHESTRATOR_SUFFIX" || { echo "error: no suffix: this job tears down copies only"; exit 1; }',
                 _cmd(env, "teardown") + f" --yes --lock-timeout {LOCK_WAIT}",
             ],
             "environment": {"name": name, "action": "stop"},

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.aws import error_code
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError, ProblemsFound
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Finding:
         return self.status == "fail"
 
 
-class PreflightFailed(ConfigError):
+class PreflightFailed(ProblemsFound):
     """At least one preflight check failed; nothing was changed."""
 
     def __init__(self, findings: list[Finding]):

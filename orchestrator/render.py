@@ -23,14 +23,25 @@ def unit_line(r: UnitResult) -> str:
     return f"[{ts()}] {r.unit:<14} {r.status.value}{took}{counts}{detail}"
 
 
-def summary_table(results: dict[str, UnitResult], order: list[str]) -> str:
-    head = f"{'UNIT':<14} {'STATUS':<11} {'ADD':>4} {'CHG':>4} {'DEL':>4} {'REP':>4} {'TIME':>7} {'RETRY':>5}  NOTE"
+def status_label(r: UnitResult, command: str = "") -> str:
+    """What a unit's outcome means for the command: a plan that finds changes is not a green
+    "succeeded" but "would change"; drift found is "drifted"."""
+    if command in ("plan", "drift") and r.status is Status.SUCCEEDED and (r.add or r.change or r.destroy or r.replace):
+        return "would change" if command == "plan" else "drifted"
+    return r.status.value
+
+
+def summary_table(results: dict[str, UnitResult], order: list[str], command: str = "") -> str:
+    head = f"{'UNIT':<14} {'STATUS':<12} {'ADD':>4} {'CHG':>4} {'DEL':>4} {'REP':>4} {'TIME':>7} {'RETRY':>5}  NOTE"
     lines = [head]
     for unit in order:
         r = results[unit]
-        note = r.detail if r.status in (Status.FAILED, Status.SKIPPED) else "; ".join(r.hooks)
+        label = status_label(r, command)
+        # plan/drift: the first addresses (drift: with the attributes that moved) in the note
+        shows_detail = r.status in (Status.FAILED, Status.SKIPPED) or label in ("would change", "drifted")
+        note = r.detail if shows_detail else "; ".join(r.hooks)
         lines.append(
-            f"{unit:<14} {r.status.value:<11} {r.add:>4} {r.change:>4} {r.destroy:>4} {r.replace:>4} "
+            f"{unit:<14} {label:<12} {r.add:>4} {r.change:>4} {r.destroy:>4} {r.replace:>4} "
             f"{r.duration:>6.1f}s {r.retries:>5}  {note}".rstrip()
         )
     return "\n".join(lines)
@@ -55,7 +66,9 @@ def report_dict(report, order: list[str], redactor) -> dict:
         "environment": report.env_id,
         "started": report.started,
         "duration_s": round(report.ended - report.started, 3),
-        "result": "failed" if report.failed else ("changed" if report.changed else "ok"),
+        "result": "failed"
+        if report.failed
+        else ("declined" if report.declined else ("changed" if report.changed else "ok")),
         "units": units,
         "smoke": [smoke_dict(c) for c in report.smoke],
     }

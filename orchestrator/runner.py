@@ -49,6 +49,7 @@ class UnitResult:
     fingerprint: str | None = None
     failed_in: str = ""  # the error type of a failure, e.g. HookError (a post-apply hook)
     resumed: bool = False  # --resume took it as done by an earlier run; nothing ran for it
+    declined: bool = False  # skipped because the operator (or for an upstream of it) answered no
     changes: list = field(default_factory=list)  # the plan's resources: address, actions (drift: attributes)
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)
@@ -109,12 +110,13 @@ class ReadyQueue:
                 out.append(unit)
         return out
 
-    def _skip_dependents(self, unit: str, cause: str) -> None:
+    def _skip_dependents(self, unit: str, cause: str, *, declined: bool = False) -> None:
         for dep in sorted(self.graph.descendants(unit)):
             r = self.results[dep]
             if r.status is Status.PENDING:
                 r.status = Status.SKIPPED
                 r.detail = cause
+                r.declined = declined
                 self.on_finish(r)
 
     def _run(self, unit: str) -> UnitResult:
@@ -151,8 +153,12 @@ class ReadyQueue:
                     self.results[unit] = result
                     self.on_finish(result)
                     if not result.status.ok:
-                        verb = "failed" if result.status is Status.FAILED else "was skipped"
-                        self._skip_dependents(unit, f"{unit} {verb}")
+                        verb = (
+                            "failed"
+                            if result.status is Status.FAILED
+                            else ("was declined" if result.declined else "was skipped")
+                        )
+                        self._skip_dependents(unit, f"{unit} {verb}", declined=result.declined)
         for r in self.results.values():
             if r.status is Status.PENDING:
                 r.status = Status.SKIPPED
@@ -185,8 +191,15 @@ class RunReport:
         return (
             any(r.status is Status.FAILED for r in self.units.values())
             or any(not c.passed for c in self.smoke)
-            or any(r.status is Status.SKIPPED and not self._not_deployed(r) for r in self.units.values())
+            or any(
+                r.status is Status.SKIPPED and not self._not_deployed(r) and not r.declined for r in self.units.values()
+            )
         )
+
+    @property
+    def declined(self) -> bool:
+        """The operator answered no for a unit (it and its dependents were not applied)."""
+        return any(r.declined for r in self.units.values())
 
     @property
     def changed(self) -> bool:

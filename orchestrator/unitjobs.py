@@ -6,7 +6,7 @@ copy, and the plan file put into the state bucket under the run's id (SSE-KMS, b
 of what it was made against: each upstream unit's outputs, the other values, the unit's files,
 the state's lineage and serial).
 
-apply: that plan fetched and applied exactly. Refused (exit 2, one line, nothing applied) when
+apply: that plan fetched and applied exactly. Refused (exit 1, one line, nothing applied) when
 an upstream output, a setting or the unit's files differ from the plan's, or when the unit's
 state moved since the plan and a fresh plan would still change something. A state that moved
 with nothing left to change is the mark of an earlier attempt of the same job that applied the

@@ -12,7 +12,7 @@ import threading
 
 import typer
 
-from orchestrator.errors import ChangesFound, ConfigError, HookError, RunFailed
+from orchestrator.errors import ChangesFound, ConfigError, Declined, HookError, RunFailed
 
 
 def err(message: str) -> None:
@@ -187,7 +187,7 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
     err("")
     for note in report.notes:
         err(note)
-    err(summary_table(report.units, order))
+    err(summary_table(report.units, order, report.command))
     if report.preflight is not None:
         err(f"preflight: {report.preflight['summary']}")
     for c in report.smoke:
@@ -202,6 +202,8 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
         if failed and all(r.failed_in == "HookError" for r in failed) and all(c.passed for c in report.smoke):
             raise HookError("")  # exit 6: terraform did its part; a post-apply hook did not
         raise RunFailed("")
+    if report.declined:
+        raise Declined("")  # nothing failed; what was declined (and its dependents) was not applied
     if exit_changed and report.changed:
         raise ChangesFound("")
 

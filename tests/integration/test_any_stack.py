@@ -25,7 +25,7 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("installed")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", str(ROOT), "-w", str(tmp / "dist")], check=True, timeout=300)
-    (wheel,) = (tmp / "dist").glob("orchestrator-*.whl")
+    (wheel,) = (tmp / "dist").glob("terraform_unit_orchestrator-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True, timeout=300)
     shutil.rmtree(ROOT / "build", ignore_errors=True)
     return tmp / "site"
@@ -106,11 +106,11 @@ def test_init_project_writes_a_project_that_locks_deploys_and_tears_down(install
     assert r.returncode == 0, r.stderr
     assert "next: cd" in r.stderr
     again = run("init-project", str(project))
-    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
 
     run.project = project
     r = run("deploy", "--env", "dev", "--yes")
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert r.stderr.strip().splitlines() == [
         "error: unit(s) logs have no .terraform.lock.hcl: run `orchestrator lock` to write one per unit "
         "(from the provider mirror when one is set)"
@@ -156,3 +156,41 @@ def test_without_a_mirror_and_without_the_registry_one_line_names_the_way_out(in
     assert "Traceback" not in r.stderr
     # Nothing was created: the unit failed in init, before any plan.
     assert "alarms         skipped" in r.stderr
+
+
+def test_the_distribution_has_a_name_of_its_own_and_an_extra_for_the_emulator(installed):
+    """`orchestrator` on the package index is another project: the distribution is
+    terraform-unit-orchestrator (the command stays `orchestrator`), and its `local` extra brings
+    moto server, the emulator `local up` and `--local` start."""
+    from email.parser import Parser
+
+    (dist_info,) = installed.glob("terraform_unit_orchestrator-*.dist-info")
+    meta = Parser().parsestr((dist_info / "METADATA").read_text())
+    assert meta["Name"] == "terraform-unit-orchestrator"
+    assert "local" in meta.get_all("Provides-Extra")
+    requires = meta.get_all("Requires-Dist")
+    assert any(r.startswith("moto[server]") and 'extra == "local"' in r for r in requires), requires
+    assert not any(r.startswith("moto") and "extra" not in r for r in requires), requires
+    scripts = (dist_info / "entry_points.txt").read_text()
+    assert "orchestrator = orchestrator.cli:run" in scripts
+
+
+def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_path):
+    """A Python without moto: `local up` says which extra to install, in one line."""
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, importlib.util
+        real = importlib.util.find_spec
+        importlib.util.find_spec = lambda name, *a: None if name == "moto" else real(name, *a)
+        from orchestrator.cli import run
+        sys.argv = ["orchestrator", "--work-dir", sys.argv[1], "local", "up"]
+        run()
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip() == (
+        "error: no local emulator: the emulator needs moto server: pip install 'terraform-unit-orchestrator[local]'"
+    )

@@ -52,40 +52,40 @@ CASES = [
     Case(
         "unknown environment",
         ("deploy", "--env", "qa", "--yes"),
-        2,
+        1,
         "error: unknown environment 'qa' (known: dev, prod, staging)",
     ),
     Case(
         "malformed settings file",
         ("deploy", "--env", "dev", "--yes"),
-        2,
+        1,
         "error: {root}/environments/dev/env.toml: invalid TOML: …",
         mutate=edit("environments/dev/env.toml", "az_count = 2\n", "az_count = = 2\n"),
     ),
     Case(
         "missing setting",
         ("plan", "--env", "dev"),
-        2,
+        1,
         "error: {root}/environments/dev/env.toml: missing setting 'settings.az_count' (number)",
         mutate=edit("environments/dev/env.toml", "az_count = 2\n", ""),
     ),
     Case(
         "wrongly typed setting",
         ("plan", "--env", "dev"),
-        2,
+        1,
         "error: {root}/environments/dev/env.toml: setting 'settings.az_count' must be number, got str 'two'",
         mutate=edit("environments/dev/env.toml", "az_count = 2\n", 'az_count = "two"\n'),
     ),
     Case(
         "unknown unit",
         ("deploy", "--env", "dev", "--only", "nope", "--yes"),
-        2,
+        1,
         "error: unknown unit(s): nope (known: app, database, edge, network, observability, security)",
     ),
     Case(
         "cycle in the manifest",
         ("deploy", "--env", "dev", "--yes"),
-        2,
+        1,
         "error: dependency cycle: …",
         mutate=edit(
             "terraform/stack.toml",
@@ -96,7 +96,7 @@ CASES = [
     Case(
         "an input naming an output its upstream does not declare",
         ("deploy", "--env", "dev", "--yes"),
-        2,
+        1,
         "error: {root}/terraform/stack.toml: unit 'security': input 'vpc_id' names output 'no_such_output' of "
         "unit 'network', which it does not declare (it declares: availability_zones, nat_gateway_ids, "
         "private_route_table_ids, private_subnet_ids, public_subnet_ids, vpc_cidr, vpc_id)",
@@ -105,20 +105,27 @@ CASES = [
     Case(
         "a smoke check that does not exist",
         ("smoke", "--env", "dev"),
-        2,
+        1,
         "error: {root}/terraform/stack.toml: unit 'app': smoke: unknown check 'ecs_servce' (known: …",
         mutate=edit("terraform/stack.toml", 'check = "ecs_service"', 'check = "ecs_servce"'),
     ),
     Case(
+        "a typo in a manifest key",
+        ("smoke", "--env", "dev"),
+        1,
+        "error: {root}/terraform/stack.toml: unknown key units.network.'smokes': did you mean units.network.'smoke'?",
+        mutate=edit("terraform/stack.toml", "smoke = [", "smokes = ["),
+    ),
+    Case(
         "invalid suffix",
         ("deploy", "--env", "dev", "--suffix", "PR-1", "--yes"),
-        2,
+        1,
         "error: invalid suffix 'PR-1': 1-10 characters, a lowercase letter first, then a-z or 0-9 (e.g. pr42)",
     ),
     Case(
         "no terminal and no --yes",
         ("deploy", "--env", "dev"),
-        2,
+        1,
         "error: changes need confirmation but stdin is not a terminal: pass --yes",
     ),
     Case(
@@ -174,25 +181,25 @@ CASES = [
     Case(
         "--events and --json together",
         ("plan", "--env", "dev", "--json", "--events"),
-        2,
+        1,
         "error: --events and --json both write to stdout: choose one (every run's report is also in reports/)",
     ),
     Case(
         "doctor of an unknown environment",
         ("doctor", "--env", "qa"),
-        2,
+        1,
         "error: unknown environment 'qa' (known: dev, prod, staging)",
     ),
     Case(
         "a parallelism that is neither auto nor 1-16",
         ("deploy", "--env", "dev", "--yes", "--parallelism", "lots"),
-        2,
+        1,
         "error: --parallelism 'lots': auto or a number from 1 to 16",
     ),
     Case(
         "graph into a directory that does not exist",
         ("graph", "-f", "svg", "-o", "/no/such/dir/units.svg"),
-        2,
+        1,
         "error: --output /no/such/dir/units.svg: directory /no/such/dir does not exist",
     ),
     Case(
@@ -211,7 +218,7 @@ CASES = [
     Case(
         "supplied secret with an unknown name",
         ("deploy", "--env", "dev", "--yes"),
-        2,
+        1,
         "error: ORCHESTRATOR_SECRET_DB_PASSWORD: no unit generates a secret 'db_password' "
         "(known: ORCHESTRATOR_SECRET_DB_APP_PASSWORD, ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD)",
         env={"ORCHESTRATOR_SECRET_DB_PASSWORD": "a-value-long-enough"},
@@ -219,7 +226,7 @@ CASES = [
     Case(
         "supplied secret too short",
         ("deploy", "--env", "dev", "--yes"),
-        2,
+        1,
         "error: ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD: a supplied secret needs at least 12 characters",
         env={"ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": "short"},
     ),
@@ -227,7 +234,7 @@ CASES = [
     Case(
         "unknown graph format",
         ("graph", "--format", "gif"),
-        2,
+        1,
         "error: unknown format 'gif': text, dot, mermaid, png or svg",
     ),
 ]
@@ -279,9 +286,27 @@ def test_read_only_commands_on_a_copy_that_is_not_deployed_say_so(tmp_path, moto
         (("status", "--env", "staging", "--suffix", "typo"), "staging-typo"),
     ]:
         r = cli(*args, env=leftover)
-        assert r.exit_code == 2, r.output
+        assert r.exit_code == 1, r.output
         assert r.stderr.strip().splitlines() == [
             f"error: {env_id} is not deployed: no unit has state in acme-payments-tfstate-staging-234567890123"
         ], r.stderr
     r = cli("envs", "--env", "staging", env=leftover)
     assert r.exit_code == 0 and r.stdout.strip() == "no copy of staging has state, a run or a lock", r.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("deploy", "--env", "dev", "--nope"),  # an unknown option
+        ("deploy",),  # a missing required option
+        ("deploy", "--env", "dev", "--parallelism"),  # an option without its value
+        ("no-such-command",),
+        ("unit", "plan"),  # a missing argument of a subcommand
+    ],
+)
+def test_a_usage_error_exits_1_never_2_which_only_means_differences(cli, args):
+    """click exits 2 on a usage error; here 2 is only ever "plan/drift found differences", so
+    that a CI gate can tell a typo from a change."""
+    r = cli(*args)
+    assert r.exit_code == 1, r.output
+    assert "Error:" in r.stderr or "error:" in r.stderr, r.output

@@ -188,7 +188,7 @@ def test_orphans_reports_exactly_a_resource_no_state_holds(crash, moto_url):
     )["QueueUrl"]
     try:
         r = crash.run("orphans", "--env", "dev", "--suffix", "crash", "--json")
-        assert r.returncode == 2, r.stderr
+        assert r.returncode == 10, r.stderr
         found = json.loads(r.stdout)["orphans"]
         assert [(o["type"], o["id"]) for o in found] == [("sqs:queue", "fixture-made-by-hand-dev-crash")]
         assert "1 live resource(s) tagged for dev-crash that no state file holds" in r.stderr

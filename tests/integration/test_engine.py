@@ -50,7 +50,7 @@ def test_json_report_validates_against_its_schema(deployed_dev):
 
 def test_events_stream_ndjson(cli, deployed_dev):
     # plan reads only: base and mid plan side by side (each against what is deployed).
-    r = cli("plan", "--env", "dev", "--only", "mid", "--events")
+    r = cli("plan", "--env", "dev", "--only", "base,mid", "--events")
     assert r.exit_code == 0, r.output
     events = [json.loads(line) for line in r.stdout.splitlines()]
     pairs = [(e["event"], e["unit"]) for e in events]
@@ -128,7 +128,7 @@ def test_only_applies_the_unit_alone_and_with_upstream_brings_what_it_needs(cli,
 
 def test_only_with_unknown_unit_is_an_error(cli):
     r = cli("deploy", "--env", "dev", "--only", "nope", "--yes")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stderr.strip() == "error: unknown unit(s): nope (known: base, leaf, mid, side)"
 
 
@@ -346,7 +346,7 @@ def test_one_output_raw_for_scripts(cli, deployed_dev):
     r = cli("outputs", "--env", "dev", "base", "log_group_name", "--raw")
     assert r.exit_code == 0 and r.stdout == "/fixture/fixture-base-dev\n", r.output
     r = cli("outputs", "--env", "dev", "base", "nope", "--raw")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stderr.strip() == "error: unit base has no output 'nope' (it has: log_group_name)"
 
 

@@ -208,7 +208,7 @@ def test_a_destroy_told_the_object_is_already_gone_plans_again_and_finishes(prox
     prefix = "/fixture/fixture-base-dev-gone"
     assert direct(moto_url, "logs").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"] == []
     outputs = cli("outputs", "--env", "dev", "--suffix", "gone")
-    assert outputs.exit_code == 2 and "dev-gone is not deployed" in outputs.output, outputs.output
+    assert outputs.exit_code == 1 and "dev-gone is not deployed" in outputs.output, outputs.output
 
 
 def test_botocore_retries_are_counted(proxy, secret):

@@ -1,5 +1,5 @@
 """preflight on moto: a clean environment passes in seconds; each missing or
-blocked prerequisite is one line naming the setting to change, exit 2, in
+blocked prerequisite is one line naming the setting to change, exit 10, in
 under 10 s, with nothing changed, and `deploy` stops on it before any
 terraform command.
 
@@ -68,7 +68,7 @@ def seed(cli, env: str):
 
 def test_clean_environment_passes_in_seconds(cli):
     r, seconds = preflight(cli, "prod", "--json")
-    assert r.exit_code == 2  # not seeded: zone, certificate and image are missing
+    assert r.exit_code == 10  # not seeded: zone, certificate and image are missing
     missing = error_lines(r)
     assert len(missing) == 3, r.stderr
     assert any("settings.domain_name" in line for line in missing)
@@ -198,10 +198,10 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
-def test_each_fault_is_one_line_exit_2_nothing_changed(fault, cli, client):
+def test_each_fault_is_one_line_exit_10_nothing_changed(fault, cli, client):
     make, expected = FAULTS[fault]
     r, seconds, before = _fault_prod(cli, client, make)
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 10, r.output
     lines = error_lines(r)
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith(expected), lines[0]
@@ -210,13 +210,13 @@ def test_each_fault_is_one_line_exit_2_nothing_changed(fault, cli, client):
 
 
 def test_deploy_stops_on_preflight_before_any_terraform(cli, client):
-    """No image: deploy says so in one line and exit 2, and no terraform command ran."""
+    """No image: deploy says so in one line and exit 10, and no terraform command ran."""
     r = cli("bootstrap", "--env", "dev")
     assert r.exit_code == 0, r.output
     before = snapshot(client)
     t0 = time.monotonic()
     r = cli("deploy", "--env", "dev", "--suffix", "pf", "--yes")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 10, r.output
     assert error_lines(r) == [line for line in r.stderr.splitlines() if line.strip()], r.stderr
     (line,) = error_lines(r)
     assert line.startswith("error: preflight: settings.container_image: ECR repository 'payments/api' does not exist")
@@ -235,7 +235,7 @@ def test_name_too_long(cli, client, tmp_path):
     env_file.write_text(env_file.read_text().replace('name_prefix = "payments"', 'name_prefix = "paymentsxyz"'))
     long_cli = Cli(project, cli.work, cli.emulator, cli.mirror)
     r, _ = preflight(long_cli, "prod")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert error_lines(r) == [
         f"error: {env_file}: setting 'name_prefix' must be 2-10 characters, a lowercase letter first, "
         "then a-z or 0-9, got 'paymentsxyz'"
@@ -250,7 +250,7 @@ def test_name_too_long(cli, client, tmp_path):
     )
     seed(long_cli, "prod")
     r, seconds = preflight(long_cli, "prod", "--suffix", "pr42")
-    assert r.exit_code == 2
+    assert r.exit_code == 10
     assert error_lines(r) == [
         "error: preflight: RDS cluster name 'payments-db-prod-pr42' has 21 characters, AWS allows 12: "
         "shorten name_prefix ('payments') or the suffix"
@@ -259,7 +259,7 @@ def test_name_too_long(cli, client, tmp_path):
 
 def test_seed_refuses_real_aws(tmp_path, mirror):
     r = Cli(ROOT, tmp_path / "work", None, mirror)("local", "seed", "--env", "dev")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert error_lines(r) == [
         "error: local seed needs a running emulator: run `orchestrator local up` (or pass --emulator-url)"
     ]

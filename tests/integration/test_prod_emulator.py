@@ -57,7 +57,7 @@ def deployed(cli):
     assert r.exit_code == 0, r.output
     # Without the seed, preflight names each missing outside prerequisite, and nothing runs.
     r = cli("deploy", "--env", "prod", "--yes")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 10, r.output
     missing = [line for line in r.stderr.splitlines() if line.startswith("error: preflight:")]
     assert len(missing) == 3, r.stderr
     assert not (cli.work / "envs" / "prod").exists()

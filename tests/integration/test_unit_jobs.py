@@ -1,5 +1,5 @@
 """`unit plan` / `unit apply` on the fixture stack: each command in a work dir of its own (two
-machines that share only the state bucket), a stale plan refused with one line and exit 2, a plan
+machines that share only the state bucket), a stale plan refused with one line and exit 1, a plan
 an earlier attempt already applied taken as done, and journal records of jobs side by side."""
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ def test_plan_then_apply_on_other_machines_in_graph_order(job, aws):
     assert status["runs"][-1]["command"] == "pipeline" and status["runs"][-1]["result"] == "ok"
 
 
-def test_apply_without_a_saved_plan_is_one_line_and_exit_2(job):
+def test_apply_without_a_saved_plan_is_one_line_and_exit_1(job):
     r = apply(job, "base", "never-planned")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert r.stderr.strip().splitlines() == [
         "error: no saved plan of unit base for run never-planned in fixture-tfstate-dev-123456789012 "
         "(applied already, expired, or never made): orchestrator unit plan --env dev --suffix uj "
@@ -100,7 +100,7 @@ def test_a_plan_made_against_other_upstream_outputs_is_refused(job, project):
         plan(job, "base", "r3")
         assert apply(job, "base", "r3").exit_code == 0
         r = apply(job, "mid", "r2")
-        assert r.exit_code == 2
+        assert r.exit_code == 1
         (line,) = r.stderr.strip().splitlines()[-1:]
         assert line.startswith("error: the saved plan of unit mid (run r2) is stale: since it was made ")
         assert "the outputs of upstream unit base changed" in line and "nothing was applied" in line
@@ -119,7 +119,7 @@ def test_a_plan_made_against_an_older_state_is_refused_unless_nothing_is_left_to
     assert job("deploy", "--env", "dev", "--suffix", "uj", "--only", "base", "--yes").exit_code == 0
     settings(project, retention_days=14)
     r = apply(job, "base", "r5")
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 1, r.output
     line = r.stderr.strip().splitlines()[-1]
     assert "is stale: it was made against state serial" in line and "a fresh plan changes +0 ~1" in line
     assert "nothing was applied" in line
@@ -135,11 +135,11 @@ def test_a_plan_made_against_an_older_state_is_refused_unless_nothing_is_left_to
 
 def test_bad_run_id_and_unknown_unit_are_one_line_each(job):
     r = job("unit", "plan", "base", "--env", "dev", "--run-id", "no spaces")
-    assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith("error: invalid run id 'no spaces'")
+    assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1].startswith("error: invalid run id 'no spaces'")
     r = job("unit", "plan", "nope", "--env", "dev", "--run-id", "r7")
-    assert r.exit_code == 2 and r.stderr.strip().startswith("error: unknown unit 'nope'")
+    assert r.exit_code == 1 and r.stderr.strip().startswith("error: unknown unit 'nope'")
     r = job("unit", "apply", "base", "--env", "dev")
-    assert r.exit_code == 2 and "need --run-id" in r.stderr
+    assert r.exit_code == 1 and "need --run-id" in r.stderr
 
 
 def test_jobs_recording_side_by_side_lose_no_record(job, moto_url):

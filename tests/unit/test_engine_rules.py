@@ -314,7 +314,11 @@ def test_a_plan_the_operator_declines_is_skipped_with_its_dependents_and_never_a
 
     report = world(confirm=confirm).deploy()
     assert statuses(report) == {"a": "succeeded", "b": "skipped", "c": "skipped", "d": "succeeded"}
-    assert report.units["b"].detail == "not confirmed"
+    assert report.units["b"].detail == "declined at the prompt"
+    assert report.units["c"].detail == "b was declined"
+    # declined is an outcome of its own: not a failure (exit 11, journaled "declined")
+    assert report.declined and not report.failed
+    assert world.store.docs["journal"]["runs"][-1]["result"] == "declined"
     assert ("b", "+1 ~0 -0 ±0") in asked and "c" not in {u for u, _ in asked}
     assert "b" not in world.tf.applied and world.tf.count("apply", "a") == 1  # the saved plan, not apply_auto
     assert not (Path(report.units["b"].log_path).parent / "tfplan").exists()
@@ -479,7 +483,7 @@ def test_teardown_asks_for_each_units_destroy_plan_before_it_changes_anything(wo
 
     report = world(confirm=confirm).teardown()
     assert statuses(report) == {"a": "skipped", "b": "succeeded", "c": "succeeded", "d": "succeeded"}
-    assert report.units["a"].detail == "not confirmed"
+    assert report.units["a"].detail == "declined at the prompt" and report.declined and not report.failed
     assert ("c", "+0 ~0 -1 ±0") in asked and ("a", "+0 ~0 -1 ±0") in asked
     # a's teardown settings (size = 0) would have been applied before its destroy: never, since declined
     assert world.tf.count("apply_auto", "a") == 0 and world.tf.applied["a"]["size"] == 10
@@ -539,3 +543,12 @@ def test_a_destroy_failing_for_another_reason_or_twice_fails_the_unit_and_keeps_
     report = world().teardown()
     assert statuses(report)["c"] == "failed" and "b" in world.tf.applied
     assert world.tf.count("apply", "c") == 1 + 2  # the first failure, and exactly one more try
+
+
+def test_plan_only_plans_the_named_units_alone_as_deploy_only_applies_them_alone(world):
+    """--only has one meaning everywhere: those units alone (their upstream read from state)."""
+    world().deploy()
+    world.tf.calls.clear()
+    report = world(env=world.env.with_settings({"tag": "v2"})).plan(["c"])
+    assert list(report.units) == ["c"] and statuses(report) == {"c": "no changes"}
+    assert world.tf.calls == [("plan", "c")]

@@ -249,3 +249,56 @@ def test_keep_on_teardown_applies_where_its_setting_is_on():
     assert keep.address == "aws_kms_key.data" and keep.when == "final_snapshot"
     assert stack.units["security"].keeps({"final_snapshot": True}) == (keep,)
     assert stack.units["security"].keeps({"final_snapshot": False}) == ()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("smoke = [", "smokes = ["), r"unknown key units\.base\.'smokes': did you mean units\.base\.'smoke'\?"),
+        (
+            ('path = "base"', 'pth = "base"\npath = "base"'),
+            r"unknown key units\.base\.'pth': did you mean units\.base\.'path'\?",
+        ),
+        (
+            ("[units.base]", "[ownershp]\ntags = {}\n\n[units.base]"),
+            r"unknown key 'ownershp': did you mean 'ownership'\?",
+        ),
+        (
+            ("[units.base]", "[guard]\nstatefull_types = []\n\n[units.base]"),
+            r"unknown key guard\.'statefull_types': did you mean guard\.'stateful_types'\?",
+        ),
+        (("[units.base]", "[zzz]\n\n[units.base]"), r"unknown key 'zzz': valid: settings, units, "),
+    ],
+)
+def test_an_unknown_manifest_key_is_one_line_naming_the_nearest_valid_one(tmp_path, edit, message):
+    """A typo in a key never switches something off in silence (`smokes = [...]`: no smoke checks)."""
+    old, new = edit
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_stack(project(tmp_path, GOOD.replace(old, new, 1)))
+    assert str(caught.value).startswith(str(tmp_path / "terraform" / "stack.toml") + ": ")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "protected = false",
+            "protected = false\nprotect = true",
+            r"env.toml: unknown key 'protect': did you mean 'protected'\?",
+        ),
+        ('locking = "lockfile"', 'locking = "lockfile"\nlock_table = "x"', r"unknown key backend\.'lock_table'"),
+        ("[settings]", "[setings]\n[settings]", r"unknown key 'setings': did you mean 'settings'\?"),
+    ],
+)
+def test_an_unknown_environment_key_is_one_line(tmp_project, old, new, message):
+    from orchestrator.config import load_environment
+
+    env_file = tmp_project / "environments" / "dev" / "env.toml"
+    text = env_file.read_text()
+    assert old in text
+    env_file.write_text(text.replace(old, new, 1))
+    stack = load_stack(tmp_project / "terraform")
+    with pytest.raises(ConfigError, match=message):
+        load_environment(tmp_project / "environments", "dev", stack)

@@ -62,7 +62,7 @@ def test_an_output_dir_that_does_not_exist_is_created_and_a_file_is_refused(tmp_
     (tmp_path / "a-file").write_text("")
     args[-1] = str(tmp_path / "a-file")
     r = CliRunner().invoke(app, args)
-    assert r.exit_code == 2 and r.stderr.strip() == f"error: --output-dir {tmp_path / 'a-file'}: not a directory"
+    assert r.exit_code == 1 and r.stderr.strip() == f"error: --output-dir {tmp_path / 'a-file'}: not a directory"
 
 
 def test_yaml_written_by_hand_reads_back_as_the_same_data():
@@ -150,7 +150,7 @@ def test_gitlab_needs_follow_the_graph_and_a_request_copy_is_torn_down():
         ('[ci]\nrole_arn = "arn:aws:iam::123456789012:role/x"\nrunner = "x"\n', "unknown setting(s) ci.runner"),
     ],
 )
-def test_a_bad_or_missing_ci_table_is_one_line_and_exit_2(tmp_path, ci, message):
+def test_a_bad_or_missing_ci_table_is_one_line_and_exit_1(tmp_path, ci, message):
     project = tmp_path / "p"
     shutil.copytree(ROOT / "terraform", project / "terraform", ignore=shutil.ignore_patterns(".terraform"))
     shutil.copytree(ROOT / "environments", project / "environments")
@@ -158,7 +158,7 @@ def test_a_bad_or_missing_ci_table_is_one_line_and_exit_2(tmp_path, ci, message)
     text = path.read_text().split("\n# CI:")[0] + "\n"
     path.write_text(text + (ci or ""))
     r = CliRunner().invoke(app, ["--project-dir", str(project), "pipeline", "--env", "dev", "--format", "github"])
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == 1, r.output
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
     if ci is None:
@@ -171,9 +171,9 @@ def load_at(project: Path):
     return stack, load_environment(project / "environments", "dev", stack)
 
 
-def test_unknown_format_is_one_line_and_exit_2():
+def test_unknown_format_is_one_line_and_exit_1():
     r = CliRunner().invoke(app, ["--project-dir", str(ROOT), "pipeline", "--env", "dev", "--format", "jenkins"])
-    assert r.exit_code == 2 and r.stderr.strip() == "error: unknown format 'jenkins': github or gitlab"
+    assert r.exit_code == 1 and r.stderr.strip() == "error: unknown format 'jenkins': github or gitlab"
 
 
 # ---- the engines' own checkers ------------------------------------------------------------

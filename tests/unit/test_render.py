@@ -96,3 +96,16 @@ def test_plan_of_an_undeployed_environment_means_differences_not_failure():
     assert not plan.failed and plan.changed
     deploy = RunReport("deploy", "prod", dict(units), started=0.0, ended=1.0)
     assert deploy.failed  # in a deploy a skipped unit is a failure
+
+
+def test_a_plan_with_changes_says_would_change_and_names_the_addresses_drift_says_drifted():
+    from orchestrator.render import status_label
+
+    r = UnitResult("logs", Status.SUCCEEDED, detail="aws_cloudwatch_log_group.app", change=1)
+    quiet = UnitResult("net", Status.NO_CHANGES)
+    assert status_label(r, "plan") == "would change" and status_label(r, "drift") == "drifted"
+    assert status_label(r, "deploy") == "succeeded" and status_label(quiet, "plan") == "no changes"
+    table = summary_table({"logs": r, "net": quiet}, ["net", "logs"], "plan").splitlines()
+    assert table[2].split()[:2] == ["logs", "would"] and table[2].endswith("aws_cloudwatch_log_group.app")
+    drift = summary_table({"logs": r}, ["logs"], "drift").splitlines()[1]
+    assert " drifted " in drift and "succeeded" not in drift
