@@ -184,7 +184,10 @@ def _global(default, flag: str, var: str, text: str):
 def main(
     ctx: typer.Context,
     local: bool = _global(
-        False, "--local", "ORCHESTRATOR_LOCAL", "Run against a local emulator (moto server) started for this command."
+        False,
+        "--local",
+        "ORCHESTRATOR_LOCAL",
+        "Run against the local emulator `orchestrator local up` started for this project.",
     ),
     emulator_url: Optional[str] = _global(
         None, "--emulator-url", "ORCHESTRATOR_EMULATOR_URL", "Use the emulator at this URL (implies --local)."
@@ -1153,11 +1156,14 @@ def pipeline(
 
 
 # ---- local emulator ------------------------------------------------------------
-def _local_dir(ctx) -> object:
+def _local_dirs(ctx) -> tuple:
+    """Where `local up` records its emulator: the work dir's local/, then the project's own folder."""
+    from orchestrator import local
     from orchestrator.config import Project
     from orchestrator.session import work_root
 
-    return work_root(Project.find(_opts(ctx).project_dir), _opts(ctx)) / "local"
+    project = Project.find(_opts(ctx).project_dir)
+    return work_root(project, _opts(ctx)) / "local", local.project_state_dir(project.root)
 
 
 @local_app.command("up")
@@ -1175,7 +1181,8 @@ def local_up(
     with _Guard():
         from orchestrator import local
 
-        url, started = local.up(_local_dir(ctx), port, like_aws=like_aws)
+        here, project = _local_dirs(ctx)
+        url, started = local.up(here, port, like_aws=like_aws, also=(project,))
         mode = " (like-AWS timing)" if like_aws else ""
         typer.echo(f"emulator {'started' if started else 'already running'} at {url}{mode if started else ''}")
 
@@ -1189,7 +1196,8 @@ def local_down(ctx: typer.Context):
     with _Guard():
         from orchestrator import local
 
-        stopped = local.down(_local_dir(ctx))
+        here, project = _local_dirs(ctx)
+        stopped = local.down(here, also=(project,))
         typer.echo("emulator stopped" if stopped else "no emulator running")
 
 
@@ -1207,7 +1215,7 @@ def local_seed(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Su
         from orchestrator.session import open_session
 
         opts = _opts(ctx)
-        url = opts.emulator_url or local.running(_local_dir(ctx))
+        url = opts.emulator_url or local.running(*_local_dirs(ctx))
         if not url:
             raise ConfigError(
                 "local seed needs a running emulator: run `orchestrator local up` (or pass --emulator-url)"
@@ -1229,7 +1237,7 @@ def local_status(ctx: typer.Context):
     with _Guard():
         from orchestrator import local
 
-        url = local.running(_local_dir(ctx))
+        url = local.running(*_local_dirs(ctx))
         typer.echo(f"running at {url}" if url else "not running")
         if not url:
             raise NotRunning("")

@@ -148,36 +148,61 @@ def emulator(url: str | None = None, *, log_path: Path | None = None):
 
 
 # ---- local up / down -------------------------------------------------------
+# `local up` records where its emulator answers in the work dir's local/ folder and in a folder
+# of the project's own under the user's state directory, so that a later `--local` command finds
+# it whatever --work-dir it is given; `--local` never starts an emulator of its own (one that
+# would vanish with the command, taking what was bootstrapped into it along).
 def info_path(state_dir: Path) -> Path:
     return state_dir / "local.json"
 
 
-def running(state_dir: Path) -> str | None:
-    path = info_path(state_dir)
-    if not path.exists():
-        return None
-    info = json.loads(path.read_text())
-    return info["url"] if is_up(info["url"]) else None
+def project_state_dir(project_root: Path) -> Path:
+    """The project's folder under $XDG_STATE_HOME (default ~/.local/state)."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    key = hashlib.sha256(str(Path(project_root).resolve()).encode()).hexdigest()[:16]
+    return base / "orchestrator" / "local" / key
 
 
-def up(state_dir: Path, port: int | None = None, *, like_aws: bool = False) -> tuple[str, bool]:
+def running(*state_dirs: Path) -> str | None:
+    """The URL of the emulator recorded in the first of these folders that has a live one."""
+    for state_dir in state_dirs:
+        path = info_path(state_dir)
+        if not path.exists():
+            continue
+        info = json.loads(path.read_text())
+        if is_up(info["url"]):
+            return info["url"]
+    return None
+
+
+def up(
+    state_dir: Path, port: int | None = None, *, like_aws: bool = False, also: tuple[Path, ...] = ()
+) -> tuple[str, bool]:
     """Start the shared emulator, or find the running one. Returns (url, started_now)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    url = running(state_dir)
+    url = running(state_dir, *also)
     if url:
         return url, False
     server = start(port=port, log_path=state_dir / "moto.log", like_aws=like_aws)
     # Detach: the server outlives this command.
-    info_path(state_dir).write_text(json.dumps({"url": server.url, "pid": server.pid}))
+    for d in (state_dir, *also):
+        d.mkdir(parents=True, exist_ok=True)
+        info_path(d).write_text(json.dumps({"url": server.url, "pid": server.pid}))
     return server.url, True
 
 
-def down(state_dir: Path) -> bool:
-    path = info_path(state_dir)
-    if not path.exists():
-        return False
-    info = json.loads(path.read_text())
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(info["pid"], signal.SIGTERM)
-    path.unlink()
-    return True
+def down(state_dir: Path, *, also: tuple[Path, ...] = ()) -> bool:
+    stopped = False
+    for d in (state_dir, *also):
+        path = info_path(d)
+        if not path.exists():
+            continue
+        info = json.loads(path.read_text())
+        if not stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(info["pid"], signal.SIGTERM)
+            stopped = True
+        path.unlink()
+    return stopped

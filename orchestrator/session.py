@@ -19,6 +19,7 @@ from orchestrator.config import (
     load_environment,
     load_stack,
 )
+from orchestrator.errors import PrerequisiteError
 from orchestrator.permissions import user_agent_token
 
 
@@ -150,7 +151,12 @@ def open_session(
     with contextlib.ExitStack() as stack_ctx:
         url = None
         if options.local or options.emulator_url:
-            url = options.emulator_url or local.running(root / "local")
+            url = options.emulator_url or local.running(root / "local", local.project_state_dir(project.root))
+            if url is None:
+                raise PrerequisiteError(
+                    f"no local emulator runs for {project.root}: start one with `orchestrator local up` "
+                    "(--local never starts one that would vanish with this command)"
+                )
             url = stack_ctx.enter_context(local.emulator(url, log_path=root / "moto.log"))
         aws = Aws(env.region, endpoint_url=url, user_agent=user_agent_token(options.command))
         if url:

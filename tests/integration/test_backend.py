@@ -165,8 +165,16 @@ def test_bucket_outside_us_east_1_gets_its_location_constraint(cli, aws, tmp_pat
     assert aws("s3").get_bucket_location(Bucket=BUCKET)["LocationConstraint"] in (None, "us-east-1")
 
 
-def test_local_up_keeps_one_emulated_account_for_several_commands(tmp_path, mirror):
+def test_local_up_keeps_one_emulated_account_for_several_commands(tmp_path, mirror, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     c = Cli(FIXTURE_STACK, tmp_path / "w", None, mirror)
+    elsewhere = Cli(FIXTURE_STACK, tmp_path / "another-work-dir", None, mirror)
+    r = c("--local", "status", "--env", "dev")  # nothing runs: refused, never a throwaway emulator
+    assert r.exit_code == 3, r.output
+    assert r.stderr.strip() == (
+        f"error: no local emulator runs for {FIXTURE_STACK}: start one with `orchestrator local up` "
+        "(--local never starts one that would vanish with this command)"
+    )
     try:
         up = c("local", "up")
         assert up.exit_code == 0 and up.stdout.startswith("emulator started at http://127.0.0.1:")
@@ -177,6 +185,9 @@ def test_local_up_keeps_one_emulated_account_for_several_commands(tmp_path, mirr
         assert c("local", "up").stdout.startswith("emulator already running")
         r = c("--local", "bootstrap", "--env", "dev")  # a second command, the same account
         assert "state bucket         in place" in r.stdout and "mutating AWS calls: 0" in r.stdout
+        # another --work-dir finds the project's emulator too (the same account, nothing to do)
+        r = elsewhere("--local", "bootstrap", "--env", "dev")
+        assert "state bucket         in place" in r.stdout and "mutating AWS calls: 0" in r.stdout, r.output
     finally:
         assert c("local", "down").stdout.strip() == "emulator stopped"
     assert c("local", "status").exit_code == 1
