@@ -58,7 +58,7 @@ test-aws: venv
 	AWS_PROFILE=$(AWS_PROFILE) $(BIN)/python scripts/acceptance.py --env dev $(if $(IMAGE),--image $(IMAGE))
 
 test-fast: venv
-	$(BIN)/pytest -ra -m "not integration" $(PYTEST_ARGS)
+	$(BIN)/pytest -ra -m "not integration and not tools" $(PYTEST_ARGS)
 
 demo: venv
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }

@@ -204,6 +204,7 @@ def written(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.tools
 def test_github_workflows_pass_actionlint(written):
     files = sorted((written / ".github/workflows").glob("*.yml"))
     assert len(files) == 5  # dev, staging (+ their teardown), prod
@@ -211,6 +212,7 @@ def test_github_workflows_pass_actionlint(written):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.tools
 def test_actionlint_finds_what_is_wrong(written, tmp_path):
     """The checker runs for real: a need that names no job and an unknown context are reported."""
     text = (written / ".github/workflows/orchestrator-dev.yml").read_text()
