@@ -537,6 +537,15 @@ def _smoke_waits(name: str, reason: str, waited: float) -> None:
     err(f"smoke: {name}: not settled after {waited:.0f}s ({reason}); waiting")
 
 
+def _say_stranded(s) -> None:
+    """State of units the manifest no longer names: one warning with the commands that fix it."""
+    from orchestrator.statestore import stranded_message, stranded_units
+
+    stranded = stranded_units(s.aws, s.env, s.stack.units)
+    if stranded:
+        err(f"warning: {stranded_message(s.env, stranded)}")
+
+
 def _check_context(s):
     from orchestrator.plugins import Context
 
@@ -625,7 +634,7 @@ def teardown(
 def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
     """Live resources tagged with the environment that no state file holds (left by a run that died).
 
-    Exit 0: none; 2: some found (listed with type, id, creation time). Nothing is changed.
+    Exit 0: none; 10: some found (listed with type, id, creation time). Nothing is changed.
     Example: orchestrator orphans --env dev --suffix pr42
     """
     with _Guard():
@@ -647,6 +656,7 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
                     "run orphans when it has finished"
                 )
             found = orphans_mod.find(s.aws, s.env, s.stack)
+            _say_stranded(s)
         if json_out:
             typer.echo(to_json(_doc("orphans", s.env.env_id, orphans=[o.as_dict() for o in found])))
         if not found:
@@ -756,6 +766,7 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
             doc = StateStore(s.aws, s.env).journal(s.redactor, run_id="").load()
             (copy,) = inventory(s.aws, s.env, s.env.env_id) or [{"run_lock": None, "state_locks": {}}]
             locks = {"run_lock": copy["run_lock"], "state_locks": copy["state_locks"]}
+            _say_stranded(s)
             if not doc["units"] and not copy["run_lock"] and not copy["state_locks"]:
                 require_deployed(s.aws, s.env, s.stack.graph.order())  # a copy nobody ran: not deployed
             if json_out:

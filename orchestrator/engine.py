@@ -21,6 +21,7 @@ from orchestrator.hostslots import Slots
 from orchestrator.journal import fingerprint, new_run_id
 from orchestrator.recovery import recover
 from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
+from orchestrator.statestore import stranded_message
 from orchestrator.terraform import names_a_gone_resource
 from orchestrator.units import Units
 
@@ -205,6 +206,7 @@ class Engine:
         with_upstream applies U and everything it needs, as a full deploy does."""
         graph = self.graph(only, with_upstream=with_upstream)
         self.key_arn()
+        self._warn_stranded()
         self._recover(graph)
         outside = {a for u in graph.units for a in self.ctx.stack.graph.ancestors(u)} - set(graph.units)
         for unit in sorted(outside):
@@ -257,6 +259,7 @@ class Engine:
     # ---- plan / drift -------------------------------------------------------------------
     def plan(self, only: list[str] | None = None, command: str = "plan") -> RunReport:
         graph = self.graph(only)
+        self._warn_stranded()
         self.key_arn()
         # Plans only read: each unit plans against its upstream's deployed outputs, so none waits for another.
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
@@ -269,6 +272,14 @@ class Engine:
         self.units.prepare(unit, self.units.variables_for(unit, upstream), result)
         return self._converge(unit, result, apply=False, drift=self._command == "drift")
 
+    def _warn_stranded(self) -> None:
+        """State the manifest no longer names (a renamed or removed unit): said in the summary."""
+        stranded = self.ctx.store.stranded(self.ctx.stack.units)
+        if stranded:
+            message = f"warning: {stranded_message(self.ctx.env, stranded)}"
+            self.ctx.say(message)
+            self.notes.append(message)
+
     # ---- teardown -------------------------------------------------------------------------
     def teardown(
         self, only: list[str] | None = None, *, allow_protected: bool = False, confirm_name: str | None = None
@@ -280,6 +291,11 @@ class Engine:
                 f"--confirm {env.name} (nothing was changed)"
             )
         self.key_arn()
+        stranded = self.ctx.store.stranded(self.ctx.stack.units)
+        if stranded:
+            # Their upstream is unknown (the manifest no longer names them): destroying any unit
+            # could pull a resource out from under them.
+            raise ConfigError("teardown refused (nothing destroyed): " + stranded_message(self.ctx.env, stranded))
         self._recover(self.ctx.stack.graph)
         # Every unit's outputs, read once before anything is destroyed.
         for unit in self.ctx.stack.units:

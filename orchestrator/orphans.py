@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from orchestrator.aws import Aws, error_code
 from orchestrator.config import Environment, Stack
 from orchestrator.errors import ConfigError
-from orchestrator.statestore import read_kept, state_key
+from orchestrator.statestore import read_kept, state_key, units_with_state
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,9 @@ def kept_live(aws: Aws, env: Environment) -> list[dict]:
 
 def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     filters = ownership_filters(stack, env)
-    held = state_identifiers(aws, env, stack.units)
+    # Every state object of the copy counts, a unit the manifest no longer names included: what
+    # a renamed unit holds is stranded (said by the commands), not orphaned.
+    held = state_identifiers(aws, env, sorted(set(stack.units) | set(units_with_state(aws, env))))
     # What teardown kept on purpose (keep_on_teardown) is recorded, not orphaned.
     held |= {_norm(v) for k in read_kept(aws, env) for v in (k.get("arn"), k.get("id")) if v}
     candidates = dict.fromkeys(tagged(aws, filters), "")

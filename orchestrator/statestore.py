@@ -178,6 +178,38 @@ def copies(aws: Aws, env: Environment) -> list[str]:
     return sorted(found)
 
 
+def units_with_state(aws: Aws, env: Environment) -> list[str]:
+    """Every unit of this copy whose state object holds resources or outputs, known to the
+    manifest or not (one listing, then a read of each)."""
+    s3 = aws.client("s3", env.backend.region)
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=env.backend.bucket, Prefix=f"{env.backend.key_prefix}/{env.env_id}/"
+    ):
+        for obj in page.get("Contents", []):
+            parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
+            if parsed and parsed[0] == env.env_id and read_state_outputs(aws, env, parsed[1]) is not None:
+                found.append(parsed[1])
+    return sorted(found)
+
+
+def stranded_units(aws: Aws, env: Environment, known) -> list[str]:
+    """Units with state in the bucket that the manifest does not name (renamed or removed)."""
+    return [u for u in units_with_state(aws, env) if u not in set(known)]
+
+
+def stranded_message(env: Environment, units: list[str]) -> str:
+    """What is stranded, and the commands that fix it (said once, here)."""
+    keys = ", ".join(f"s3://{env.backend.bucket}/{state_key(env, u)}" for u in units)
+    first = units[0]
+    return (
+        f"state of unit(s) {', '.join(units)} that the manifest does not name: {keys}. Renamed? Move the state "
+        f"to the new name before deploying it: aws s3 mv s3://{env.backend.bucket}/{state_key(env, first)} "
+        f"s3://{env.backend.bucket}/{state_key(env, '<new name>')}. Removed? Restore its [units.{first}] table and "
+        f"run: orchestrator teardown {env.cli_args} --only {first}"
+    )
+
+
 def require_deployed(aws: Aws, env: Environment, units) -> dict[str, dict | None]:
     """Each unit's outputs (None: no state); NotDeployed when no unit of this copy has state."""
     from orchestrator.errors import NotDeployed
@@ -305,6 +337,9 @@ class StateStore:
 
     def state(self, unit: str) -> dict | None:
         return read_state(self.aws, self.env, unit)
+
+    def stranded(self, known) -> list[str]:
+        return stranded_units(self.aws, self.env, known)
 
     # ---- what teardown kept (keep_on_teardown) ------------------------------------------
     def kept(self) -> list[dict]:

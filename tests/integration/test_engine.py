@@ -465,3 +465,45 @@ def test_acceptance_suite_deploys_a_copy_beside_dev_and_leaves_nothing(cli, depl
     assert {"dev", "dev-acc1"} <= set(report["envs"])
     assert "dev-acc1" not in deployed(cli("envs", "--env", "dev", "--json").stdout)
     assert "dev" in deployed(cli("envs", "--env", "dev", "--json").stdout)
+
+
+def test_a_renamed_unit_strands_its_state_teardown_refuses_and_the_named_fix_works(moto_url, mirror, tmp_path, aws):
+    """[units.mid] renamed [units.middle]: plan says whose state is stranded and how to move it;
+    teardown refuses before destroying anything (mid may depend on any unit); after the state is
+    moved as the line says, the renamed unit plans clean and teardown goes through."""
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    assert c("bootstrap", "--env", "dev").exit_code == 0
+    assert c("deploy", "--env", "dev", "--suffix", "rn", "--yes", "--no-smoke").exit_code == 0
+    manifest = project / "terraform" / "stack.toml"
+    text = manifest.read_text().replace("[units.mid]", "[units.middle]").replace('"mid.message"', '"middle.message"')
+    manifest.write_text(text)
+
+    r = c("plan", "--env", "dev", "--suffix", "rn")
+    assert r.exit_code == 2, r.output  # middle has no state: it would be created
+    bucket, prefix = "fixture-tfstate-dev-123456789012", "fixture/dev-rn"
+    warning = next(line for line in r.stderr.splitlines() if line.startswith("warning: state of unit(s) mid "))
+    assert f"aws s3 mv s3://{bucket}/{prefix}/mid.tfstate s3://{bucket}/{prefix}/<new name>.tfstate" in warning
+    assert "orchestrator teardown --env dev --suffix rn --only mid" in warning
+
+    r = c("teardown", "--env", "dev", "--suffix", "rn", "--yes")
+    assert r.exit_code == 1, r.output
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: teardown refused (nothing destroyed): state of unit(s) mid")
+    )
+    s3 = aws("s3")
+    assert (
+        s3.get_object(Bucket=bucket, Key=f"{prefix}/base.tfstate")["Body"].read().count(b'"aws_cloudwatch_log_group"')
+    )
+
+    # The fix the line names (aws s3 mv: a copy, then the old key deleted).
+    s3.copy_object(
+        Bucket=bucket, Key=f"{prefix}/middle.tfstate", CopySource={"Bucket": bucket, "Key": f"{prefix}/mid.tfstate"}
+    )
+    s3.delete_object(Bucket=bucket, Key=f"{prefix}/mid.tfstate")
+    r = c("plan", "--env", "dev", "--suffix", "rn")
+    assert r.exit_code == 0 and "warning:" not in r.stderr, r.output
+    assert c("teardown", "--env", "dev", "--suffix", "rn", "--yes").exit_code == 0

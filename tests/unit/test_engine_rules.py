@@ -199,6 +199,10 @@ class MemoryStore:
     def kept(self) -> list[dict]:
         return self.docs.get("kept", [])
 
+    def stranded(self, known) -> list[str]:
+        """Units with state the manifest does not name (a test puts them in tf.applied)."""
+        return sorted(u for u in self.tf.applied if u not in set(known))
+
     def add_kept(self, entries: list[dict]) -> None:
         self.tf.calls.append(("add_kept", entries[0]["unit"]))
         self.docs["kept"] = self.kept() + entries
@@ -552,3 +556,22 @@ def test_plan_only_plans_the_named_units_alone_as_deploy_only_applies_them_alone
     report = world(env=world.env.with_settings({"tag": "v2"})).plan(["c"])
     assert list(report.units) == ["c"] and statuses(report) == {"c": "no changes"}
     assert world.tf.calls == [("plan", "c")]
+
+
+def test_state_of_a_unit_the_manifest_no_longer_names_stops_teardown_and_is_said_by_deploy_and_plan(world):
+    """A renamed unit strands its state: teardown refuses before destroying anything (the stranded
+    unit may depend on any unit), and deploy and plan say so with the commands that fix it."""
+    from orchestrator.errors import ConfigError
+
+    world().deploy()
+    world.tf.applied["metrics"] = {"upstream": "a(v1)"}  # state under a name the manifest lost
+    world.tf.calls.clear()
+    with pytest.raises(ConfigError, match=r"teardown refused \(nothing destroyed\): state of unit\(s\) metrics"):
+        world().teardown()
+    assert world.tf.calls == [] and set(world.tf.applied) == {"a", "b", "c", "d", "metrics"}
+    said = []
+    report = world(say=said.append).plan()
+    assert any("s3://bucket/fake/dev/metrics.tfstate" in n and "aws s3 mv" in n for n in report.notes), report.notes
+    assert said and said[0].startswith("warning: state of unit(s) metrics")
+    report = world().deploy()
+    assert any("--only metrics" in n for n in report.notes)
