@@ -9,6 +9,7 @@ the operator's confirmation, exactly that plan applied, the plan file gone.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -195,7 +196,9 @@ class Engine:
         if self.ctx.confirm is None:
             return True
         with self._confirm_lock:
-            if self.ctx.confirm(unit, plan.summary, str(self.units.workspace(unit).log_path)):
+            # The attribute changes (redacted), not only the addresses: what the operator decides on.
+            shown = dataclasses.replace(plan.summary, diff=self.ctx.redactor.redact(plan.text))
+            if self.ctx.confirm(unit, shown, str(self.units.workspace(unit).log_path)):
                 return True
         result.status, result.detail, result.declined = Status.SKIPPED, "declined at the prompt", True
         return False

@@ -129,6 +129,7 @@ def progress(events: bool, units: list[str]):
 
 
 SHOWN = 25  # resources listed before "... and N more"
+SHOWN_LINES = 80  # lines of the plan's diff shown at the prompt before "... and N more lines"
 
 
 def confirm_factory(yes: bool):
@@ -142,10 +143,17 @@ def confirm_factory(yes: bool):
     def confirm(unit, summary, log_path: str) -> bool:
         with paused_live():
             err(f"{unit}: plan {summary.text()}")
-            for c in summary.resources[:SHOWN]:
-                err(f"    {'/'.join(c['actions']):<15} {c['address']}")
-            if len(summary.resources) > SHOWN:
-                err(f"    ... and {len(summary.resources) - SHOWN} more (the full plan: {log_path})")
+            lines = summary.diff.splitlines()
+            if lines:  # each resource with the attributes that change (redacted)
+                for line in lines[:SHOWN_LINES]:
+                    err(f"    {line}")
+                if len(lines) > SHOWN_LINES:
+                    err(f"    ... and {len(lines) - SHOWN_LINES} more lines (the full plan: {log_path})")
+            else:
+                for c in summary.resources[:SHOWN]:
+                    err(f"    {'/'.join(c['actions']):<15} {c['address']}")
+                if len(summary.resources) > SHOWN:
+                    err(f"    ... and {len(summary.resources) - SHOWN} more (the full plan: {log_path})")
             question = (
                 f"destroy {unit}?"
                 if summary.destroy and not (summary.add or summary.change)
