@@ -342,6 +342,7 @@ def deploy(
     allow_replace: list[str] = typer.Option(
         [],
         "--allow-replace",
+        metavar="ADDRESS",
         help="Protected environments: let the plan delete or replace this stateful resource (an address; repeatable).",
     ),
     take_over: bool = TakeOverOpt,
@@ -417,7 +418,7 @@ def _preflight(s, skip: bool) -> dict:
     skipped = sum(f.status == "skip" for f in findings)
     return {
         "skipped": False,
-        "summary": f"{ok} checks passed, {skipped} not applicable",
+        "summary": f"{ok} checks passed, {skipped} not applicable" if findings else "none declared in the manifest",
         "findings": [{"check": f.check, "status": f.status, "message": f.message} for f in findings],
     }
 
@@ -1106,7 +1107,10 @@ def unit_apply(
     run_id: Optional[str] = RunIdOpt,
     lock_timeout: str = JobLockOpt,
     allow_replace: list[str] = typer.Option(
-        [], "--allow-replace", help="Protected environments: let the plan delete or replace this stateful resource."
+        [],
+        "--allow-replace",
+        metavar="ADDRESS",
+        help="Protected environments: let the plan delete or replace this stateful resource.",
     ),
     summary: Optional[str] = SummaryOpt,
     report_file: Optional[str] = ReportOpt,
