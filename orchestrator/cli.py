@@ -561,7 +561,9 @@ def open_session_(ctx, env, suffix):
 
 def _one_output(data: dict, unit: str | None, name: str | None):
     if not unit or not name:
-        raise ConfigError("--raw needs UNIT NAME, e.g. orchestrator outputs --env dev edge alb_dns_name --raw")
+        # the example from this stack's own outputs, not the platform's
+        example = next(((u, next(iter(v))) for u, v in data.items() if v), ("UNIT", "NAME"))
+        raise ConfigError(f"--raw needs UNIT NAME, e.g. orchestrator outputs ... {example[0]} {example[1]} --raw")
     if data[unit] is None:
         raise ConfigError(f"unit {unit} is not deployed")
     if name not in data[unit]:
@@ -725,7 +727,7 @@ def outputs(
 ):
     """Show the units' outputs, read from their state.
 
-    Example: orchestrator outputs --env dev edge; orchestrator outputs --env dev edge alb_dns_name --raw
+    Example: orchestrator outputs --env dev network; orchestrator outputs --env dev network vpc_id --raw
     """
     with _Guard():
         from orchestrator.render import to_json
