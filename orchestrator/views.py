@@ -250,9 +250,16 @@ def lock_lines(copy: dict, env_name: str) -> list[str]:
     lines = []
     if copy.get("run_lock"):
         holder = Holder.from_doc(copy["run_lock"])
+        stale = holder.stale_reason(time.time())
+        # A live run (renewed lately, its process alive) gets no release command: releasing it would
+        # let a second run in beside it.
         lines.append(
-            f"run lock: {holder.describe(time.time())}; if that run is dead: "
-            f"orchestrator force-unlock {where} --run {holder.run_id}"
+            f"run lock: {holder.describe(time.time())}; "
+            + (
+                f"stale ({stale}): orchestrator force-unlock {where} --run {holder.run_id}"
+                if stale
+                else "its run is alive (renewed lately): wait for it"
+            )
         )
     for unit, lock in sorted((copy.get("state_locks") or {}).items()):
         lines.append(
