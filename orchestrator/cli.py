@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from orchestrator.errors import (
+    BackendError,
     ConfigError,
     NotRunning,
     OrchestratorError,
@@ -813,7 +814,13 @@ def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
         else:
             for c in checks:
                 typer.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<24} {c['detail']}")
-        if not all(c["ok"] for c in checks):
+        failing = [c["check"] for c in checks if not c["ok"]]
+        if failing and set(failing) == {"backend posture"}:
+            # as every other command: a backend missing or drifted is exit 4, with the command that fixes it
+            raise BackendError(
+                f"the state backend of {env} is missing or drifted; run: orchestrator bootstrap --env {env}"
+            )
+        if failing:
             raise PrerequisiteError("")
 
 
