@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from orchestrator.errors import (
+    BackendError,
     ConfigError,
     NotRunning,
     OrchestratorError,
@@ -342,6 +343,7 @@ def deploy(
     allow_replace: list[str] = typer.Option(
         [],
         "--allow-replace",
+        metavar="ADDRESS",
         help="Protected environments: let the plan delete or replace this stateful resource (an address; repeatable).",
     ),
     take_over: bool = TakeOverOpt,
@@ -417,7 +419,7 @@ def _preflight(s, skip: bool) -> dict:
     skipped = sum(f.status == "skip" for f in findings)
     return {
         "skipped": False,
-        "summary": f"{ok} checks passed, {skipped} not applicable",
+        "summary": f"{ok} checks passed, {skipped} not applicable" if findings else "none declared in the manifest",
         "findings": [{"check": f.check, "status": f.status, "message": f.message} for f in findings],
     }
 
@@ -560,7 +562,9 @@ def open_session_(ctx, env, suffix):
 
 def _one_output(data: dict, unit: str | None, name: str | None):
     if not unit or not name:
-        raise ConfigError("--raw needs UNIT NAME, e.g. orchestrator outputs --env dev edge alb_dns_name --raw")
+        # the example from this stack's own outputs, not the platform's
+        example = next(((u, next(iter(v))) for u, v in data.items() if v), ("UNIT", "NAME"))
+        raise ConfigError(f"--raw needs UNIT NAME, e.g. orchestrator outputs ... {example[0]} {example[1]} --raw")
     if data[unit] is None:
         raise ConfigError(f"unit {unit} is not deployed")
     if name not in data[unit]:
@@ -724,7 +728,7 @@ def outputs(
 ):
     """Show the units' outputs, read from their state.
 
-    Example: orchestrator outputs --env dev edge; orchestrator outputs --env dev edge alb_dns_name --raw
+    Example: orchestrator outputs --env dev network; orchestrator outputs --env dev network vpc_id --raw
     """
     with _Guard():
         from orchestrator.render import to_json
@@ -810,7 +814,13 @@ def doctor(ctx: typer.Context, env: str = EnvOpt, json_out: bool = JsonOpt):
         else:
             for c in checks:
                 typer.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<24} {c['detail']}")
-        if not all(c["ok"] for c in checks):
+        failing = [c["check"] for c in checks if not c["ok"]]
+        if failing and set(failing) == {"backend posture"}:
+            # as every other command: a backend missing or drifted is exit 4, with the command that fixes it
+            raise BackendError(
+                f"the state backend of {env} is missing or drifted; run: orchestrator bootstrap --env {env}"
+            )
+        if failing:
             raise PrerequisiteError("")
 
 
@@ -1106,7 +1116,10 @@ def unit_apply(
     run_id: Optional[str] = RunIdOpt,
     lock_timeout: str = JobLockOpt,
     allow_replace: list[str] = typer.Option(
-        [], "--allow-replace", help="Protected environments: let the plan delete or replace this stateful resource."
+        [],
+        "--allow-replace",
+        metavar="ADDRESS",
+        help="Protected environments: let the plan delete or replace this stateful resource.",
     ),
     summary: Optional[str] = SummaryOpt,
     report_file: Optional[str] = ReportOpt,

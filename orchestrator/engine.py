@@ -9,13 +9,14 @@ the operator's confirmation, exactly that plan applied, the plan file gone.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 from orchestrator import providers
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
-from orchestrator.errors import ConfigError, ProtectedEnvironmentError, TerraformError
+from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
 from orchestrator.graph import UnitGraph
 from orchestrator.hostslots import Slots
 from orchestrator.journal import fingerprint, new_run_id
@@ -87,13 +88,23 @@ class Engine:
             self._record(unit, "running")
             try:
                 result = action(unit, result)
+            except Interrupted as exc:
+                # One word everywhere (status, envs, the summary), and the next step.
+                result.status, result.failed_in = Status.FAILED, "Interrupted"
+                result.detail = f"{exc}: run the same command again to finish it" + (
+                    " (--resume skips the units that finished)" if self._command == "deploy" else ""
+                )
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                 result.status = Status.FAILED
                 result.failed_in = type(exc).__name__
                 result.detail = self.ctx.redactor.redact(str(exc))
                 result.error = self.ctx.redactor.redact(getattr(exc, "stderr_tail", "") or "")
             fp = result.fingerprint if self._command == "deploy" else None
-            journaled = RESUMED if result.resumed else result.status.value
+            journaled = (
+                RESUMED
+                if result.resumed
+                else ("interrupted" if result.failed_in == "Interrupted" else result.status.value)
+            )
             self._record(unit, journaled, result.detail, fp=fp, outputs=result.outputs)
             return result
 
@@ -195,7 +206,9 @@ class Engine:
         if self.ctx.confirm is None:
             return True
         with self._confirm_lock:
-            if self.ctx.confirm(unit, plan.summary, str(self.units.workspace(unit).log_path)):
+            # The attribute changes (redacted), not only the addresses: what the operator decides on.
+            shown = dataclasses.replace(plan.summary, diff=self.ctx.redactor.redact(plan.text))
+            if self.ctx.confirm(unit, shown, str(self.units.workspace(unit).log_path)):
                 return True
         result.status, result.detail, result.declined = Status.SKIPPED, "declined at the prompt", True
         return False

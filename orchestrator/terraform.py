@@ -216,6 +216,9 @@ class PlanSummary:
     destroy: int = 0
     replace: int = 0
     resources: tuple[dict, ...] = field(default=(), repr=False)
+    # what the operator reads before answering: terraform's plan with each attribute's change
+    # (redacted by whoever fills it in)
+    diff: str = field(default="", repr=False, compare=False)
 
     @property
     def has_changes(self) -> bool:

@@ -129,6 +129,7 @@ def progress(events: bool, units: list[str]):
 
 
 SHOWN = 25  # resources listed before "... and N more"
+SHOWN_LINES = 80  # lines of the plan's diff shown at the prompt before "... and N more lines"
 
 
 def confirm_factory(yes: bool):
@@ -142,10 +143,17 @@ def confirm_factory(yes: bool):
     def confirm(unit, summary, log_path: str) -> bool:
         with paused_live():
             err(f"{unit}: plan {summary.text()}")
-            for c in summary.resources[:SHOWN]:
-                err(f"    {'/'.join(c['actions']):<15} {c['address']}")
-            if len(summary.resources) > SHOWN:
-                err(f"    ... and {len(summary.resources) - SHOWN} more (the full plan: {log_path})")
+            lines = summary.diff.splitlines()
+            if lines:  # each resource with the attributes that change (redacted)
+                for line in lines[:SHOWN_LINES]:
+                    err(f"    {line}")
+                if len(lines) > SHOWN_LINES:
+                    err(f"    ... and {len(lines) - SHOWN_LINES} more lines (the full plan: {log_path})")
+            else:
+                for c in summary.resources[:SHOWN]:
+                    err(f"    {'/'.join(c['actions']):<15} {c['address']}")
+                if len(summary.resources) > SHOWN:
+                    err(f"    ... and {len(summary.resources) - SHOWN} more (the full plan: {log_path})")
             question = (
                 f"destroy {unit}?"
                 if summary.destroy and not (summary.add or summary.change)
@@ -242,9 +250,16 @@ def lock_lines(copy: dict, env_name: str) -> list[str]:
     lines = []
     if copy.get("run_lock"):
         holder = Holder.from_doc(copy["run_lock"])
+        stale = holder.stale_reason(time.time())
+        # A live run (renewed lately, its process alive) gets no release command: releasing it would
+        # let a second run in beside it.
         lines.append(
-            f"run lock: {holder.describe(time.time())}; if that run is dead: "
-            f"orchestrator force-unlock {where} --run {holder.run_id}"
+            f"run lock: {holder.describe(time.time())}; "
+            + (
+                f"stale ({stale}): orchestrator force-unlock {where} --run {holder.run_id}"
+                if stale
+                else "its run is alive (renewed lately): wait for it"
+            )
         )
     for unit, lock in sorted((copy.get("state_locks") or {}).items()):
         lines.append(

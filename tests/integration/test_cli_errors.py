@@ -179,6 +179,12 @@ CASES = [
         for command in ("envs", "outputs", "smoke", "status")
     ],
     Case(
+        "doctor before the backend is bootstrapped",
+        ("doctor", "--env", "staging"),
+        4,
+        "error: the state backend of staging is missing or drifted; run: orchestrator bootstrap --env staging",
+    ),
+    Case(
         "--events and --json together",
         ("plan", "--env", "dev", "--json", "--events"),
         1,

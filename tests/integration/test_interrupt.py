@@ -190,6 +190,12 @@ def test_sigint_during_apply(interrupted):
     assert after["processes"] == []
     assert not [k for k in after["keys"] if k.endswith(".tflock")], after["keys"]
     assert after["journal"]["runs"][-1]["result"] == "interrupted"
+    # the unit cut off says the same word, and the next step
+    cut = [u for u, rec in after["journal"]["units"].items() if rec["status"] == "interrupted"]
+    assert cut, after["journal"]["units"]
+    assert all("run the same command again to finish it" in after["journal"]["units"][u]["detail"] for u in cut), after[
+        "journal"
+    ]["units"]
 
     again = interrupted["again"]
     assert again.returncode == 0, again.stderr[-3000:]

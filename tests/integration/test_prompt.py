@@ -63,6 +63,8 @@ def test_the_question_stays_on_screen_and_the_answers_decide(moto_url, mirror, t
             pump(1.5)  # six redraws of the live display at 4 per second
             assert asked() == unit, "the question was erased:\n" + "\n".join(screen.display)
             assert any(f"{unit}: plan +" in line for line in screen.display), "the plan summary is not shown"
+            # ... and what each resource's attributes become, not only its address
+            assert any(re.match(r"\s+[+~-] \w+\s+= ", line) for line in screen.display), "\n".join(screen.display)
             answered.append(unit)
             os.write(master, b"n\n" if unit == "mid" else b"y\n")
         pump(1.0)

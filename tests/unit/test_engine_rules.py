@@ -88,7 +88,13 @@ class FakeTerraform:
         if current == values:
             return False, "No changes. Your infrastructure matches the configuration.\n"
         verb = "will be created" if current is None else "will be updated in-place"
-        return True, f"  # aws_thing.{ws.unit} {verb}\n"
+        head = "Terraform will perform the following actions:\n\n"
+        moved = "".join(
+            f'      ~ {k} = "{(current or {}).get(k)}" -> "{v}"\n'
+            for k, v in sorted(values.items())
+            if current and current.get(k) != v
+        )
+        return True, f"{head}  # aws_thing.{ws.unit} {verb}\n{moved}"
 
     def _result(self, command: str, stdout: str) -> CommandResult:
         return CommandResult(["terraform", "-chdir=x", command], 0, stdout, "", 0.0)
@@ -575,3 +581,24 @@ def test_state_of_a_unit_the_manifest_no_longer_names_stops_teardown_and_is_said
     assert said and said[0].startswith("warning: state of unit(s) metrics")
     report = world().deploy()
     assert any("--only metrics" in n for n in report.notes)
+
+
+def test_the_prompt_shows_each_attribute_that_changes_redacted(world):
+    """The operator decides on the attributes that move, not only on the addresses; a secret
+    value in the plan is masked."""
+    from orchestrator.redact import Redactor
+
+    world().deploy()
+    seen = {}
+
+    def confirm(unit, summary, log_path):
+        seen[unit] = summary.diff
+        return False
+
+    redactor = Redactor()
+    redactor.add("hunter2-secret-tag")
+    engine = world(env=world.env.with_settings({"tag": "hunter2-secret-tag"}), confirm=confirm)
+    engine.ctx.redactor = redactor
+    engine.deploy()
+    assert "# aws_thing.a will be updated in-place" in seen["a"]
+    assert '~ tag = "v1" -> "' in seen["a"] and "hunter2-secret-tag" not in seen["a"]

@@ -56,3 +56,23 @@ def test_the_live_view_shows_only_the_units_of_the_run():
     console.print(live.render())
     shown = [line.split()[0] for line in console.export_text().splitlines() if line.strip()]
     assert shown == ["database", "app"]
+
+
+def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
+    """status/envs: releasing the lock of a run renewed seconds ago would let a second run in
+    beside it; only a stale lock (not renewed, or its process gone) is shown with force-unlock."""
+    import os
+    import time
+
+    from orchestrator.views import lock_lines
+
+    now = time.time()
+    live = {
+        "run_id": "r-live", "command": "deploy", "who": "ci", "host": "elsewhere", "pid": os.getpid(),
+        "pid_start": None, "started": now - 60, "renewed": now - 4,
+    }  # fmt: skip
+    (line,) = lock_lines({"environment": "dev-pr1", "run_lock": live}, "dev")
+    assert "its run is alive (renewed lately): wait for it" in line and "force-unlock" not in line
+    stale = {**live, "run_id": "r-old", "renewed": now - 20 * 60}
+    (line,) = lock_lines({"environment": "dev-pr1", "run_lock": stale}, "dev")
+    assert line.endswith("stale (not renewed for 20 min): orchestrator force-unlock --env dev --suffix pr1 --run r-old")
