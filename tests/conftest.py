@@ -32,22 +32,10 @@ def checkov() -> str:
     return path
 
 
-# Modules whose session fixtures are expensive (the platform's plans of three environments):
-# one worker computes them once for all of these.
-SHARED_GROUPS = {
-    "test_real_aws_semantics": "platform-plans",
-    "test_review_items": "platform-plans",
-}
-
-
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/integration needs the real terraform binary and a moto server:
     `make test-fast` (-m "not integration") runs the rest in seconds without either."""
     integration = Path(__file__).parent / "integration"
     for item in items:
-        path = Path(str(item.fspath))
-        if integration in path.parents:
+        if integration in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-        # pytest-xdist (--dist loadgroup): a module's tests stay on one worker (its module-scoped
-        # deploys are made once), and the modules reading the session's platform plans share one.
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(path.stem, path.stem)))
