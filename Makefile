@@ -11,7 +11,8 @@ MIRROR := $(shell ORCHESTRATOR_PROVIDER_MIRROR=$(ORCHESTRATOR_PROVIDER_MIRROR) s
 export ORCHESTRATOR_PROVIDER_MIRROR := $(MIRROR)
 ORCH := $(BIN)/orchestrator
 # pytest-xdist workers for `make test`: one moto server per worker; --dist loadfile keeps a
-# module on one worker, in file order (its module-scoped deploys are made once)
+# module on one worker (its module-scoped deploys are made once); no reorder: each worker takes
+# the files in their order, as a single process would
 TEST_WORKERS ?= 2
 
 .PHONY: venv checkov-venv tools lint checkov test test-fast test-aws demo demo-down clean
@@ -49,7 +50,7 @@ checkov: checkov-venv
 
 test: venv checkov-venv tools lint checkov
 	@test -n "$(MIRROR)" || { echo "no Terraform provider mirror with hashicorp/aws found (set ORCHESTRATOR_PROVIDER_MIRROR)"; exit 1; }
-	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra --durations=25 -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -ra --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Real AWS (a sandbox account, never prod): deploy dev with a random suffix, smoke,
 # teardown, nothing tagged left. Not part of `make test`; see docs/operations.md.

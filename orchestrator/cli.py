@@ -12,7 +12,6 @@ import signal
 import threading
 from typing import Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -28,6 +27,14 @@ from orchestrator.errors import (
 from orchestrator.views import confirm_factory, finish, narrow, orphan_lines, progress
 
 
+def _usage_error_class():
+    """click's UsageError as the click typer runs on (typer may carry a click of its own)."""
+    import importlib
+
+    base = next(c for c in TyperGroup.__mro__[1:] if c.__module__.endswith(".core"))
+    return importlib.import_module(base.__module__.rsplit(".", 1)[0] + ".exceptions").UsageError
+
+
 class _Commands(TyperGroup):
     """click exits 2 on a usage error (an unknown option, a missing argument); here 2 means
     "differences found" only, so a usage error exits as any bad input does (ConfigError)."""
@@ -35,14 +42,14 @@ class _Commands(TyperGroup):
     def make_context(self, *args, **kwargs):
         try:
             return super().make_context(*args, **kwargs)
-        except click.UsageError as exc:
+        except _usage_error_class() as exc:
             exc.exit_code = ConfigError.exit_code
             raise
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except click.UsageError as exc:
+        except _usage_error_class() as exc:
             exc.exit_code = ConfigError.exit_code
             raise
 

@@ -7,6 +7,19 @@ import boto3
 import pytest
 
 from tests.helpers import FIXTURE_STACK, Cli
+from tests.integration.conftest import clients_for, own_emulator
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory):
+    """This module's own emulator: its first bootstrap creates the backend, whatever ran before."""
+    with own_emulator(tmp_path_factory.mktemp("moto-backend")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    return clients_for(moto_url)
 
 
 @pytest.fixture(scope="module")

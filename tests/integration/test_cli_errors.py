@@ -11,6 +11,21 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, Cli
+from tests.integration.conftest import clients_for, own_emulator, provider_mirror
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory):
+    """This module's own emulator: the cases count what is in the account before and after, and
+    need staging not bootstrapped until the end (no other module's doing, in any order)."""
+    with own_emulator(tmp_path_factory.mktemp("moto-cli-errors")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    return clients_for(moto_url)
+
 
 # None unsets a variable for the run.
 NO_CREDS = {
@@ -183,6 +198,7 @@ CASES = [
         ("doctor", "--env", "staging"),
         4,
         "error: the state backend of staging is missing or drifted; run: orchestrator bootstrap --env staging",
+        env={"ORCHESTRATOR_PROVIDER_MIRROR": provider_mirror() or ""},  # providers found: only the backend fails
     ),
     Case(
         "--events and --json together",
@@ -310,9 +326,9 @@ def test_read_only_commands_on_a_copy_that_is_not_deployed_say_so(tmp_path, moto
         ("unit", "plan"),  # a missing argument of a subcommand
     ],
 )
-def test_a_usage_error_exits_1_never_2_which_only_means_differences(cli, args):
+def test_a_usage_error_exits_1_never_2_which_only_means_differences(args, tmp_path, moto_url):
     """click exits 2 on a usage error; here 2 is only ever "plan/drift found differences", so
     that a CI gate can tell a typo from a change."""
-    r = cli(*args)
+    r = Cli(ROOT, tmp_path / "work", moto_url)(*args)
     assert r.exit_code == 1, r.output
     assert "Error:" in r.stderr or "error:" in r.stderr, r.output

@@ -325,7 +325,7 @@ def test_acceptance_run_tears_down_after_a_failed_step(emulator, client, mirror,
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(report_file.read_text())
     steps = {s["step"]: s["exit"] for s in report["steps"]}
-    assert steps == {"bootstrap": 0, "seed": 0, "deploy": 2, "teardown": 0}, report["steps"]
+    assert steps == {"bootstrap": 0, "seed": 0, "deploy": 10, "teardown": 0}, report["steps"]
     assert report["result"] == "failed" and report["leftovers"] == []
     assert "scheduled for deletion" in proc.stderr
 
