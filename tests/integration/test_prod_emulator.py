@@ -102,8 +102,14 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
         log = (cli.work / "envs" / "prod" / unit / "terraform.log").read_text()
         commands = [line.split()[2] for line in log.splitlines() if line.startswith("$ terraform ")]
         applies = [line for line in log.splitlines() if line.startswith("$ terraform apply")]
-        assert commands[-2:] == ["plan", "apply"], (unit, commands)
-        assert len(applies) == 1 and applies[0].endswith("/tfplan"), (unit, applies)
+        # A lock write whose reply was lost (the SDK's retry then found its own lock: a loaded
+        # machine) is released and the same saved plan applied again (test_faults covers it).
+        recovered = commands.count("force-unlock")
+        assert commands[-2 - 2 * recovered :] == ["plan", "apply"] + ["force-unlock", "apply"] * recovered, (
+            unit,
+            commands,
+        )
+        assert len(applies) == 1 + recovered and all(a.endswith("/tfplan") for a in applies), (unit, applies)
     # What moto stores: rotation configured, the access-log bucket, KMS on every log group.
     outputs = json.loads(cli("outputs", "--env", "prod", "--json").stdout)["outputs"]
     secret = client("secretsmanager").describe_secret(SecretId=outputs["database"]["secret_arn"])
