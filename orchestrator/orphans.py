@@ -205,7 +205,7 @@ def find(aws: Aws, env: Environment, stack: Stack) -> list[Orphan]:
     filters = ownership_filters(stack, env)
     # Every state object of the copy counts, a unit the manifest no longer names included: what
     # a renamed unit holds is stranded (said by the commands), not orphaned.
-    held = state_identifiers(aws, env, sorted(set(stack.units) | set(units_with_state(aws, env))))
+    held = state_identifiers(aws, env, [*stack.units, *units_with_state(aws, env, skip=stack.units)])
     # What teardown kept on purpose (keep_on_teardown) is recorded, not orphaned.
     held |= {_norm(v) for k in read_kept(aws, env) for v in (k.get("arn"), k.get("id")) if v}
     candidates = dict.fromkeys(tagged(aws, filters), "")

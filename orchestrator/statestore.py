@@ -178,9 +178,10 @@ def copies(aws: Aws, env: Environment) -> list[str]:
     return sorted(found)
 
 
-def units_with_state(aws: Aws, env: Environment) -> list[str]:
-    """Every unit of this copy whose state object holds resources or outputs, known to the
-    manifest or not (one listing, then a read of each)."""
+def units_with_state(aws: Aws, env: Environment, skip=()) -> list[str]:
+    """Every unit of this copy, but those in `skip`, whose state object holds resources or
+    outputs (one listing, then a read of each unit not skipped: a deploy reads none of its own)."""
+    skip = set(skip)
     s3 = aws.client("s3", env.backend.region)
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(
@@ -188,14 +189,16 @@ def units_with_state(aws: Aws, env: Environment) -> list[str]:
     ):
         for obj in page.get("Contents", []):
             parsed = parse_state_key(env.backend.key_prefix, obj["Key"])
-            if parsed and parsed[0] == env.env_id and read_state_outputs(aws, env, parsed[1]) is not None:
+            if not parsed or parsed[0] != env.env_id or parsed[1] in skip:
+                continue
+            if read_state_outputs(aws, env, parsed[1]) is not None:
                 found.append(parsed[1])
     return sorted(found)
 
 
 def stranded_units(aws: Aws, env: Environment, known) -> list[str]:
     """Units with state in the bucket that the manifest does not name (renamed or removed)."""
-    return [u for u in units_with_state(aws, env) if u not in set(known)]
+    return units_with_state(aws, env, skip=known)
 
 
 def stranded_message(env: Environment, units: list[str]) -> str:
