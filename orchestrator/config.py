@@ -17,6 +17,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError
 from orchestrator.graph import UnitGraph
+from orchestrator.hcl import VariableDecl, read_module  # noqa: F401 - VariableDecl re-exported
 from orchestrator.plugins import bind
 
 SUFFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
@@ -605,51 +606,14 @@ def load_emulator_overrides(environments_dir: Path, stack: Stack) -> dict[str, A
     return out
 
 
-_VARIABLE_RE = re.compile(r'^variable\s+"([A-Za-z0-9_-]+)"\s*\{', re.M)
-_OUTPUT_RE = re.compile(r'^output\s+"([A-Za-z0-9_-]+)"\s*\{', re.M)
-
-
-@dataclass(frozen=True)
-class VariableDecl:
-    name: str
-    has_default: bool
-
-
-def _tf_text(tf: Path) -> str:
-    try:
-        return tf.read_text()
-    except OSError as exc:  # e.g. a symlink to a shared file that is not there
-        raise ConfigError(f"{tf}: cannot read it ({exc.strerror})") from None
-
-
 def unit_variables(unit_dir: Path) -> dict[str, VariableDecl]:
     """Variable declarations of a unit, read from its .tf files (no terraform call)."""
-    out: dict[str, VariableDecl] = {}
-    for tf in sorted(unit_dir.glob("*.tf")):
-        text = _tf_text(tf)
-        for m in _VARIABLE_RE.finditer(text):
-            body = _block_body(text, m.end())
-            out[m.group(1)] = VariableDecl(m.group(1), bool(re.search(r"^\s*default\s*=", body, re.M)))
-    return out
+    return read_module(unit_dir).variables
 
 
 def unit_outputs(unit_dir: Path) -> list[str]:
     """Output names a unit declares, read from its .tf files (no terraform call)."""
-    return sorted({m.group(1) for tf in sorted(unit_dir.glob("*.tf")) for m in _OUTPUT_RE.finditer(_tf_text(tf))})
-
-
-def _block_body(text: str, start: int) -> str:
-    depth = 1
-    i = start
-    while i < len(text) and depth:
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-        i += 1
-    # Only the block's own top level: nested blocks (validation) may say default.
-    body = text[start : i - 1]
-    return re.sub(r"\{[^{}]*\}", "", body)
+    return list(read_module(unit_dir).outputs)
 
 
 @dataclass(frozen=True)

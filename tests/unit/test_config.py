@@ -244,3 +244,45 @@ def test_a_unit_file_that_cannot_be_read_is_one_line(tmp_path):
     (unit / "shared.tf").symlink_to(tmp_path / "nowhere" / "shared.tf")
     with pytest.raises(ConfigError, match=r"shared\.tf: cannot read it \(No such file or directory\)"):
         unit_variables(unit)
+
+
+def test_unit_variables_parse_strings_heredocs_and_nested_blocks(tmp_path):
+    """A `}` inside a string or a heredoc, or `default =` inside a validation message, is text:
+    what has a default and what is required is read by an HCL parser, not by counting braces."""
+    from orchestrator.config import unit_outputs, unit_variables
+
+    (tmp_path / "variables.tf").write_text(
+        'variable "brace" {\n  description = "a } here"\n  type = string\n}\n'
+        'variable "with_default" {\n  description = <<-EOT\n    closes } early\n  EOT\n  default = "x}y"\n}\n'
+        'variable "validated" {\n  type = string\n  validation {\n    condition = length(var.validated) > 0\n'
+        '    error_message = "default = none"\n  }\n}\n'
+    )
+    (tmp_path / "outputs.tf").write_text('output "one" {\n  value = "}"\n}\noutput "two" { value = 2 }\n')
+    decls = unit_variables(tmp_path)
+    assert {n: d.has_default for n, d in decls.items()} == {"brace": False, "with_default": True, "validated": False}
+    assert unit_outputs(tmp_path) == ["one", "two"]
+
+
+def test_a_unit_file_that_is_not_hcl_is_one_line(tmp_path):
+    from orchestrator.config import unit_variables
+    from orchestrator.errors import ConfigError
+
+    (tmp_path / "main.tf").write_text('variable "x" {\n')
+    with pytest.raises(ConfigError, match=r"main\.tf: not valid HCL"):
+        unit_variables(tmp_path)
+
+
+def test_local_module_dirs_follow_nested_local_sources(tmp_path):
+    from orchestrator.hcl import local_module_dirs
+
+    for d in ("unit", "modules/a", "modules/b"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "unit/main.tf").write_text(
+        'module "a" {\n  source = "../modules/a"\n}\nmodule "vpc" {\n  source = "terraform-aws-modules/vpc/aws"\n}\n'
+    )
+    (tmp_path / "modules/a/main.tf").write_text('module "b" {\n  source = "../b"\n}\n')
+    (tmp_path / "modules/b/main.tf").write_text('output "x" { value = 1 }\n')
+    assert local_module_dirs(tmp_path / "unit") == [
+        (tmp_path / "modules/a").resolve(),
+        (tmp_path / "modules/b").resolve(),
+    ]

@@ -1,0 +1,91 @@
+"""What a Terraform module declares, read with python-hcl2 (no terraform call, no regex).
+
+A unit's variables (and whether each has a default), its outputs, and the
+local modules it calls (`source = "./..."` or `"../..."`), each parsed once per
+file version: a `}` inside a string or a heredoc is just text to the parser.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import hcl2
+
+from orchestrator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class VariableDecl:
+    name: str
+    has_default: bool
+
+
+@dataclass(frozen=True)
+class ModuleDecls:
+    variables: dict[str, VariableDecl]
+    outputs: tuple[str, ...]
+    local_sources: tuple[str, ...]  # module sources that are paths on this machine
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+def _blocks(doc: dict, kind: str):
+    """(name, body) of each labelled block of a kind, in file order."""
+    for entry in doc.get(kind, []):
+        for label, body in entry.items():
+            yield _unquote(label), body if isinstance(body, dict) else {}
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(path: str, _mtime_ns: int, _size: int) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return hcl2.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    except Exception as exc:  # noqa: BLE001 - lark's errors: one line naming the file and the place
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: not valid HCL: {first}") from None
+
+
+def parse_file(path: Path) -> dict:
+    try:
+        st = path.stat()
+    except OSError as exc:  # e.g. a symlink to a shared file that is not there
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    return _parse(str(path), st.st_mtime_ns, st.st_size)
+
+
+def read_module(module_dir: Path) -> ModuleDecls:
+    """Every .tf file of a module directory (not its subdirectories: terraform reads none)."""
+    variables: dict[str, VariableDecl] = {}
+    outputs: list[str] = []
+    sources: list[str] = []
+    for tf in sorted(module_dir.glob("*.tf")):
+        doc = parse_file(tf)
+        for name, body in _blocks(doc, "variable"):
+            variables[name] = VariableDecl(name, "default" in body)
+        outputs.extend(name for name, _ in _blocks(doc, "output"))
+        for _, body in _blocks(doc, "module"):
+            source = _unquote(str(body.get("source", "")))
+            if source.startswith(("./", "../")):
+                sources.append(source)
+    return ModuleDecls(variables, tuple(sorted(set(outputs))), tuple(sources))
+
+
+def local_module_dirs(module_dir: Path) -> list[Path]:
+    """The directories of every local module a module calls, directly or through another, once each."""
+    seen: list[Path] = []
+    todo = [module_dir.resolve()]
+    while todo:
+        here = todo.pop()
+        for source in read_module(here).local_sources:
+            target = (here / source).resolve()
+            if target.is_dir() and target not in seen and target != module_dir.resolve():
+                seen.append(target)
+                todo.append(target)
+    return sorted(seen)
