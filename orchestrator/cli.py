@@ -324,6 +324,14 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
         yield lock
 
 
+ChangedOpt = typer.Option(
+    False,
+    "--changed",
+    help="Only units whose files, inputs or state moved since their last apply (the journal's record); "
+    "the rest are skipped without terraform. Not drift: `drift` looks at AWS.",
+)
+
+
 @app.command()
 def deploy(
     ctx: typer.Context,
@@ -344,6 +352,7 @@ def deploy(
     resume: bool = typer.Option(
         False, "--resume", help="Skip units that succeeded in the journal with the same inputs (after a failure)."
     ),
+    changed: bool = ChangedOpt,
     skip_preflight: bool = typer.Option(
         False, "--skip-preflight", help="Do not run the preflight checks first (the summary says so)."
     ),
@@ -380,7 +389,11 @@ def deploy(
             narrow(
                 engine.graph(only_list, with_upstream=with_upstream).units
             )  # unknown units, lock files: before anything
-            engine.resume = resume
+            if changed and resume:
+                raise ConfigError(
+                    "--changed and --resume: choose one (--changed also skips what the last run finished)"
+                )
+            engine.resume, engine.changed = resume, changed
             engine.allow_replace = set(allow_replace)
             with _run_locked(s, engine, "deploy", lock_timeout, take_over):
                 preflight = _preflight(s, skip_preflight)
@@ -459,7 +472,7 @@ def preflight_command(
             raise ProblemsFound("")
 
 
-def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False):
+def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False, changed=False):
     with _Guard() as guard:
         from orchestrator.session import open_session
 
@@ -467,6 +480,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, events=events, json_out=json_out)
             narrow(engine.graph(only_list).units)
+            engine.changed = changed
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
@@ -494,8 +508,21 @@ def _plan_like(command: str, doc: str) -> None:
     ):
         _plan_command(ctx, env, suffix, only, json_out, command, events, show)
 
-    run.__doc__ = doc
-    app.command(command)(run)
+    def run_plan(
+        ctx: typer.Context,
+        env: str = EnvOpt,
+        suffix: Optional[str] = SuffixOpt,
+        only: Optional[str] = OnlyUnitsOpt,
+        changed: bool = ChangedOpt,
+        json_out: bool = JsonOpt,
+        events: bool = EventsOpt,
+        show: bool = typer.Option(False, "--show", help="Print each changed unit's plan in full (redacted)."),
+    ):
+        _plan_command(ctx, env, suffix, only, json_out, command, events, show, changed)
+
+    chosen = run_plan if command == "plan" else run  # drift looks at AWS: --changed cannot see it
+    chosen.__doc__ = doc
+    app.command(command)(chosen)
 
 
 _plan_like(

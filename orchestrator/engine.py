@@ -13,16 +13,16 @@ import dataclasses
 import threading
 import time
 
-from orchestrator import providers
+from orchestrator import changes, providers
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
 from orchestrator.graph import UnitGraph
 from orchestrator.hostslots import Slots
-from orchestrator.journal import fingerprint, new_run_id
+from orchestrator.journal import new_run_id
 from orchestrator.recovery import recover
 from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
-from orchestrator.statestore import stranded_message
+from orchestrator.statestore import outputs_of, stranded_message
 from orchestrator.terraform import names_a_gone_resource
 from orchestrator.units import Units
 
@@ -35,6 +35,7 @@ class Engine:
         self.ctx = ctx
         self.units = Units(ctx)
         self.resume = resume
+        self.changed = False  # deploy/plan --changed: a unit whose files, inputs and state did not move is skipped
         self.plan_early = plan_early
         self.allow_replace: set[str] = set()  # stateful addresses a protected environment may replace this run
         self.run_id = new_run_id()
@@ -53,6 +54,7 @@ class Engine:
         self._journal = None
         self._command = ""
         self._ran: set[str] = set()  # units the queue ran (the rest it skipped)
+        self._digests: dict[str, dict] = {}  # deploy: per unit applied, what the next --changed compares
 
     def _stopped(self) -> bool:
         return self.queue is not None and self.queue.stop.is_set()
@@ -105,7 +107,8 @@ class Engine:
                 if result.resumed
                 else ("interrupted" if result.failed_in == "Interrupted" else result.status.value)
             )
-            self._record(unit, journaled, result.detail, fp=fp, outputs=result.outputs)
+            digests = self._digests.get(unit) if result.status.ok else None
+            self._record(unit, journaled, result.detail, fp=fp, outputs=result.outputs, digests=digests)
             return result
 
         return run
@@ -141,9 +144,11 @@ class Engine:
         if self.ctx.on_finish is not None:
             self.ctx.on_finish(result)
 
-    def _record(self, unit: str, status: str, detail: str = "", *, fp=None, outputs=None) -> None:
+    def _record(self, unit: str, status: str, detail: str = "", *, fp=None, outputs=None, digests=None) -> None:
         if self._command in ("deploy", "teardown"):  # plan and drift only read
-            self.journal.record(unit, command=self._command, status=status, fp=fp, outputs=outputs, detail=detail)
+            self.journal.record(
+                unit, command=self._command, status=status, fp=fp, outputs=outputs, detail=detail, digests=digests
+            )
 
     def _record_outputs(self, unit: str, outputs: dict) -> None:
         with self._outputs_lock:
@@ -232,15 +237,61 @@ class Engine:
         self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
         if self.plan_early and not self.resume:
             known = {**self._upstream(), **{u: self.ctx.store.outputs(u) for u in graph.units}}
-            self._early.start(graph, known, self.ctx.parallelism)
+            # --changed: only the units that moved are worth planning ahead (the rest are skipped
+            # unless an upstream's apply changes what they consume, and then they plan after it).
+            early = graph.exactly(self._moved(graph, known)) if self.changed else graph
+            self._early.start(early, known, self.ctx.parallelism)
         try:
             return self._run("deploy", graph, self._deploy_unit)
         finally:
             self._early.close()
 
+    def _moved(self, graph: UnitGraph, known: dict[str, dict | None]) -> list[str]:
+        """--changed, at the start: the units whose files, inputs (upstream outputs as deployed now)
+        or state moved since their last apply."""
+        moved = []
+        for unit in graph.order():
+            try:
+                values = self.units.variables_for(unit, {a: known.get(a) or {} for a in self._ancestors(unit)})
+            except ConfigError:
+                moved.append(unit)  # its turn reports it
+                continue
+            if self._why(unit, values)[0] is not None:
+                moved.append(unit)
+        return moved
+
+    def _ancestors(self, unit: str) -> set[str]:
+        return self.ctx.stack.graph.ancestors(unit)
+
+    def _why(self, unit: str, values: dict) -> tuple[str | None, dict, dict | None]:
+        """(why the unit runs, or None when nothing moved since its last apply; what is recorded
+        of it now; its state)."""
+        spec = self.ctx.stack.units[unit]
+        state = self.ctx.store.state(unit)
+        now = changes.record(values, spec.path, state, spec.artifacts)
+        return changes.why_run(self._previous.get(unit), now), now, state
+
+    def _unchanged(self, unit: str, result: UnitResult, values: dict) -> bool:
+        """--changed: a unit nothing moved for is done without a terraform command; otherwise the
+        reason it runs goes into its result."""
+        why, now, state = self._why(unit, values)
+        if why is not None:
+            result.why = why
+            return False
+        last = self._previous[unit]
+        since = (last.get("digests") or {}).get("applied_in") or last.get("run_id")
+        result.status, result.why = Status.NO_CHANGES, f"unchanged since run {since} (files, inputs, state)"
+        result.outputs = outputs_of(state) or {}
+        self._digests[unit] = {**now, "applied_in": since}
+        return True
+
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         values = self.units.variables_for(unit, self._upstream())
-        result.fingerprint = fingerprint(values, self.ctx.stack.units[unit].path)
+        spec = self.ctx.stack.units[unit]
+        result.fingerprint = changes.fingerprint(values, spec.path, spec.artifacts)
+        if self.changed and self._unchanged(unit, result, values):
+            self._record_outputs(unit, result.outputs)
+            return result
         last = self._previous.get(unit) if self.resume else None
         done = (Status.SUCCEEDED.value, Status.NO_CHANGES.value, RESUMED)
         if last and last["status"] in done and last.get("fingerprint") == result.fingerprint:
@@ -248,6 +299,8 @@ class Engine:
             since = last["detail"] if last["status"] == RESUMED else f"resumed: unchanged since run {last['run_id']}"
             result.detail = since
             result.outputs = last.get("outputs") or {}
+            if last.get("digests"):
+                self._digests[unit] = last["digests"]
             self._record_outputs(unit, result.outputs)
             return result
         early = self._early.take(unit, values, self.queue.results if self.queue else {})
@@ -264,8 +317,13 @@ class Engine:
                 else:
                     self._converge(unit, result)
         if result.status in (Status.SUCCEEDED, Status.NO_CHANGES):
-            result.outputs = self.ctx.store.outputs(unit) or {}
+            state = self.ctx.store.state(unit)
+            result.outputs = outputs_of(state) or {}
             self._record_outputs(unit, result.outputs)
+            self._digests[unit] = {
+                **changes.record(values, spec.path, state, spec.artifacts),
+                "applied_in": self.run_id,
+            }
             self.units.run_hooks(unit, result.outputs, result)
         return result
 
@@ -274,6 +332,8 @@ class Engine:
         graph = self.graph(only)
         self._warn_stranded()
         self.key_arn()
+        if self.changed:
+            self._previous = {u: dict(r) for u, r in self.journal.load()["units"].items()}
         # Plans only read: each unit plans against its upstream's deployed outputs, so none waits for another.
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
 
@@ -282,7 +342,10 @@ class Engine:
         if isinstance(upstream, str):
             result.status, result.detail = Status.SKIPPED, f"upstream {upstream} is not deployed"
             return result
-        self.units.prepare(unit, self.units.variables_for(unit, upstream), result)
+        values = self.units.variables_for(unit, upstream)
+        if self.changed and self._unchanged(unit, result, values):
+            return result
+        self.units.prepare(unit, values, result)
         return self._converge(unit, result, apply=False, drift=self._command == "drift")
 
     def _warn_stranded(self) -> None:

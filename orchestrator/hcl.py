@@ -27,6 +27,7 @@ class ModuleDecls:
     variables: dict[str, VariableDecl]
     outputs: tuple[str, ...]
     local_sources: tuple[str, ...]  # module sources that are paths on this machine
+    module_calls: tuple[tuple[str, str, str], ...] = ()  # (name, source, version) of each module block
 
 
 def _unquote(text: str) -> str:
@@ -65,16 +66,27 @@ def read_module(module_dir: Path) -> ModuleDecls:
     variables: dict[str, VariableDecl] = {}
     outputs: list[str] = []
     sources: list[str] = []
+    calls: list[tuple[str, str, str]] = []
     for tf in sorted(module_dir.glob("*.tf")):
         doc = parse_file(tf)
         for name, body in _blocks(doc, "variable"):
             variables[name] = VariableDecl(name, "default" in body)
         outputs.extend(name for name, _ in _blocks(doc, "output"))
-        for _, body in _blocks(doc, "module"):
+        for name, body in _blocks(doc, "module"):
             source = _unquote(str(body.get("source", "")))
+            calls.append((name, source, _unquote(str(body.get("version", "")))))
             if source.startswith(("./", "../")):
                 sources.append(source)
-    return ModuleDecls(variables, tuple(sorted(set(outputs))), tuple(sources))
+    return ModuleDecls(variables, tuple(sorted(set(outputs))), tuple(sources), tuple(sorted(calls)))
+
+
+def module_calls(module_dir: Path) -> list[tuple[str, str, str]]:
+    """Every module block of a module and of the local modules it calls: what `terraform init`
+    installs (a new or changed block needs init again, or the plan fails "Module not installed")."""
+    found = list(read_module(module_dir).module_calls)
+    for d in local_module_dirs(module_dir):
+        found.extend(read_module(d).module_calls)
+    return sorted(found)
 
 
 def local_module_dirs(module_dir: Path) -> list[Path]:

@@ -6,14 +6,12 @@ what ran when and by whom."""
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import random
 import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from orchestrator.aws import Aws
 from orchestrator.config import Environment
@@ -29,18 +27,6 @@ def who() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def fingerprint(values: dict, unit_dir: Path) -> str:
-    """Everything a unit's plan depends on that the orchestrator controls:
-    its variable values (upstream outputs included) and its source files."""
-    h = hashlib.sha256(json.dumps(values, sort_keys=True).encode())
-    for f in sorted(p for p in unit_dir.rglob("*") if p.is_file() and ".terraform" not in p.parts):
-        if "__pycache__" in f.parts:
-            continue
-        h.update(str(f.relative_to(unit_dir)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
 
 
 def new_run_id() -> str:
@@ -92,8 +78,11 @@ class Journal:
                     run["ended"] = time.time()
             self._save()
 
-    def _unit_record(self, command: str, status: str, fp: str | None, outputs: dict | None, detail: str) -> dict:
+    def _unit_record(
+        self, command: str, status: str, fp: str | None, outputs: dict | None, detail: str, digests: dict | None
+    ) -> dict:
         return {
+            "digests": digests,
             "status": status,
             "command": command,
             "fingerprint": fp,
@@ -104,14 +93,33 @@ class Journal:
             "at": time.time(),
         }
 
-    def record(self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""):
+    def record(
+        self,
+        unit: str,
+        *,
+        command: str,
+        status: str,
+        fp: str | None,
+        outputs: dict | None,
+        detail: str = "",
+        digests: dict | None = None,
+    ):
+        """`digests`: after a successful apply, what `deploy --changed` compares next time (changes.record)."""
         with self.lock:
             doc = self.load()
-            doc["units"][unit] = self._unit_record(command, status, fp, outputs, detail)
+            doc["units"][unit] = self._unit_record(command, status, fp, outputs, detail, digests)
             self._save()
 
     def record_job(
-        self, unit: str, *, command: str, status: str, fp: str | None, outputs: dict | None, detail: str = ""
+        self,
+        unit: str,
+        *,
+        command: str,
+        status: str,
+        fp: str | None,
+        outputs: dict | None,
+        detail: str = "",
+        digests: dict | None = None,
     ) -> None:
         """A pipeline job's record (`unit apply`): jobs of one run write side by side from different
         machines without the run lock, so the journal is read, changed and written back only if
@@ -122,7 +130,7 @@ class Journal:
         from orchestrator.aws import CONDITION_FAILED, error_code
         from orchestrator.errors import BackendError
 
-        record = self._unit_record(command, status, fp, outputs, detail)
+        record = self._unit_record(command, status, fp, outputs, detail, digests)
         for attempt in range(30):
             try:
                 obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)

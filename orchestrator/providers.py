@@ -97,15 +97,25 @@ def host_platform() -> str:
     return f"{platform.system().lower()}_{arch or platform.machine().lower()}"
 
 
-_USES_PROVIDER_RE = re.compile(r'^\s*(?:provider\s+"|module\s+"|(?:resource|data)\s+"(?!terraform_)[a-z0-9]+_)', re.M)
+_USES_PROVIDER_RE = re.compile(r'^\s*(?:provider\s+"|(?:resource|data)\s+"(?!terraform_)[a-z0-9]+_)', re.M)
 
 
 def needs_lock_file(unit_dir: Path) -> bool:
-    """Whether terraform will record providers for the unit: it names one, configures one, calls
-    a module, or has a resource or data source of a provider (terraform_data needs none)."""
-    if required_providers(unit_dir):
-        return True
-    return any(_USES_PROVIDER_RE.search(tf.read_text()) for tf in unit_dir.glob("*.tf"))
+    """Whether terraform will record providers for the unit: it names one, configures one, has a
+    resource or data source of a provider (terraform_data needs none), calls a module from a
+    registry or a repository, or a local module that does any of these."""
+    from orchestrator.hcl import local_module_dirs, read_module
+
+    return any(
+        required_providers(d)
+        or _uses_provider(d)
+        or any(not source.startswith(("./", "../")) for _, source, _ in read_module(d).module_calls)
+        for d in [unit_dir, *local_module_dirs(unit_dir)]
+    )
+
+
+def _uses_provider(module_dir: Path) -> bool:
+    return any(_USES_PROVIDER_RE.search(tf.read_text()) for tf in module_dir.glob("*.tf"))
 
 
 def require_lock_files(stack: Stack, units) -> None:

@@ -39,7 +39,7 @@ def summary_table(results: dict[str, UnitResult], order: list[str], command: str
         label = status_label(r, command)
         # plan/drift: the first addresses (drift: with the attributes that moved) in the note
         shows_detail = r.status in (Status.FAILED, Status.SKIPPED) or label in ("would change", "drifted")
-        note = r.detail if shows_detail else "; ".join(r.hooks)
+        note = "; ".join(filter(None, [r.why, r.detail if shows_detail else "; ".join(r.hooks)]))
         lines.append(
             f"{unit:<14} {label:<12} {r.add:>4} {r.change:>4} {r.destroy:>4} {r.replace:>4} "
             f"{r.duration:>6.1f}s {r.retries:>5}  {note}".rstrip()
@@ -97,6 +97,7 @@ def unit_fields(r: UnitResult) -> dict:
         "replace": r.replace,
         "duration_s": round(r.duration, 3),
         "retries": r.retries,
+        **({"why": r.why} if r.why else {}),
     }
 
 

@@ -51,6 +51,7 @@ class UnitResult:
     resumed: bool = False  # --resume took it as done by an earlier run; nothing ran for it
     declined: bool = False  # skipped because the operator (or for an upstream of it) answered no
     changes: list = field(default_factory=list)  # the plan's resources: address, actions (drift: attributes)
+    why: str = ""  # --changed: why the unit ran, or that nothing moved since its last apply
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)
     timings: dict = field(default_factory=dict)

@@ -129,7 +129,11 @@ def read_kept(aws: Aws, env: Environment) -> list[dict]:
 def read_state_outputs(aws: Aws, env: Environment, unit: str) -> dict | None:
     """A unit's outputs straight from its state object in S3 (no init, no provider start).
     None when the unit has no state."""
-    state = read_state(aws, env, unit)
+    return outputs_of(read_state(aws, env, unit))
+
+
+def outputs_of(state: dict | None) -> dict | None:
+    """The output values of a state document; None when it holds nothing (not deployed)."""
     if state is None or (not state.get("resources") and not state.get("outputs")):
         return None
     return {k: v.get("value") for k, v in state.get("outputs", {}).items()}

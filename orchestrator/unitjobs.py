@@ -26,12 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import changes
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, NotDeployed, ProtectedEnvironmentError, StalePlan, TerraformError
-from orchestrator.journal import fingerprint, who
+from orchestrator.journal import who
 from orchestrator.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.runner import Status, UnitResult
-from orchestrator.statestore import plan_key
+from orchestrator.statestore import outputs_of, plan_key
 from orchestrator.units import Units
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -107,7 +108,7 @@ def made_against(ctx: RunContext, unit: str, values: dict) -> dict:
     return {
         "upstream": {u: _digest(v) for u, v in sorted(upstream.items())},
         "values": _digest({k: v for k, v in same.items() if k not in spec.inputs}),
-        "source": fingerprint({}, spec.path),
+        "source": changes.source_digest(spec.path),
     }
 
 
@@ -253,18 +254,27 @@ class UnitJobs:
                 f"nothing was applied; plan it again: {self._replan_hint(unit)}"
             )
         journal = ctx.store.journal(ctx.redactor, self.run_id)
-        fp = fingerprint(values, ctx.stack.units[unit].path)
+        spec = ctx.stack.units[unit]
+        fp = changes.fingerprint(values, spec.path, spec.artifacts)
         journal.record_job(unit, command="deploy", status="running", fp=None, outputs=None)
         try:
             self._apply_checked(unit, meta, values, result, report, allow_replace or set())
-            result.outputs = ctx.store.outputs(unit) or {}
+            state = ctx.store.state(unit)
+            result.outputs = outputs_of(state) or {}
+            digests = changes.record(values, spec.path, state, spec.artifacts)
             self.units.run_hooks(unit, result.outputs, result)
         except Exception as exc:
             detail = ctx.redactor.redact(str(exc))
             journal.record_job(unit, command="deploy", status="failed", fp=None, outputs=None, detail=detail)
             raise
         journal.record_job(
-            unit, command="deploy", status=result.status.value, fp=fp, outputs=result.outputs, detail=result.detail
+            unit,
+            command="deploy",
+            status=result.status.value,
+            fp=fp,
+            outputs=result.outputs,
+            detail=result.detail,
+            digests=digests,
         )
         ctx.store.delete_plan(self.run_id, unit)
         return report

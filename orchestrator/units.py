@@ -21,6 +21,7 @@ from orchestrator.artifacts import build_zip
 from orchestrator.config import unit_variables
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, HookError
+from orchestrator.hcl import module_calls
 from orchestrator.plugins import Context
 from orchestrator.runner import Status, UnitResult
 from orchestrator.terraform import PlanSummary, Workspace
@@ -186,13 +187,14 @@ class Units:
 
     # ---- init and recovery -------------------------------------------------------
     def ensure_init(self, unit: str, ws: Workspace, result: UnitResult) -> None:
-        """init only when the backend, lock file or CLI config changed since the last one."""
+        """init only when the backend, lock file, CLI config or module blocks changed since the last one."""
         conf = self.ctx.store.backend_config(unit)
         h = hashlib.sha256(json.dumps(conf, sort_keys=True).encode())
         lock = ws.source_dir / ".terraform.lock.hcl"
         h.update(lock.read_bytes() if lock.exists() else b"")
         cli_config = getattr(self.ctx.tf, "cli_config", None)
         h.update(cli_config.read_bytes() if cli_config else b"")
+        h.update(json.dumps(module_calls(ws.source_dir)).encode())  # a module added or moved: init installs it
         marker = ws.work_dir / "init.fingerprint"
 
         def current() -> bool:

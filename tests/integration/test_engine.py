@@ -507,3 +507,61 @@ def test_a_renamed_unit_strands_its_state_teardown_refuses_and_the_named_fix_wor
     r = c("plan", "--env", "dev", "--suffix", "rn")
     assert r.exit_code == 0 and "warning:" not in r.stderr, r.output
     assert c("teardown", "--env", "dev", "--suffix", "rn", "--yes").exit_code == 0
+
+
+def test_deploy_changed_runs_exactly_what_moved_and_says_why(cli, moto_url, mirror, tmp_path):
+    """--changed: a unit whose files, inputs and state are as at its last apply runs no terraform
+    command; a changed upstream output re-runs exactly its consumers; a state written behind the
+    journal's back and a file edited in a module the unit calls are both seen."""
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    module = project / "terraform" / "modules" / "label"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text('output "text" {\n  value = "label one"\n}\n')
+    leaf_main = project / "terraform" / "leaf" / "main.tf"
+    leaf_main.write_text(leaf_main.read_text() + '\nmodule "label" {\n  source = "../modules/label"\n}\n')
+    env_file = project / "environments" / "dev" / "env.toml"
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    copy = ("--env", "dev", "--suffix", "chg")
+    r = c("deploy", *copy, "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+
+    def changed_deploy():
+        before = runs(c.work, "dev-chg")
+        r = c("deploy", *copy, "--yes", "--no-smoke", "--changed", "--json")
+        assert r.exit_code == 0, r.output
+        after = runs(c.work, "dev-chg")
+        ran = {u for u in UNITS if after[u] != before[u]}
+        return {u["unit"]: u for u in json.loads(r.stdout)["units"]}, ran
+
+    units, ran = changed_deploy()  # nothing moved: no terraform command at all
+    assert ran == set()
+    assert {u["status"] for u in units.values()} == {"no changes"}
+    assert all(u["why"].startswith("unchanged since run ") for u in units.values()), units
+
+    env_file.write_text(env_file.read_text().replace("retention_days = 7", "retention_days = 14"))
+    units, ran = changed_deploy()  # base's input moved, its outputs did not: base alone
+    assert ran == {"base"} and units["base"]["change"] == 1
+    assert units["base"]["why"] == "input changed: retention_days"
+
+    env_file.write_text(env_file.read_text().replace('greeting = "hello dev"', 'greeting = "hi dev"'))
+    units, ran = changed_deploy()  # mid's input moved, and with it the output leaf consumes
+    assert ran == {"mid", "leaf"}, units
+    assert units["mid"]["why"] == "input changed: greeting" and units["leaf"]["why"] == "input changed: upstream"
+    assert outputs(c, "dev", "--suffix", "chg")["leaf"]["value"] == "leaf of hi dev from /fixture/fixture-base-dev-chg"
+
+    r = c("tf", *copy, "side", "--", "state", "rm", "terraform_data.leaf")  # behind the journal's back
+    assert r.exit_code == 0, r.output
+    units, ran = changed_deploy()
+    assert ran == {"side"} and units["side"]["add"] == 1
+    assert units["side"]["why"].startswith("its state was written since its last apply (serial ")
+
+    (module / "main.tf").write_text('output "text" {\n  value = "label two"\n}\n')  # a module leaf and side call
+    units, ran = changed_deploy()
+    assert ran == {"leaf", "side"}
+    assert units["leaf"]["why"] == units["side"]["why"] == "its files changed"
+
+    r = c("plan", *copy, "--changed")  # nothing moved since: the plan runs no terraform either
+    assert r.exit_code == 0, r.output
+    assert c("deploy", *copy, "--yes", "--changed", "--resume").exit_code == 1
+    assert c("teardown", *copy, "--yes").exit_code == 0

@@ -200,7 +200,13 @@ class MemoryStore:
                     "instances": [{"attributes": {"arn": arn, "id": unit}}],
                 }
             )
-        return {"resources": resources}
+        outputs = {k: {"value": v} for k, v in (self.outputs(unit) or {}).items()}
+        return {
+            "lineage": "lineage",
+            "serial": self.tf.serials.get(unit, 0),
+            "resources": resources,
+            "outputs": outputs,
+        }
 
     def kept(self) -> list[dict]:
         return self.docs.get("kept", [])

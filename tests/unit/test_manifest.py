@@ -214,7 +214,9 @@ def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
     cases = {
         "data_only": 'resource "terraform_data" "x" {}\n',
         "resource": 'resource "aws_sqs_queue" "q" {}\n',
-        "module": 'module "m" {\n  source = "../m"\n}\n',
+        "module": 'module "m" {\n  source = "../resource"\n}\n',  # a local module that uses one
+        "module_data_only": 'module "m" {\n  source = "../data_only"\n}\n',  # a local module that uses none
+        "registry": 'module "vpc" {\n  source = "terraform-aws-modules/vpc/aws"\n}\n',
         "pinned": 'terraform {\n  required_providers {\n    aws = {\n      source = "hashicorp/aws"\n    }\n  }\n}\n',
     }
     found = {}
@@ -222,7 +224,14 @@ def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "main.tf").write_text(text)
         found[name] = needs_lock_file(tmp_path / name)
-    assert found == {"data_only": False, "resource": True, "module": True, "pinned": True}
+    assert found == {
+        "data_only": False,
+        "resource": True,
+        "module": True,
+        "module_data_only": False,
+        "registry": True,
+        "pinned": True,
+    }
 
 
 @pytest.mark.parametrize(
