@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 
-from orchestrator import changes, providers
+from orchestrator import changes, preview, providers
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
@@ -23,7 +23,7 @@ from orchestrator.journal import new_run_id
 from orchestrator.recovery import recover
 from orchestrator.runner import ReadyQueue, RunReport, Status, UnitResult
 from orchestrator.statestore import outputs_of, stranded_message
-from orchestrator.terraform import names_a_gone_resource
+from orchestrator.terraform import first_error, names_a_gone_resource
 from orchestrator.units import Units
 
 # The journal's status of a unit --resume took as done by an earlier run (its report says "no changes").
@@ -338,15 +338,42 @@ class Engine:
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
 
     def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:
-        upstream = self.units.deployed_upstream(unit)
-        if isinstance(upstream, str):
-            result.status, result.detail = Status.SKIPPED, f"upstream {upstream} is not deployed"
+        upstream = self.units.upstream_outputs(unit)
+        absent = [u for u, outputs in upstream.items() if outputs is None]
+        if absent and self._command == "plan" and self.ctx.store.outputs(unit) is None:
+            return self._preview_unit(unit, upstream, absent, result)
+        if absent:
+            result.status, result.waits_for = Status.SKIPPED, tuple(absent)
+            result.detail = f"upstream {absent[0]} is not deployed"
             return result
         values = self.units.variables_for(unit, upstream)
         if self.changed and self._unchanged(unit, result, values):
             return result
         self.units.prepare(unit, values, result)
         return self._converge(unit, result, apply=False, drift=self._command == "drift")
+
+    def _preview_unit(self, unit: str, upstream: dict, absent: list[str], result: UnitResult) -> UnitResult:
+        """A unit whose upstream has no state yet: what it would create, planned with the upstream's
+        outputs unknown (orchestrator.preview); never applied."""
+        result.preview = True
+        result.log_path = str(self.units.preview_workspace(unit).log_path)
+        waits = f"{', '.join(absent)} not deployed yet"
+        try:
+            plan = self.units.preview(unit, upstream, result)
+        except TerraformError as exc:
+            if first_error(exc.stderr_tail) not in preview.CANNOT_COUNT:
+                raise
+            result.status, result.waits_for = Status.SKIPPED, tuple(absent)
+            result.detail = f"preview: cannot be planned before {waits}: {first_error(exc.stderr_tail)}"
+            return result
+        if not plan.changed:
+            result.status, result.detail = Status.NO_CHANGES, f"preview ({waits}): no changes"
+            return result
+        result.take_counts(plan.summary)
+        result.changes = list(plan.summary.resources)
+        result.status, result.diff = Status.SUCCEEDED, plan.text
+        result.detail = f"preview ({waits}): {plan.summary.describe()}"
+        return result
 
     def _warn_stranded(self) -> None:
         """State the manifest no longer names (a renamed or removed unit): said in the summary."""

@@ -98,6 +98,7 @@ def unit_fields(r: UnitResult) -> dict:
         "duration_s": round(r.duration, 3),
         "retries": r.retries,
         **({"why": r.why} if r.why else {}),
+        **({"preview": True} if r.preview else {}),
     }
 
 

@@ -51,6 +51,8 @@ class UnitResult:
     resumed: bool = False  # --resume took it as done by an earlier run; nothing ran for it
     declined: bool = False  # skipped because the operator (or for an upstream of it) answered no
     changes: list = field(default_factory=list)  # the plan's resources: address, actions (drift: attributes)
+    waits_for: tuple = ()  # plan/drift: the upstream units without state this unit could not be planned before
+    preview: bool = False  # plan: a preview (an upstream has no state yet); never applied
     why: str = ""  # --changed: why the unit ran, or that nothing moved since its last apply
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)
@@ -185,7 +187,7 @@ class RunReport:
 
     def _not_deployed(self, r: UnitResult) -> bool:
         # plan/drift of a unit whose upstream has no state yet: everything differs
-        return self.command in ("plan", "drift") and r.status is Status.SKIPPED and r.detail.startswith("upstream ")
+        return self.command in ("plan", "drift") and r.status is Status.SKIPPED and bool(r.waits_for)
 
     @property
     def failed(self) -> bool:

@@ -88,6 +88,7 @@ class JobReport:
             "retries": r.retries,
             "plan_key": self.plan_key,
             "log": r.log_path,
+            **({"preview": True} if r.preview else {}),
         }
 
 
@@ -203,6 +204,10 @@ class UnitJobs:
         report = self._report("plan", unit, result)
         ctx.store.key_arn()
         self._wait_for_locks(unit)
+        upstream = self.units.upstream_outputs(unit)
+        absent = [u for u, outputs in upstream.items() if outputs is None]
+        if absent and ctx.store.outputs(unit) is None:
+            return self._preview(unit, upstream, absent, result, report)
         values = self._values(unit)
         state = ctx.store.state_version(unit)  # the plan is made against at most this state
         ws = self.units.prepare(unit, values, result)
@@ -233,6 +238,35 @@ class UnitJobs:
             ws.plan_path.unlink(missing_ok=True)
         return report
 
+    def _preview(self, unit, upstream, absent, result, report) -> JobReport:
+        """A unit whose upstream has no state yet (a job run before its upstream's apply): its
+        preview (orchestrator.preview) in the summary, and a record that says so, with no plan
+        file: `unit apply` refuses it."""
+        ctx = self.ctx
+        result.preview = True
+        plan = self.units.preview(unit, upstream, result)
+        result.status = Status.SUCCEEDED if plan.changed else Status.NO_CHANGES
+        if plan.changed:
+            result.take_counts(plan.summary)
+            result.changes = list(plan.summary.resources)
+            result.diff = plan.text
+        waits = f"{', '.join(absent)} not deployed yet"
+        result.detail = f"preview ({waits}): {plan.summary.describe() if plan.changed else 'no changes'}"
+        meta = {
+            "version": PLAN_VERSION,
+            "unit": unit,
+            "environment": ctx.env.env_id,
+            "run_id": self.run_id,
+            "preview": True,
+            "waits_for": absent,
+            "changed": plan.changed,
+            "counts": {"add": result.add, "change": result.change, "destroy": result.destroy},
+            "who": who(),
+            "created": time.time(),
+        }
+        ctx.store.put_plan(self.run_id, unit, None, meta)
+        return report
+
     # ---- unit apply -----------------------------------------------------------------
     def apply(self, unit: str, allow_replace: set[str] | None = None) -> JobReport:
         ctx = self.ctx
@@ -244,6 +278,12 @@ class UnitJobs:
             raise StalePlan(
                 f"no saved plan of unit {unit} for run {self.run_id} in {ctx.env.backend.bucket} "
                 f"(applied already, expired, or never made): {self._replan_hint(unit)}"
+            )
+        if meta.get("preview"):
+            raise StalePlan(
+                f"the plan of unit {unit} (run {self.run_id}) is a preview, made before "
+                f"{', '.join(meta.get('waits_for') or ['its upstream'])} existed: a preview is never applied; "
+                f"nothing was applied; plan it again: {self._replan_hint(unit)}"
             )
         self._wait_for_locks(unit)
         values = self._values(unit)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from orchestrator import guard
+from orchestrator import guard, preview
 from orchestrator.artifacts import build_zip
 from orchestrator.config import unit_variables
 from orchestrator.context import RunContext
@@ -142,6 +142,53 @@ class Units:
                 return dep
             upstream[dep] = outputs
         return upstream
+
+    def upstream_outputs(self, unit: str) -> dict[str, dict | None]:
+        """Each upstream unit's outputs from its state (None: not deployed)."""
+        ups = self.ctx.stack.graph.ancestors(unit) | self.ctx.stack.units[unit].depends_on
+        return {dep: self.ctx.store.outputs(dep) for dep in sorted(ups)}
+
+    def preview(self, unit: str, upstream: dict[str, dict | None], result: UnitResult) -> Plan:
+        """The unit planned with every upstream that has no state composed beside it (their outputs
+        known after apply): see orchestrator.preview. The plan file is read and deleted at once."""
+        graph, stack = self.ctx.stack.graph, self.ctx.stack
+        absent = [u for u in graph.order() if upstream.get(u, {}) is None]
+        known: dict[str, dict] = {u: o for u, o in upstream.items() if o is not None}
+        known.update({u: preview.Unknown(u, stack.units[u].path) for u in absent})
+        modules, secret_env = {}, {}
+        for u in [*absent, unit]:
+            spec = stack.units[u]
+            values = self.variables_for(u, {a: known[a] for a in graph.ancestors(u) if a in known})
+            declared = unit_variables(spec.path)
+            names = tuple(n for n in spec.generated_secrets if n in declared)
+            modules[u] = (spec.path, values, names)
+            secret_env.update(self.secret_env(u))
+        ws = self.preview_workspace(unit)
+        digest = preview.write_root(
+            ws.source_dir,
+            preview.compose(ws.source_dir, modules),
+            preview.merged_lock_file([stack.units[u].path for u in modules]),
+        )
+        cli_config = getattr(self.ctx.tf, "cli_config", None)
+        digest += hashlib.sha256(cli_config.read_bytes() if cli_config else b"").hexdigest()
+        marker = ws.work_dir / "init.fingerprint"
+        with self._init_lock:
+            if not (marker.exists() and marker.read_text() == digest):
+                result.count(self.ctx.tf.init(ws, {}, reconfigure=True, on_line=self.line(unit)))
+                marker.write_text(digest)
+        kw = {"lock_timeout": self.ctx.lock_timeout, "extra_env": secret_env, "on_line": self.line(unit)}
+        try:
+            _, r = self.ctx.tf.plan(ws, var_file=False, **kw)
+            result.count(r)
+            summary = preview.unit_share(self.ctx.tf.show_plan(ws), unit)
+        finally:
+            ws.plan_path.unlink(missing_ok=True)  # never applied
+        return Plan(summary.has_changes, summary, preview.diff_text(summary))
+
+    def preview_workspace(self, unit: str) -> Workspace:
+        """The throwaway root of the unit's preview, inside its work dir (its own log and .terraform)."""
+        root = self.workspace(unit).work_dir / "preview"
+        return Workspace(unit, root, root)
 
     def secret_env(self, unit: str) -> dict[str, str]:
         """Generated ephemeral secrets, passed as TF_VAR_ (never in a file, never in state)."""

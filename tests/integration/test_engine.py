@@ -565,3 +565,49 @@ def test_deploy_changed_runs_exactly_what_moved_and_says_why(cli, moto_url, mirr
     assert r.exit_code == 0, r.output
     assert c("deploy", *copy, "--yes", "--changed", "--resume").exit_code == 1
     assert c("teardown", *copy, "--yes").exit_code == 0
+
+
+def test_plan_of_a_copy_never_deployed_previews_every_unit_with_the_deploys_counts(cli, moto_url, mirror, tmp_path):
+    """base has nothing upstream: a real plan. mid (base -> mid), leaf (base -> mid -> leaf) and side
+    have no upstream state: previews, their upstream's outputs known after apply, never applied.
+    The deploy that follows creates exactly what each preview said."""
+    copy = ("--env", "dev", "--suffix", "pv")
+    r = cli("plan", *copy, "--json")
+    assert r.exit_code == 2, r.output
+    planned = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert "preview" not in planned["base"]
+    for u in ("mid", "leaf", "side"):
+        assert planned[u]["preview"] is True and planned[u]["status"] == "succeeded", planned[u]
+        assert planned[u]["detail"].startswith("preview (base"), planned[u]
+    assert planned["leaf"]["detail"].startswith("preview (base, mid not deployed yet): terraform_data.leaf")
+    assert not list((cli.work / "envs" / "dev-pv").glob("**/tfplan"))  # nothing left that could be applied
+    text = cli("plan", *copy, "--show")
+    assert text.exit_code == 2 and "known after apply" in text.stdout + text.stderr
+    r = cli("deploy", *copy, "--yes", "--no-smoke", "--json")
+    assert r.exit_code == 0, r.output
+    deployed = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    counts = ("add", "change", "destroy", "replace")
+    assert {u: [planned[u][k] for k in counts] for u in UNITS} == {u: [deployed[u][k] for k in counts] for u in UNITS}
+    assert all(deployed[u]["add"] >= 1 for u in UNITS)
+    assert cli("teardown", *copy, "--yes").exit_code == 0
+
+
+def test_a_preview_says_when_a_count_waits_for_an_upstream_output(cli, moto_url, mirror, tmp_path):
+    """leaf's count depends on mid's output: no number is guessed, the unit says why it waits. side's
+    count depends on base's log group name, which the plan knows (it is configured): counted."""
+    project = tmp_path / "p"
+    shutil.copytree(FIXTURE_STACK, project)
+    leaf = project / "terraform" / "leaf" / "main.tf"
+    leaf.write_text(
+        leaf.read_text() + '\nresource "terraform_data" "per_word" {\n  count = length(split(" ", var.upstream))\n}\n'
+    )
+    c = Cli(project, tmp_path / "w", moto_url, mirror)
+    r = c("plan", "--env", "dev", "--suffix", "pc", "--json")
+    assert r.exit_code == 2, r.output
+    units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
+    assert units["mid"]["preview"] is True and units["mid"]["add"] == 1
+    assert units["leaf"]["status"] == "skipped" and units["leaf"]["preview"] is True
+    assert units["leaf"]["detail"] == (
+        "preview: cannot be planned before base, mid not deployed yet: Invalid count argument"
+    ), units["leaf"]
+    assert units["side"]["status"] == "succeeded" and units["side"]["add"] == 2  # the leaf and one word

@@ -225,3 +225,23 @@ def test_a_job_re_run_on_the_same_runner_releases_a_dead_runs_lock(job, aws):
     assert r.exit_code == 0, r.output
     assert f"releasing the run lock of run deadbeef0001: its process {gone.pid} on this host is gone" in r.stderr
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount", 0) == 0
+
+
+def test_a_plan_job_before_its_upstream_exists_is_a_preview_that_apply_refuses(job, aws):
+    """mid planned on a copy where base was never applied: a preview (base's log group name known
+    after apply), no plan file kept; after base's apply, that preview is still never applied."""
+    doc = plan(job, "mid", "pv1", suffix="ujpv")
+    assert doc["preview"] is True and doc["status"] == "changes" and doc["add"] == 1
+    assert doc["detail"] == "preview (base not deployed yet): terraform_data.mid"
+    kept = aws("s3").list_objects_v2(Bucket=BUCKET, Prefix="fixture/_plans/dev-ujpv/pv1/").get("Contents", [])
+    assert [o["Key"] for o in kept] == ["fixture/_plans/dev-ujpv/pv1/mid.json"]  # the record, no plan
+    assert plan(job, "base", "pv1", suffix="ujpv")["status"] == "changes"
+    assert apply(job, "base", "pv1", suffix="ujpv").exit_code == 0
+    r = apply(job, "mid", "pv1", suffix="ujpv")
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (
+        "error: the plan of unit mid (run pv1) is a preview, made before base existed: a preview is never applied; "
+        "nothing was applied; plan it again: orchestrator unit plan --env dev --suffix ujpv --run-id pv1 mid"
+    )
+    assert json.loads(job("outputs", "--env", "dev", "--suffix", "ujpv", "--json").stdout)["outputs"]["mid"] is None
+    assert job("teardown", "--env", "dev", "--suffix", "ujpv", "--yes").exit_code == 0

@@ -90,7 +90,9 @@ def test_graph_renderings():
 def test_plan_of_an_undeployed_environment_means_differences_not_failure():
     units = {
         "network": UnitResult("network", Status.SUCCEEDED, add=19),
-        "security": UnitResult("security", Status.SKIPPED, detail="upstream network is not deployed"),
+        "security": UnitResult(
+            "security", Status.SKIPPED, detail="upstream network is not deployed", waits_for=("network",)
+        ),
     }
     plan = RunReport("plan", "prod", units, started=0.0, ended=1.0)
     assert not plan.failed and plan.changed
