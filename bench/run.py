@@ -314,6 +314,18 @@ def one_run(i: int, tmp: Path, concurrency: list[int]) -> dict:
         orch(url, work, "local", "seed", "--env", "dev")  # the new tag in ECR, which preflight checks
         bump, bump_report, _ = orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
         note(i, "image bump", bump)
+        image_changed = bump_image(PROJECT, f"1.45.{i}")
+        orch(url, work, "local", "seed", "--env", "dev")
+        changed_bump, changed_report, _ = orch(
+            url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--changed", "--json"
+        )
+        note(i, f"image bump with --changed ({image_changed})", changed_bump)
+        changed_noop, _, _ = orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--changed", "--json")
+        note(i, "no-op deploy --changed", changed_noop)
+        changed_bare, _, _ = orch(
+            url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--changed", "--skip-preflight", "--json"
+        )
+        note(i, "no-op deploy --changed --skip-preflight", changed_bare)
         down, down_report, rss_down = orch(url, work, "teardown", "--env", "dev", "--yes", "--json")
         note(i, "teardown", down)
         hand = ByHand(url, tmp / f"hand-{i}", f"hand{i}")
@@ -331,6 +343,9 @@ def one_run(i: int, tmp: Path, concurrency: list[int]) -> dict:
             "plan": plan,
             "noop": noop,
             "bump": bump,
+            "changed_bump": changed_bump,
+            "changed_noop": changed_noop,
+            "changed_bare": changed_bare,
             "teardown": down,
             "hand_apply": hand_apply,
             "hand_bump": hand_bump,
@@ -342,6 +357,7 @@ def one_run(i: int, tmp: Path, concurrency: list[int]) -> dict:
             "units_full": {u["unit"]: u for u in full_report["units"]},
             "units_noop": {u["unit"]: u for u in noop_report["units"]},
             "units_bump": {u["unit"]: u for u in bump_report["units"]},
+            "units_changed_bump": {u["unit"]: u for u in changed_report["units"]},
             "units_down": {u["unit"]: u for u in down_report["units"]},
         }
     finally:
@@ -383,6 +399,9 @@ def write_report(runs: list[dict], path: Path) -> str:
         "plan",
         "noop",
         "bump",
+        "changed_bump",
+        "changed_noop",
+        "changed_bare",
         "teardown",
         "hand_apply",
         "hand_bump",
@@ -419,6 +438,9 @@ def write_report(runs: list[dict], path: Path) -> str:
         row("no-op deploy vs. full deploy", "noop", "full", "≈ 0.2"),
         row("image bump vs. the app unit applied alone by hand", "bump", "hand_bump", "≤ 1.6"),
         row("image bump vs. full deploy", "bump", "full", "≤ 0.35"),
+        row("image bump with `--changed` vs. the app unit applied alone by hand", "changed_bump", "hand_bump", "≤ 1.3"),
+        f"| no-op `deploy --changed` (preflight included) | {med['changed_noop']:.1f} s | | | | ≤ 3 s + preflight |",
+        f"| no-op `deploy --changed --skip-preflight` | {med['changed_bare']:.1f} s | | | | ≤ 3 s |",
         row("teardown vs. plain `terraform destroy` unit by unit", "teardown", "hand_destroy", "≤ 0.7"),
         f"| `orchestrator --help` | {med['help']:.2f} s | | | | < 0.3 s |",
         f"| `orchestrator plan` to its first terraform call | {med['first_tf']:.2f} s | | | | — |",
@@ -450,13 +472,20 @@ def write_report(runs: list[dict], path: Path) -> str:
                 f"{d['peak_mem'] / 2**30:.1f} GiB | {100 * d['peak_mem'] / ram:.0f} % | {d['rss']:.0f} MiB | {failed} | "
                 f"{down:.1f} s |"
             )
+    elif path.exists() and (start := (old := path.read_text()).find("Copies deployed at once")) >= 0:
+        # Not measured this time (--concurrency ''): the last measured table, said to be that.
+        end = old.find("\nEvery run:", start)
+        when = old.split(" on ", 1)[1].split(":", 1)[0] if " on " in old.split("\n", 3)[2] else "an earlier run"
+        lines += ["", f"Copies at once were not measured in this run (`--concurrency ''`); from the run of {when}:", ""]
+        lines += [old[start:end].strip()]
     lines += [
         "",
         "Every run: "
         + "; ".join(
             f"full {r['full']:.0f}s / by hand {r['hand_apply']:.0f}s / second deploy (ECS rebalance on moto) "
             f"{r['second']:.0f}s / plan {r['plan']:.0f}s / no-op {r['noop']:.0f}s / image bump {r['bump']:.0f}s / "
-            f"app alone by hand {r['hand_bump']:.0f}s / teardown {r['teardown']:.0f}s / destroy by hand "
+            f"image bump --changed {r['changed_bump']:.0f}s / no-op --changed {r['changed_noop']:.1f}s "
+            f"({r['changed_bare']:.1f}s without preflight) / app alone by hand {r['hand_bump']:.0f}s / teardown {r['teardown']:.0f}s / destroy by hand "
             f"{r['hand_destroy']:.0f}s"
             for r in runs
         )
@@ -466,6 +495,7 @@ def write_report(runs: list[dict], path: Path) -> str:
         ("full deploy", "units_full"),
         ("no-op deploy", "units_noop"),
         ("image bump", "units_bump"),
+        ("image bump with --changed", "units_changed_bump"),
         ("teardown", "units_down"),
     ):
         lines += [
@@ -479,7 +509,7 @@ def write_report(runs: list[dict], path: Path) -> str:
             t = u.get("terraform_s", {})
             lines.append(
                 f"| {unit} | {u['status']} | {u['duration_s']:.1f} s | {t.get('init', 0):.1f} | {t.get('plan', 0):.1f} | "
-                f"{t.get('apply', 0):.1f} | {u.get('detail', '')} |"
+                f"{t.get('apply', 0):.1f} | {'; '.join(filter(None, [u.get('why', ''), u.get('detail', '')]))} |"
             )
     text = "\n".join(lines) + "\n"
     # The hand-written analysis below the marker survives a re-run.

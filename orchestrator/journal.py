@@ -79,8 +79,16 @@ class Journal:
             self._save()
 
     def _unit_record(
-        self, command: str, status: str, fp: str | None, outputs: dict | None, detail: str, digests: dict | None
+        self,
+        *,
+        command: str,
+        status: str,
+        fp: str | None,
+        outputs: dict | None,
+        detail: str = "",
+        digests: dict | None = None,
     ) -> dict:
+        """`digests`: after a successful apply, what `deploy --changed` compares next time (changes.record)."""
         return {
             "digests": digests,
             "status": status,
@@ -93,34 +101,14 @@ class Journal:
             "at": time.time(),
         }
 
-    def record(
-        self,
-        unit: str,
-        *,
-        command: str,
-        status: str,
-        fp: str | None,
-        outputs: dict | None,
-        detail: str = "",
-        digests: dict | None = None,
-    ):
-        """`digests`: after a successful apply, what `deploy --changed` compares next time (changes.record)."""
+    def record(self, unit: str, **fields) -> None:
+        """The unit's record (the fields of _unit_record), written by the holder of the run lock."""
         with self.lock:
             doc = self.load()
-            doc["units"][unit] = self._unit_record(command, status, fp, outputs, detail, digests)
+            doc["units"][unit] = self._unit_record(**fields)
             self._save()
 
-    def record_job(
-        self,
-        unit: str,
-        *,
-        command: str,
-        status: str,
-        fp: str | None,
-        outputs: dict | None,
-        detail: str = "",
-        digests: dict | None = None,
-    ) -> None:
+    def record_job(self, unit: str, **fields) -> None:
         """A pipeline job's record (`unit apply`): jobs of one run write side by side from different
         machines without the run lock, so the journal is read, changed and written back only if
         nobody wrote in between (If-Match on the ETag read); on a conflict it is read again.
@@ -130,7 +118,8 @@ class Journal:
         from orchestrator.aws import CONDITION_FAILED, error_code
         from orchestrator.errors import BackendError
 
-        record = self._unit_record(command, status, fp, outputs, detail, digests)
+        record = self._unit_record(**fields)
+        status = fields["status"]
         for attempt in range(30):
             try:
                 obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)

@@ -63,6 +63,10 @@ def deployed(cli):
     assert not (cli.work / "envs" / "prod").exists()
     r = cli("local", "seed", "--env", "prod")
     assert r.exit_code == 0, r.output
+    # Before the first deploy: every unit's plan, network's for real, the rest as previews.
+    r = cli("plan", "--env", "prod", "--json")
+    assert r.exit_code == 2, r.output
+    preview = json.loads(r.stdout)["units"]
     r = cli("deploy", "--env", "prod", "--yes", "--json")
     # Every unit applied; the one smoke check failing is the alert e-mails', pending confirmation
     # (as on AWS: nobody has followed the link yet, so no alert would reach anyone).
@@ -81,7 +85,20 @@ def deployed(cli):
     r = cli("smoke", "--env", "prod", "--json")
     assert r.exit_code == 0, r.output
     doc["smoke"] = json.loads(r.stdout)["smoke"]
+    doc["preview"] = preview
     return doc
+
+
+def test_the_plan_before_the_first_deploy_shows_every_unit_with_the_deploys_counts(deployed):
+    """`plan --env prod` on a prod that was never deployed: all six units, five of them previews
+    (their upstream has no state), each with the resource counts the deploy then applied."""
+    counts = ("add", "change", "destroy", "replace")
+    planned = {u["unit"]: u for u in deployed["preview"]}
+    assert set(planned) == {"network", "security", "database", "edge", "observability", "app"}
+    assert {u for u, p in planned.items() if p.get("preview")} == set(planned) - {"network"}
+    assert all(p["status"] == "succeeded" for p in planned.values()), planned
+    applied = {u["unit"]: [u[k] for k in counts] for u in deployed["units"]}
+    assert {u: [p[k] for k in counts] for u, p in planned.items()} == applied
 
 
 def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, client):
