@@ -608,3 +608,45 @@ def test_the_prompt_shows_each_attribute_that_changes_redacted(world):
     engine.deploy()
     assert "# aws_thing.a will be updated in-place" in seen["a"]
     assert '~ tag = "v1" -> "' in seen["a"] and "hunter2-secret-tag" not in seen["a"]
+
+
+def changed(world, env=None):
+    engine = world(env=env or world.env)
+    engine.changed = True
+    return engine.deploy()
+
+
+def test_changed_runs_no_terraform_for_what_did_not_move_and_exactly_the_consumers_of_what_did(world):
+    world().deploy()
+    world.tf.calls.clear()
+    report = changed(world)
+    assert world.tf.calls == [] and statuses(report) == dict.fromkeys("abcd", "no changes")
+    assert all(r.why.startswith("unchanged since run ") for r in report.units.values())
+    # d's own setting: d alone
+    report = changed(world, world.env.with_settings({"image": "api:v2"}))
+    assert {u for _, u in world.tf.calls} == {"d"} and report.units["d"].why == "input changed: image"
+    world.tf.calls.clear()
+    # a's output moves (its tag): every unit below consumes it, in turn
+    report = changed(world, world.env.with_settings({"image": "api:v2", "tag": "v2"}))
+    assert {u for _, u in world.tf.calls} == set("abcd")
+    assert report.units["a"].why == "input changed: tag" and report.units["b"].why == "input changed: upstream"
+    world.tf.calls.clear()
+    # a state written behind the journal's back: planned
+    world.tf.serials["c"] += 1
+    report = changed(world, world.env.with_settings({"image": "api:v2", "tag": "v2"}))
+    assert {u for _, u in world.tf.calls} == {"c"}
+    assert report.units["c"].why.startswith("its state was written since its last apply")
+
+
+def test_changed_after_a_failure_runs_the_failed_unit_and_what_it_skipped(world):
+    world().deploy()
+    world.tf.fail.add(("apply_auto", "b"))
+    report = changed(world, world.env.with_settings({"tag": "v2"}))
+    assert statuses(report)["b"] == "failed"
+    world.tf.fail.clear()
+    world.tf.calls.clear()
+    report = changed(world, world.env.with_settings({"tag": "v2"}))
+    for unit in "ad":  # applied by the run that failed in b (d needs only a)
+        assert report.units[unit].why.startswith("unchanged since run "), report.units[unit]
+    assert report.units["b"].why == "no successful apply recorded" and report.units["b"].status.value == "succeeded"
+    assert {u for _, u in world.tf.calls} == {"b", "c"}
