@@ -324,6 +324,13 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
         yield lock
 
 
+SummaryOpt = typer.Option(
+    None,
+    "--summary",
+    metavar="FILE",
+    help='Append a Markdown summary to this file (GitHub: "$GITHUB_STEP_SUMMARY").',
+)
+
 ChangedOpt = typer.Option(
     False,
     "--changed",
@@ -472,11 +479,16 @@ def preflight_command(
             raise ProblemsFound("")
 
 
-def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False, changed=False):
+def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=False, changed=False, summary=None):
     with _Guard() as guard:
+        from pathlib import Path
+
         from orchestrator.session import open_session
+        from orchestrator.views import plan_markdown
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        if summary and not Path(summary).parent.is_dir():
+            raise ConfigError(f"{summary}: directory {Path(summary).parent} does not exist")
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, events=events, json_out=json_out)
             narrow(engine.graph(only_list).units)
@@ -484,6 +496,9 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]
+            if summary:
+                with open(summary, "a", encoding="utf-8") as f:
+                    f.write(plan_markdown(report, order, s.redactor))
             finish(report, s, json_out, order, exit_changed=True, show=show)
 
 
@@ -505,8 +520,9 @@ def _plan_like(command: str, doc: str) -> None:
         json_out: bool = JsonOpt,
         events: bool = EventsOpt,
         show: bool = typer.Option(False, "--show", help="Print each changed unit's plan in full (redacted)."),
+        summary: Optional[str] = SummaryOpt,
     ):
-        _plan_command(ctx, env, suffix, only, json_out, command, events, show)
+        _plan_command(ctx, env, suffix, only, json_out, command, events, show, summary=summary)
 
     def run_plan(
         ctx: typer.Context,
@@ -517,8 +533,9 @@ def _plan_like(command: str, doc: str) -> None:
         json_out: bool = JsonOpt,
         events: bool = EventsOpt,
         show: bool = typer.Option(False, "--show", help="Print each changed unit's plan in full (redacted)."),
+        summary: Optional[str] = SummaryOpt,
     ):
-        _plan_command(ctx, env, suffix, only, json_out, command, events, show, changed)
+        _plan_command(ctx, env, suffix, only, json_out, command, events, show, changed, summary)
 
     chosen = run_plan if command == "plan" else run  # drift looks at AWS: --changed cannot see it
     chosen.__doc__ = doc
@@ -1070,9 +1087,6 @@ app.add_typer(unit_app, name="unit")
 
 RunIdOpt = typer.Option(
     None, "--run-id", envvar="ORCHESTRATOR_RUN_ID", help="The id plan and apply share, e.g. the CI pipeline's id."
-)
-SummaryOpt = typer.Option(
-    None, "--summary", help='Append a Markdown summary to this file (GitHub: "$GITHUB_STEP_SUMMARY").'
 )
 ReportOpt = typer.Option(None, "--report", help="Write GitLab's terraform report (create/update/delete) to this file.")
 JobLockOpt = typer.Option(

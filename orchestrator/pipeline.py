@@ -161,6 +161,15 @@ def github(stack: Stack, env: Environment) -> str:
             "steps": _github_setup(env, reads=True) + [{"run": _cmd(env, "preflight")}],
         }
     }
+    # Every unit's plan in the run's summary before anything is applied: on a copy never deployed,
+    # the units whose upstream has no state yet are previews (never applied); --changed: a daily
+    # run plans only what moved.
+    jobs["preview"] = {
+        "name": "plan of every unit",
+        "runs-on": env.ci.runs_on,
+        "steps": _github_setup(env, reads=True)
+        + [{"run": _cmd(env, "plan") + ' --changed --summary "$GITHUB_STEP_SUMMARY" || test $? -eq 2'}],
+    }
     for unit in graph.order():
         plan, apply = job_id("plan", unit), job_id("apply", unit)
         needs = sorted(job_id("apply", d) for d in graph.dependencies(unit)) or ["preflight"]
@@ -295,6 +304,14 @@ def gitlab(stack: Stack, env: Environment) -> str:
     body[preflight] = {"extends": base, "stage": "check", "needs": [], "script": [_cmd(env, "preflight")]}
     if reads:
         body[preflight]["variables"] = reads
+    # every unit's plan in the job log before anything is applied (previews on a new copy)
+    body[f"{env.name}:preview"] = {
+        "extends": base,
+        "stage": "check",
+        "needs": [],
+        "script": [_cmd(env, "plan") + " --changed --show || test $? -eq 2"],
+        **({"variables": reads} if reads else {}),
+    }
     name = "$ORCHESTRATOR_ENVIRONMENT"  # set by the trigger job: dev, or dev/mr<iid> for a request's copy
     for unit in graph.order():
         plan, apply = f"{env.name}:{job_id('plan', unit)}", f"{env.name}:{job_id('apply', unit)}"

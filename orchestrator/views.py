@@ -297,18 +297,50 @@ def job_markdown(report, redactor) -> str:
         + (f", {r.replace} to replace" if r.replace else "")
         + f" (run `{report.run_id}`)"
     )
+    if r.preview:
+        lines.append(f"- a preview, never applied: {r.detail}")
     for text in report.refused:
         lines.append(f"- :no_entry: refused in a protected environment: {text}")
     if r.changes:
         lines += ["", *[f"- `{c['address']}`: {', '.join(c.get('actions', []))}" for c in r.changes[:200]]]
     if r.hooks:
         lines += ["", *[f"- hook {h}" for h in r.hooks]]
-    if r.diff:
-        text = redactor.redact(r.diff)
-        cut = len(text) > _SUMMARY_PLAN_CHARS
-        body = text[:_SUMMARY_PLAN_CHARS] + ("\n... (cut; the whole plan is in the job log)" if cut else "")
-        lines += ["", "<details><summary>plan</summary>", "", "```", body.replace("```", "'''"), "```", "</details>"]
+    lines += _plan_details("plan", r.diff, redactor, _SUMMARY_PLAN_CHARS)
     return "\n".join(lines) + "\n\n"
+
+
+def _plan_details(title: str, diff: str, redactor, limit: int) -> list[str]:
+    """A plan folded under its title, redacted and cut at `limit` characters."""
+    if not diff:
+        return []
+    text = redactor.redact(diff)
+    body = text[:limit] + ("\n... (cut; the whole plan is in the job log)" if len(text) > limit else "")
+    return ["", f"<details><summary>{title}</summary>", "", "```", body.replace("```", "'''"), "```", "</details>"]
+
+
+def plan_markdown(report, order: list[str], redactor) -> str:
+    """`plan --summary`: every unit's outcome in one table (previews marked), then each plan folded."""
+    from orchestrator.render import status_label
+
+    units = [report.units[u] for u in order]
+    previews = sum(r.preview for r in units)
+    lines = [
+        f"### {report.command} `{report.env_id}`: {len(units)} unit(s)"
+        + (f", {previews} of them previews (an upstream unit has no state yet; never applied)" if previews else ""),
+        "",
+        "| unit | status | add | change | destroy | replace | note |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in units:
+        note = (r.detail or "").replace("|", "\\|")
+        lines.append(
+            f"| `{r.unit}` | {status_label(r, report.command)}{' (preview)' if r.preview else ''} | {r.add} | "
+            f"{r.change} | {r.destroy} | {r.replace} | {note} |"
+        )
+    share = _SUMMARY_PLAN_CHARS // max(1, sum(bool(r.diff) for r in units))
+    for r in units:
+        lines += _plan_details(f"{r.unit}: {'preview' if r.preview else 'plan'}", r.diff, redactor, share)
+    return redactor.redact("\n".join(lines)) + "\n\n"
 
 
 def job_gitlab_report(report) -> dict:

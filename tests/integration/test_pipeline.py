@@ -332,7 +332,10 @@ def test_the_generated_workflow_deploys_a_copy_job_by_job_and_its_teardown_leave
         (a.job, b.job) for a in plans for b in plans if a.job < b.job and a.started < b.ended and b.started < a.ended
     ]
     assert overlaps, [(r.job, r.started, r.ended) for r in plans]
-    # what the reviewers read: each plan job's summary
+    # what the reviewers read first: every unit's plan, the five whose upstream has no state yet previewed
+    assert "### plan `dev-pr7`: 6 unit(s), 5 of them previews" in runs["preview"].summary, runs["preview"].log[-3000:]
+    assert "| `app` | would change (preview) |" in runs["preview"].summary
+    # then each plan job's summary
     assert "### plan `network` (dev-pr7)" in runs["plan-network"].summary
     assert "aws_vpc.main" in runs["plan-network"].summary
     # the killed apply, re-run elsewhere: it waited for the terraform that outlived it, found the

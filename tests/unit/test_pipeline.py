@@ -81,7 +81,14 @@ def test_github_jobs_follow_the_graph():
     stack, env = load("dev")
     wf = yaml.safe_load(generated("dev", "github")[".github/workflows/orchestrator-dev.yml"])
     jobs = wf["jobs"]
-    assert set(jobs) == {"preflight", "smoke"} | {f"{a}-{u}" for u in UNITS for a in ("plan", "apply")}
+    assert set(jobs) == {"preflight", "preview", "smoke"} | {f"{a}-{u}" for u in UNITS for a in ("plan", "apply")}
+    # every unit's plan (previews on a copy never deployed) in the run's summary, before any apply;
+    # "changes found" (2) is not a failure of that job
+    assert "needs" not in jobs["preview"]
+    assert jobs["preview"]["steps"][-1]["run"] == (
+        'orchestrator plan --env dev --suffix "$ORCHESTRATOR_SUFFIX" --changed --summary "$GITHUB_STEP_SUMMARY" '
+        "|| test $? -eq 2"
+    )
     for unit in UNITS:
         deps = stack.graph.dependencies(unit)
         assert jobs[f"plan-{unit}"]["needs"] == (sorted(f"apply-{d}" for d in deps) or ["preflight"])
@@ -113,7 +120,7 @@ def test_prod_applies_wait_for_an_approval_and_have_no_copies_to_tear_down():
         if "with" in s and "role-to-assume" in s["with"]
     }
     assert {j for j, r in role.items() if r.endswith("/payments-prod-deploy")} == {f"apply-{u}" for u in UNITS}
-    assert {j for j, r in role.items() if r.endswith("/payments-prod-plan")} == {"preflight", "smoke"} | {
+    assert {j for j, r in role.items() if r.endswith("/payments-prod-plan")} == {"preflight", "preview", "smoke"} | {
         f"plan-{u}" for u in UNITS
     }
     assert ".github/workflows/orchestrator-prod-teardown.yml" not in generated("prod", "github")
@@ -134,6 +141,8 @@ def test_gitlab_needs_follow_the_graph_and_a_request_copy_is_torn_down():
         assert lab[f"dev:plan-{unit}"]["needs"] == deps
         assert lab[f"dev:plan-{unit}"]["artifacts"]["reports"]["terraform"] == f"plan-{unit}.json"
         assert "when" not in lab[f"dev:apply-{unit}"]
+    assert lab["dev:preview"]["needs"] == [] and lab["dev:preview"]["stage"] == "check"
+    assert "--changed --show || test $? -eq 2" in lab["dev:preview"]["script"][0]
     assert lab["dev:smoke"]["environment"]["on_stop"] == "dev:teardown"
     assert lab["dev:teardown"]["environment"]["action"] == "stop"
     base = lab[".orchestrator-dev"]

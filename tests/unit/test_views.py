@@ -76,3 +76,29 @@ def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
     stale = {**live, "run_id": "r-old", "renewed": now - 20 * 60}
     (line,) = lock_lines({"environment": "dev-pr1", "run_lock": stale}, "dev")
     assert line.endswith("stale (not renewed for 20 min): orchestrator force-unlock --env dev --suffix pr1 --run r-old")
+
+
+def test_plan_summary_marks_previews_and_folds_each_plan_redacted():
+    from orchestrator.redact import Redactor
+    from orchestrator.runner import RunReport, Status, UnitResult
+    from orchestrator.views import plan_markdown
+
+    redactor = Redactor()
+    redactor.add("s3cr3t-value-1234")
+    units = {
+        "network": UnitResult("network", Status.SUCCEEDED, add=19, detail="aws_vpc.main", diff="+ vpc"),
+        "app": UnitResult(
+            "app",
+            Status.SUCCEEDED,
+            add=9,
+            preview=True,
+            detail="preview (network not deployed yet): aws_ecs_service.app | x",
+            diff="+ password = s3cr3t-value-1234",
+        ),
+    }
+    text = plan_markdown(RunReport("plan", "dev-pr7", units, 0.0, 1.0), ["network", "app"], redactor)
+    assert text.startswith("### plan `dev-pr7`: 2 unit(s), 1 of them previews")
+    assert "| `app` | would change (preview) | 9 | 0 | 0 | 0 | preview (network not deployed yet): " in text
+    assert "aws_ecs_service.app \\| x |" in text  # a pipe in a note does not break the table
+    assert "<details><summary>app: preview</summary>" in text and "<details><summary>network: plan</summary>" in text
+    assert "s3cr3t-value-1234" not in text
