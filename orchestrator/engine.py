@@ -297,7 +297,7 @@ class Engine:
         if last and last["status"] in done and last.get("fingerprint") == result.fingerprint:
             result.status, result.resumed = Status.NO_CHANGES, True
             since = last["detail"] if last["status"] == RESUMED else f"resumed: unchanged since run {last['run_id']}"
-            result.detail = since
+            result.detail = result.why = since  # the summary's note says it, as `status` does
             result.outputs = last.get("outputs") or {}
             if last.get("digests"):
                 self._digests[unit] = last["digests"]

@@ -116,7 +116,9 @@ def ecs_service(ctx: Context, cluster: str, service: str, desired_count: int | N
                 + (f"; others: {', '.join(others)}" if others else "")
             )
         healthy_note = f", {healthy} target(s) healthy"
-    return f"service ACTIVE, rollout COMPLETED, {s['runningCount']}/{want} tasks running{healthy_note}"
+    extra = s["runningCount"] - want  # tasks of the replaced deployment, still draining
+    running = f"{want}/{want} tasks running" + (f" (+{extra} of the old deployment stopping)" if extra > 0 else "")
+    return f"service ACTIVE, rollout COMPLETED, {running}{healthy_note}"
 
 
 @converges_within(600)  # an ALB stays "provisioning" for minutes after CreateLoadBalancer
