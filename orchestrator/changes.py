@@ -48,15 +48,20 @@ def source_digest(unit_dir: Path) -> str:
     return h.hexdigest()
 
 
-def input_digests(values: dict, artifacts=()) -> dict[str, str]:
+def input_digests(values: dict, artifacts=(), secrets=()) -> dict[str, str]:
     """One digest per variable. An artifact's path differs between machines; its file name carries
-    its content's digest, so that is what counts."""
-    return {name: _digest(Path(v).name if name in artifacts and v else v) for name, v in sorted(values.items())}
+    its content's digest, so that is what counts. A generated secret is left out by name (it never
+    is a value here; if it were, no digest of it would be kept)."""
+    return {
+        name: _digest(Path(v).name if name in artifacts and v else v)
+        for name, v in sorted(values.items())
+        if name not in secrets
+    }
 
 
-def fingerprint(values: dict, unit_dir: Path, artifacts=()) -> str:
+def fingerprint(values: dict, unit_dir: Path, artifacts=(), secrets=()) -> str:
     """One digest of everything above (the journal's `fingerprint`, which --resume compares)."""
-    return _digest({"files": source_digest(unit_dir), "inputs": input_digests(values, artifacts)})
+    return _digest({"files": source_digest(unit_dir), "inputs": input_digests(values, artifacts, secrets)})
 
 
 def state_version(state: dict | None) -> list | None:
@@ -66,11 +71,11 @@ def state_version(state: dict | None) -> list | None:
     return [state.get("lineage", ""), state.get("serial", 0)]
 
 
-def record(values: dict, unit_dir: Path, state: dict | None, artifacts=()) -> dict:
+def record(values: dict, unit_dir: Path, state: dict | None, artifacts=(), secrets=()) -> dict:
     """What the journal keeps of a unit after a successful apply, for the next --changed."""
     return {
         "files": source_digest(unit_dir),
-        "inputs": input_digests(values, artifacts),
+        "inputs": input_digests(values, artifacts, secrets),
         "state": state_version(state),
     }
 

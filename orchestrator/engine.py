@@ -268,7 +268,7 @@ class Engine:
         of it now; its state)."""
         spec = self.ctx.stack.units[unit]
         state = self.ctx.store.state(unit)
-        now = changes.record(values, spec.path, state, spec.artifacts)
+        now = changes.record(values, spec.path, state, spec.artifacts, spec.generated_secrets)
         return changes.why_run(self._previous.get(unit), now), now, state
 
     def _unchanged(self, unit: str, result: UnitResult, values: dict) -> bool:
@@ -288,7 +288,7 @@ class Engine:
     def _deploy_unit(self, unit: str, result: UnitResult) -> UnitResult:
         values = self.units.variables_for(unit, self._upstream())
         spec = self.ctx.stack.units[unit]
-        result.fingerprint = changes.fingerprint(values, spec.path, spec.artifacts)
+        result.fingerprint = changes.fingerprint(values, spec.path, spec.artifacts, spec.generated_secrets)
         if self.changed and self._unchanged(unit, result, values):
             self._record_outputs(unit, result.outputs)
             return result
@@ -321,7 +321,7 @@ class Engine:
             result.outputs = outputs_of(state) or {}
             self._record_outputs(unit, result.outputs)
             self._digests[unit] = {
-                **changes.record(values, spec.path, state, spec.artifacts),
+                **changes.record(values, spec.path, state, spec.artifacts, spec.generated_secrets),
                 "applied_in": self.run_id,
             }
             self.units.run_hooks(unit, result.outputs, result)

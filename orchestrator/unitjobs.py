@@ -295,13 +295,13 @@ class UnitJobs:
             )
         journal = ctx.store.journal(ctx.redactor, self.run_id)
         spec = ctx.stack.units[unit]
-        fp = changes.fingerprint(values, spec.path, spec.artifacts)
+        fp = changes.fingerprint(values, spec.path, spec.artifacts, spec.generated_secrets)
         journal.record_job(unit, command="deploy", status="running", fp=None, outputs=None)
         try:
             self._apply_checked(unit, meta, values, result, report, allow_replace or set())
             state = ctx.store.state(unit)
             result.outputs = outputs_of(state) or {}
-            digests = changes.record(values, spec.path, state, spec.artifacts)
+            digests = changes.record(values, spec.path, state, spec.artifacts, spec.generated_secrets)
             self.units.run_hooks(unit, result.outputs, result)
         except Exception as exc:
             detail = ctx.redactor.redact(str(exc))

@@ -62,3 +62,9 @@ def test_digests_hold_no_value(tmp_path):
     unit, _ = _unit(tmp_path)
     rec = changes.record({"x": "a-value-nobody-should-read"}, unit, STATE)
     assert "a-value-nobody-should-read" not in repr(rec)
+
+
+def test_a_generated_secret_is_never_digested_even_if_it_were_a_value(tmp_path):
+    unit, _ = _unit(tmp_path)
+    rec = changes.record({"x": "a", "db_password": "hunter2"}, unit, STATE, secrets=("db_password",))
+    assert set(rec["inputs"]) == {"x"}
