@@ -276,7 +276,8 @@ def bootstrap(
 
 
 # ---- engine commands -----------------------------------------------------------
-def _engine(s, guard, *, parallelism="auto", lock_timeout="0s", confirm=None, events=False, json_out=False):
+def _engine(s, guard, *, parallelism="auto", lock_timeout="0s", confirm=None, events=False, json_out=False, **options):
+    """The run's engine; `options` are Engine's (resume, changed, allow_replace)."""
     from orchestrator.engine import Engine
     from orchestrator.hostslots import parse_parallelism
 
@@ -293,7 +294,7 @@ def _engine(s, guard, *, parallelism="auto", lock_timeout="0s", confirm=None, ev
         on_finish=on_finish,
         say=err,
     )
-    engine = Engine(ctx)
+    engine = Engine(ctx, **options)
     guard.engine = engine
     return engine
 
@@ -392,16 +393,13 @@ def deploy(
                 confirm=confirm,
                 events=events,
                 json_out=json_out,
+                resume=resume,
+                changed=changed,
+                allow_replace=allow_replace,
             )
             narrow(
                 engine.graph(only_list, with_upstream=with_upstream).units
             )  # unknown units, lock files: before anything
-            if changed and resume:
-                raise ConfigError(
-                    "--changed and --resume: choose one (--changed also skips what the last run finished)"
-                )
-            engine.resume, engine.changed = resume, changed
-            engine.allow_replace = set(allow_replace)
             with _run_locked(s, engine, "deploy", lock_timeout, take_over):
                 preflight = _preflight(s, skip_preflight)
                 report = engine.deploy(only_list, with_upstream=with_upstream)
@@ -490,9 +488,8 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
         if summary and not Path(summary).parent.is_dir():
             raise ConfigError(f"{summary}: directory {Path(summary).parent} does not exist")
         with open_session(_opts(ctx), env, suffix) as s:
-            engine = _engine(s, guard, events=events, json_out=json_out)
+            engine = _engine(s, guard, events=events, json_out=json_out, changed=changed)
             narrow(engine.graph(only_list).units)
-            engine.changed = changed
             with _run_locked(s, engine, command):
                 report = engine.plan(only_list, command=command)
             order = [u for u in s.stack.graph.order() if u in report.units]

@@ -31,13 +31,26 @@ RESUMED = "resumed"
 
 
 class Engine:
-    def __init__(self, ctx: RunContext, *, resume: bool = False, plan_early: bool = True):
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        resume: bool = False,
+        changed: bool = False,
+        allow_replace=(),
+        plan_early: bool = True,
+    ):
+        """resume: skip units the journal says finished with the same inputs; changed: skip units
+        whose files, inputs and state did not move since their last apply; allow_replace: stateful
+        addresses a protected environment may replace this run; plan_early: plan ahead of the queue."""
+        if resume and changed:
+            raise ConfigError("--changed and --resume: choose one (--changed also skips what the last run finished)")
         self.ctx = ctx
         self.units = Units(ctx)
         self.resume = resume
-        self.changed = False  # deploy/plan --changed: a unit whose files, inputs and state did not move is skipped
+        self.changed = changed
         self.plan_early = plan_early
-        self.allow_replace: set[str] = set()  # stateful addresses a protected environment may replace this run
+        self.allow_replace: set[str] = set(allow_replace)
         self.run_id = new_run_id()
         ctx.tf.run_id = self.run_id
         self.run_lock = None  # the environment's run lock, once the CLI took it

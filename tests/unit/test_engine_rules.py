@@ -243,9 +243,9 @@ def world(tmp_path):
     tf = FakeTerraform()
     store = MemoryStore(tf)
 
-    def engine(env=env, **options) -> Engine:
+    def engine(env=env, *, resume=False, changed=False, allow_replace=(), **options) -> Engine:
         ctx = RunContext(stack, env, tf, store, aws=None, redactor=Redactor(), work_root=tmp_path / "work", **options)
-        return Engine(ctx)
+        return Engine(ctx, resume=resume, changed=changed, allow_replace=allow_replace)
 
     engine.tf, engine.env, engine.store = tf, env, store
     return engine
@@ -303,9 +303,7 @@ def test_a_failed_unit_skips_exactly_its_dependents_and_resume_reruns_only_what_
     assert report.failed
     world.tf.fail.clear()
     world.tf.calls.clear()
-    engine = world()
-    engine.resume = True
-    report = engine.deploy()
+    report = world(resume=True).deploy()
     assert statuses(report) == {"a": "no changes", "b": "succeeded", "c": "succeeded", "d": "no changes"}
     first_run = world.store.docs["journal"]["runs"][0]["run_id"]
     assert report.units["a"].detail == f"resumed: unchanged since run {first_run}"
@@ -314,9 +312,7 @@ def test_a_failed_unit_skips_exactly_its_dependents_and_resume_reruns_only_what_
     assert journal["a"]["status"] == "resumed" and journal["b"]["status"] == "succeeded"
     # A second resume still takes a resumed unit as done, and still names the run that did it.
     world.tf.calls.clear()
-    engine = world()
-    engine.resume = True
-    report = engine.deploy()
+    report = world(resume=True).deploy()
     assert report.units["a"].detail == f"resumed: unchanged since run {first_run}"
     assert world.tf.calls == []  # every unit finished in an earlier run: nothing runs
 
@@ -352,9 +348,7 @@ def test_a_protected_environment_refuses_a_replace_of_stateful_data_and_applies_
     assert "aws_db_instance.a" in report.units["a"].detail
     assert world.tf.applied["a"]["tag"] == "v1"
     assert statuses(report)["b"] == "skipped"
-    engine = world(env=prod)
-    engine.allow_replace = {"aws_db_instance.a"}
-    assert engine.deploy().units["a"].status is Status.SUCCEEDED
+    assert world(env=prod, allow_replace={"aws_db_instance.a"}).deploy().units["a"].status is Status.SUCCEEDED
 
 
 def test_plan_applies_nothing_and_teardown_destroys_in_reverse_with_its_settings_first(world):
@@ -611,9 +605,7 @@ def test_the_prompt_shows_each_attribute_that_changes_redacted(world):
 
 
 def changed(world, env=None):
-    engine = world(env=env or world.env)
-    engine.changed = True
-    return engine.deploy()
+    return world(env=env or world.env, changed=True).deploy()
 
 
 def test_changed_runs_no_terraform_for_what_did_not_move_and_exactly_the_consumers_of_what_did(world):
