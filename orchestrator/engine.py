@@ -250,9 +250,15 @@ class Engine:
         self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
         if self.plan_early and not self.resume:
             known = {**self._upstream(), **{u: self.ctx.store.outputs(u) for u in graph.units}}
-            # --changed: only the units that moved are worth planning ahead (the rest are skipped
-            # unless an upstream's apply changes what they consume, and then they plan after it).
-            early = graph.exactly(self._moved(graph, known)) if self.changed else graph
+            early = graph
+            if self.changed:
+                # Only a unit that moved below another that moved is worth planning ahead: the rest
+                # are skipped without terraform (or plan after an upstream's apply changes what they
+                # consume), and a moved unit below unmoved ones has its turn at once, where plan and
+                # apply are one terraform run when nobody confirms.
+                moved = set(self._moved(graph, known))
+                ahead = [u for u in moved if moved & self.ctx.stack.graph.ancestors(u)]
+                early = graph.exactly(ahead)
             self._early.start(early, known, self.ctx.parallelism)
         try:
             return self._run("deploy", graph, self._deploy_unit)
