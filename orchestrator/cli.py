@@ -924,6 +924,9 @@ def lock(
         help="Platform to record (repeatable), e.g. linux_amd64, darwin_arm64; default: the manifest's "
         "[terraform] lock_platforms, else this machine's.",
     ),
+    upgrade: bool = typer.Option(
+        False, "--upgrade", help="Choose again the newest version each constraint allows (after a constraint changed)."
+    ),
 ):
     """Write each unit's .terraform.lock.hcl (terraform providers lock), from the provider mirror when one is set.
 
@@ -931,7 +934,7 @@ def lock(
     """
     with _Guard():
         from orchestrator.config import Project, load_stack
-        from orchestrator.providers import LOCK_FILE, host_platform
+        from orchestrator.providers import LOCK_FILE, host_platform, write_lock_file
         from orchestrator.redact import Redactor
         from orchestrator.session import build_terraform, mirror_for, work_root
         from orchestrator.terraform import Workspace
@@ -949,7 +952,7 @@ def lock(
             if path in done:
                 continue
             done.add(path)
-            tf.providers_lock(Workspace(unit, path, root / "lock" / unit), platforms, mirror)
+            write_lock_file(tf, Workspace(unit, path, root / "lock" / unit), platforms, mirror, upgrade=upgrade)
             err(f"{path / LOCK_FILE}: {', '.join(platforms)}" + (f" (from {mirror})" if mirror else ""))
 
 

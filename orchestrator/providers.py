@@ -135,3 +135,26 @@ def missing_lock_files(stack: Stack, units) -> list[str]:
     return sorted(
         u for u in units if needs_lock_file(stack.units[u].path) and not (stack.units[u].path / LOCK_FILE).is_file()
     )
+
+
+def write_lock_file(tf, ws, platforms, mirror: str | None, *, upgrade: bool = False) -> None:
+    """The unit's .terraform.lock.hcl written by `terraform providers lock`. upgrade: the pins it
+    holds are set aside first, so the newest version each constraint allows is chosen (restored if
+    that fails). A failure is one line with terraform's reason."""
+    from orchestrator.errors import ConfigError, TerraformError
+    from orchestrator.terraform import error_detail
+
+    lock = ws.source_dir / LOCK_FILE
+    aside = lock.with_name(LOCK_FILE + ".before-upgrade")
+    if upgrade and lock.exists():
+        lock.replace(aside)
+    try:
+        tf.providers_lock(ws, platforms, mirror)
+    except TerraformError as exc:
+        if aside.exists():
+            aside.replace(lock)
+        where = f" from {mirror}" if mirror else ""
+        raise ConfigError(
+            f"unit {ws.unit}: cannot lock its providers{where}: {error_detail(exc.stderr_tail)}"
+        ) from None
+    aside.unlink(missing_ok=True)

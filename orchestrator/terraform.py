@@ -502,7 +502,7 @@ class Terraform:
             raise TerraformError(
                 f"terraform {args[0]} failed for unit {ws.unit} (exit {result.returncode}): {first_error(result.stderr_tail)}",
                 command=["terraform", f"-chdir={ws.source_dir}", *args],
-                stderr_tail=result.stderr_tail,
+                stderr_tail=our_advice(result.stderr_tail),
             )
 
     def _run_once(self, ws, args, *, extra_env, on_line, capture) -> CommandResult:
@@ -721,6 +721,29 @@ def first_error(stderr_tail: str) -> str:
             return stripped[len("Error:") :].strip()
     lines = [line for line in stderr_tail.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"
+
+
+# terraform's advice that is wrong with this tool (it runs init itself, -lockfile=readonly): ours
+_UPGRADE_ADVICE_RE = re.compile(r"terraform\s+init\s+-upgrade")
+UPGRADE_ADVICE = "orchestrator lock --upgrade (then commit the units' lock files)"
+
+
+def our_advice(stderr_tail: str) -> str:
+    return _UPGRADE_ADVICE_RE.sub(UPGRADE_ADVICE, stderr_tail)
+
+
+def error_detail(stderr_tail: str) -> str:
+    """The first error's explanation (the paragraph under its 'Error:' line), as one line."""
+    lines = [line.strip("│ ").strip() for line in stderr_tail.splitlines()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error:")), None)
+    if start is None:
+        return first_error(stderr_tail)
+    body = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("Error:", "Warning:")):
+            break
+        body.append(line)
+    return " ".join(" ".join(body).split()) or first_error(stderr_tail)
 
 
 def error_block(stderr_tail: str) -> str:

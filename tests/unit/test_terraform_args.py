@@ -222,3 +222,51 @@ def test_drift_is_an_attribute_the_configuration_sets_that_aws_now_holds_differe
         "aws_cloudwatch_log_group.base (retention_in_days); aws_sns_topic.alerts (deleted outside terraform); "
         "module.net.aws_subnet.private[1] (cidr_block)"
     )
+
+
+LOCK_FAILURE = """
+Error: Could not retrieve providers for locking
+
+Terraform failed to fetch the requested providers for linux_amd64 in order to
+calculate their checksums: some providers could not be installed:
+- registry.terraform.io/hashicorp/aws: locked provider
+registry.terraform.io/hashicorp/aws 5.100.0 does not match configured version
+constraint ~> 6.0; must use terraform init
+-upgrade to allow selection of new versions.
+"""
+
+
+def test_terraforms_reason_is_one_line_and_its_init_upgrade_advice_becomes_ours():
+    from orchestrator.terraform import error_detail, our_advice
+
+    text = our_advice(LOCK_FAILURE)
+    assert "terraform init" not in text and "orchestrator lock --upgrade" in text
+    assert error_detail(text).startswith("Terraform failed to fetch the requested providers for linux_amd64 in")
+    assert "5.100.0 does not match configured version constraint ~> 6.0; must use orchestrator lock" in (
+        error_detail(text)
+    )
+    assert error_detail("no error block at all") == "no error block at all"
+
+
+def test_lock_upgrade_puts_the_old_file_back_when_terraform_fails(tmp_path):
+    import pytest
+
+    from orchestrator.errors import ConfigError, TerraformError
+    from orchestrator.providers import write_lock_file
+    from orchestrator.terraform import Workspace
+
+    unit = tmp_path / "unit"
+    unit.mkdir()
+    (unit / ".terraform.lock.hcl").write_text("# pinned 5.100.0\n")
+    seen = []
+
+    class Failing:
+        def providers_lock(self, ws, platforms, mirror):
+            seen.append((ws.source_dir / ".terraform.lock.hcl").exists())
+            raise TerraformError("terraform providers failed", stderr_tail=LOCK_FAILURE)
+
+    with pytest.raises(ConfigError, match=r"^unit unit: cannot lock its providers from /m: Terraform failed"):
+        write_lock_file(Failing(), Workspace("unit", unit, tmp_path / "w"), ["linux_amd64"], "/m", upgrade=True)
+    assert seen == [False]  # set aside while terraform chose
+    assert (unit / ".terraform.lock.hcl").read_text() == "# pinned 5.100.0\n"
+    assert not (unit / ".terraform.lock.hcl.before-upgrade").exists()
