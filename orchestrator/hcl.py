@@ -101,3 +101,25 @@ def local_module_dirs(module_dir: Path) -> list[Path]:
                 seen.append(target)
                 todo.append(target)
     return sorted(seen)
+
+
+def provider_requirements(module_dir: Path) -> dict[str, str]:
+    """Each required_providers entry of a module: its source (as written) -> its version constraint ("" if none)."""
+    found: dict[str, str] = {}
+    for tf in sorted(module_dir.glob("*.tf")):
+        for block in parse_file(tf).get("terraform", []):
+            for entry in block.get("required_providers", []):
+                for name, spec in entry.items():
+                    if name.startswith("__") or not isinstance(spec, dict):
+                        continue
+                    source = _unquote(str(spec.get("source", f"hashicorp/{name}")))
+                    found[source] = _unquote(str(spec.get("version", "")))
+    return found
+
+
+def locked_versions(module_dir: Path) -> dict[str, str]:
+    """The versions a module's .terraform.lock.hcl pins: provider address -> version."""
+    lock = module_dir / ".terraform.lock.hcl"
+    if not lock.is_file():
+        return {}
+    return {name: _unquote(str(body.get("version", ""))) for name, body in _blocks(parse_file(lock), "provider")}

@@ -70,7 +70,10 @@ def sources(stack: Stack, mirror: str | None, *, timeout: float = 3.0) -> list[S
     for provider, units in sorted(users.items()):
         if mirror and provider == MIRRORED and not own_installation:
             ok = _has(Path(mirror), provider)
-            out.append(Source(provider, tuple(units), f"mirror {mirror}", ok, "" if ok else f"no {provider} in it"))
+            problems = mirror_problems(stack, Path(mirror), provider) if ok else [f"no {provider} in it"]
+            versions = ", ".join(mirror_versions(Path(mirror), provider))
+            detail = "; ".join(problems) or f"{versions}, which every unit's constraint and lock file accept"
+            out.append(Source(provider, tuple(units), f"mirror {mirror}", not problems, detail))
             continue
         if own_installation:
             out.append(
@@ -87,6 +90,81 @@ def sources(stack: Stack, mirror: str | None, *, timeout: float = 3.0) -> list[S
         ok, detail = checked[host]
         out.append(Source(provider, tuple(units), host, ok, detail))
     return out
+
+
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_PACKED_RE = re.compile(r"^terraform-provider-[a-z0-9-]+_(\d+\.\d+\.\d+)_[a-z0-9]+_[a-z0-9]+\.zip$")
+
+
+def mirror_versions(mirror: Path, provider: str) -> list[str]:
+    """The versions a filesystem mirror holds of a provider (unpacked or packed layout)."""
+    root = mirror / provider
+    if not root.is_dir():
+        return []
+    found = set()
+    for entry in root.iterdir():
+        if entry.is_dir() and _VERSION_RE.match(entry.name):
+            found.add(entry.name)
+        elif m := _PACKED_RE.match(entry.name):
+            found.add(m.group(1))
+    return sorted(found, key=_version)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("-")[0].split("."))
+
+
+def satisfies(version: str, constraints: str) -> bool:
+    """Terraform's version constraints (=, !=, >, >=, <, <=, ~>; comma-separated: all of them)."""
+    v = _version(version)
+    for part in filter(None, (c.strip() for c in constraints.split(","))):
+        m = re.match(r"^(~>|>=|<=|!=|=|>|<)?\s*(\d+(?:\.\d+){0,2})$", part)
+        if m is None:
+            return False
+        op, want_text = m.group(1) or "=", m.group(2)
+        want = _version(want_text)
+        padded = want + (0,) * (3 - len(want))
+        if op == "~>":
+            # ~> 5.100 allows >= 5.100, < 6; ~> 5.100.0 allows >= 5.100.0, < 5.101
+            upper = (want[0] + 1,) if len(want) <= 2 else (want[0], want[1] + 1)
+            ok = v >= padded and v[: len(upper)] < upper
+        else:
+            ok = {
+                "=": v == padded,
+                "!=": v != padded,
+                ">": v > padded,
+                ">=": v >= padded,
+                "<": v < padded,
+                "<=": v <= padded,
+            }[op]
+        if not ok:
+            return False
+    return True
+
+
+def mirror_problems(stack: Stack, mirror: Path, provider: str) -> list[str]:
+    """What the mirror cannot give the units: a pinned version it lacks, a constraint none of its versions meets."""
+    from orchestrator.hcl import locked_versions, provider_requirements
+
+    have = mirror_versions(mirror, provider)
+    short = provider.removeprefix(f"{DEFAULT_HOST}/")
+    problems = []
+    for unit in stack.units.values():
+        for source, constraint in provider_requirements(unit.path).items():
+            full = source if source.count("/") == 2 else f"{DEFAULT_HOST}/{source}"
+            if full != provider:
+                continue
+            if constraint and not any(satisfies(v, constraint) for v in have):
+                problems.append(
+                    f"unit {unit.name} needs {short} {constraint}, the mirror has {', '.join(have) or 'none'}"
+                )
+        pinned = locked_versions(unit.path).get(provider)
+        if pinned and pinned not in have:
+            problems.append(
+                f"unit {unit.name}'s lock file pins {pinned}, the mirror has {', '.join(have) or 'none'} "
+                "(orchestrator lock --upgrade)"
+            )
+    return problems
 
 
 def host_platform() -> str:

@@ -311,3 +311,35 @@ def test_an_unknown_environment_key_is_one_line(tmp_project, old, new, message):
     stack = load_stack(tmp_project / "terraform")
     with pytest.raises(ConfigError, match=message):
         load_environment(tmp_project / "environments", "dev", stack)
+
+
+def test_doctor_checks_each_units_constraint_and_lock_file_against_the_mirror(tmp_path):
+    """The mirror answers "from where"; whether what it holds is what the units ask for is checked too."""
+    from orchestrator.config import load_stack
+    from orchestrator.providers import mirror_problems, mirror_versions, satisfies
+
+    mirror = tmp_path / "mirror"
+    (mirror / "registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64").mkdir(parents=True)
+    (mirror / "registry.terraform.io/hashicorp/aws/terraform-provider-aws_5.99.1_linux_amd64.zip").write_text("")
+    assert mirror_versions(mirror, "registry.terraform.io/hashicorp/aws") == ["5.99.1", "5.100.0"]
+    tf = tmp_path / "terraform"
+    for unit, constraint, pinned in (("ok", "~> 5.100", "5.100.0"), ("new", "~> 6.0", ""), ("old", "", "5.98.0")):
+        (tf / unit).mkdir(parents=True)
+        version = f'\n      version = "{constraint}"' if constraint else ""
+        (tf / unit / "main.tf").write_text(
+            'terraform {\n  required_providers {\n    aws = {\n      source = "hashicorp/aws"'
+            + version
+            + "\n    }\n  }\n}\n"
+        )
+        if pinned:
+            (tf / unit / ".terraform.lock.hcl").write_text(
+                f'provider "registry.terraform.io/hashicorp/aws" {{\n  version = "{pinned}"\n}}\n'
+            )
+    (tf / "stack.toml").write_text("".join(f'[units.{u}]\npath = "{u}"\n' for u in ("ok", "new", "old")))
+    problems = mirror_problems(load_stack(tf), mirror, "registry.terraform.io/hashicorp/aws")
+    assert problems == [
+        "unit new needs hashicorp/aws ~> 6.0, the mirror has 5.99.1, 5.100.0",
+        "unit old's lock file pins 5.98.0, the mirror has 5.99.1, 5.100.0 (orchestrator lock --upgrade)",
+    ]
+    assert satisfies("5.100.3", "~> 5.100.0") and not satisfies("5.101.0", "~> 5.100.0")
+    assert satisfies("5.100.0", ">= 5.0, < 6.0") and not satisfies("5.100.0", ">= 5.0, != 5.100.0")
