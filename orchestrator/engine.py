@@ -10,6 +10,7 @@ the operator's confirmation, exactly that plan applied, the plan file gone.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 
@@ -431,11 +432,13 @@ class Engine:
                 raise ConfigError(f"unit {unit} is needed by {', '.join(kept)}, still deployed: include them in --only")
         self._early = EarlyPlans(self.units, self.ctx.stack.graph, self._slots, self._stopped)
         if self.plan_early:
-            # Every unit with state whose destroy needs no settings applied first: planned now, side by side.
+            # Every unit with state whose destroy needs no settings applied first: planned now, in the
+            # order the units go (the first unit's plan is the head of the critical path), at most one
+            # CPU's worth at a time: a plan needed in minutes must not slow the one needed now (on 2
+            # cores, four plans side by side made the first 19.5 s instead of about 7 s).
             early = [u for u in graph.reversed().order() if u in self._upstream() and not self._lifts(u)]
-            self._early.start_destroys(
-                early, lambda u: self.units.variables_for(u, self._upstream()), self.ctx.parallelism
-            )
+            width = min(self.ctx.parallelism, max(1, (os.cpu_count() or 2) // 2))
+            self._early.start_destroys(early, lambda u: self.units.variables_for(u, self._upstream()), width)
         try:
             return self._run("teardown", graph.reversed(), self._destroy_unit)
         finally:
