@@ -51,3 +51,5 @@ class RunContext:
     on_finish: Callable[[Any], None] | None = None
     on_line: Callable[[str, str], None] | None = None
     say: Callable[[str], None] = lambda text: None  # a line for the operator
+    # teardown: destroy plans made ahead at once (None: one CPU's worth, at most `parallelism`)
+    early_destroy_width: int | None = None

@@ -102,10 +102,12 @@ class EarlyPlans:
 
     def take_destroy(self, unit: str, values: dict) -> EarlyPlan | None:
         """The unit's early destroy plan if its state is still the one it was planned on: a
-        dependent's destroy that wrote this unit's state (or anything else that did) discards it."""
+        dependent's destroy that wrote this unit's state (or anything else that did) discards it.
+        A plan that has not started when the unit's turn comes is cancelled: the turn does not wait
+        behind plans of units that go later."""
         future = self._futures.pop(unit, None)
-        if future is None:
-            return None
+        if future is None or future.cancel():
+            return None  # not started yet (plans ahead of it still running): the turn plans itself now
         early = future.result()
         if early is None or early.values != values or self.units.ctx.store.state_version(unit) != early.state:
             self.units.workspace(unit).plan_path.unlink(missing_ok=True)  # never applied by mistake

@@ -244,6 +244,7 @@ def world(tmp_path):
     store = MemoryStore(tf)
 
     def engine(env=env, *, resume=False, changed=False, allow_replace=(), **options) -> Engine:
+        options.setdefault("early_destroy_width", 4)  # every destroy planned ahead at once, unless a test says
         ctx = RunContext(stack, env, tf, store, aws=None, redactor=Redactor(), work_root=tmp_path / "work", **options)
         return Engine(ctx, resume=resume, changed=changed, allow_replace=allow_replace)
 
@@ -416,6 +417,20 @@ def test_an_early_destroy_plan_is_discarded_when_a_dependents_destroy_wrote_the_
     assert (world.tf.count("plan", "b"), world.tf.count("apply", "b")) == (2, 1), world.tf.calls
     assert report.units["b"].detail != "destroy planned early"
     assert report.units["d"].detail == "destroy planned early"
+
+
+def test_a_destroy_plan_not_started_when_its_units_turn_comes_is_cancelled_and_made_in_the_turn(world):
+    """One early plan at a time: c's holds the only worker until d is destroyed, so d's turn does not
+    wait behind it; it cancels d's early plan and plans itself. c's plan, once made, is used."""
+    world().deploy()
+    world.tf.calls.clear()
+    world.tf.after[("plan", "c")] = ("apply", "d")
+    report = world(early_destroy_width=1).teardown()
+    assert statuses(report) == dict.fromkeys("abcd", "succeeded")
+    assert report.units["d"].detail != "destroy planned early"
+    assert report.units["c"].detail == "destroy planned early"
+    for unit in "cd":
+        assert (world.tf.count("plan", unit), world.tf.count("apply", unit)) == (1, 1), world.tf.calls
 
 
 def test_an_early_plan_is_discarded_when_an_ancestor_applied_even_with_the_same_inputs(world):
