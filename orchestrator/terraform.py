@@ -242,10 +242,13 @@ class PlanSummary:
 
     @classmethod
     def from_drift_json(cls, plan: dict) -> PlanSummary:
-        """From `show -json` of a -refresh-only plan: each resource deleted outside terraform, or with
-        an attribute its configuration sets that AWS now holds differently. What the configuration
-        does not set (read back by the provider: inline policies, attachments, defaults) is not drift."""
+        """From `show -json` of a plan: each resource deleted outside terraform, or with an attribute
+        its configuration sets that AWS now holds differently. What the configuration does not set
+        (read back by the provider: inline policies, attachments, defaults) is not drift, unless
+        the next apply would put it back (`display_name = "hacked" -> null`): then it is named
+        under "reverts", as the plan's own resource_changes say."""
         managed = _configured_attributes(plan.get("configuration", {}).get("root_module", {}), "")
+        planned = {rc.get("address"): rc.get("change", {}) for rc in plan.get("resource_changes", [])}
         found: list[dict] = []
         for rd in plan.get("resource_drift", []):
             change = rd.get("change", {})
@@ -254,9 +257,26 @@ class PlanSummary:
                 continue
             before, after = change.get("before") or {}, change.get("after") or {}
             keys = managed.get(re.sub(r"\[[^\]]*\]", "", rd["address"]), set())
-            moved = sorted(k for k in keys if _same_value(before.get(k)) != _same_value(after.get(k)))
-            if moved:
-                found.append({"address": rd["address"], "actions": ["update"], "attributes": moved})
+            differs = sorted(
+                k for k in before.keys() | after.keys() if _same_value(before.get(k)) != _same_value(after.get(k))
+            )
+            moved = [k for k in differs if k in keys]
+            nxt = planned.get(rd["address"], {})
+            unknown = nxt.get("after_unknown") or {}
+            then = nxt.get("after") or {}
+            reverts = [
+                k
+                for k in differs
+                if k not in keys
+                and "update" in (nxt.get("actions") or [])
+                and not unknown.get(k)
+                and _same_value(then.get(k)) != _same_value(after.get(k))
+            ]
+            if moved or reverts:
+                entry = {"address": rd["address"], "actions": ["update"], "attributes": moved}
+                if reverts:
+                    entry["reverts"] = reverts
+                found.append(entry)
         changed = sum(f["actions"] == ["update"] for f in found)
         return cls(0, changed, len(found) - changed, 0, tuple(found))
 
@@ -266,8 +286,14 @@ class PlanSummary:
         for c in self.resources[:5]:
             moved = c.get("attributes")
             gone = c["actions"] == ["delete"] and "attributes" in c
+            reverts = c.get("reverts")
+            said = list(moved or []) + (
+                [f"{len(reverts)} unmanaged attribute(s) the next apply reverts: {', '.join(reverts)}"]
+                if reverts
+                else []
+            )
             parts.append(
-                c["address"] + (" (deleted outside terraform)" if gone else f" ({', '.join(moved)})" if moved else "")
+                c["address"] + (" (deleted outside terraform)" if gone else f" ({'; '.join(said)})" if said else "")
             )
         more = len(self.resources) - 5
         return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -635,18 +661,14 @@ class Terraform:
         *,
         destroy: bool = False,
         refresh: bool = True,
-        refresh_only: bool = False,
         lock_timeout: str = "0s",
         var_file: bool = True,
         **kw,
     ) -> tuple[bool, CommandResult]:
-        """Saved plan with -detailed-exitcode: returns (has_changes, result). refresh_only: what
-        differs between AWS and the state (drift), not what the configuration would change."""
+        """Saved plan with -detailed-exitcode: returns (has_changes, result)."""
         flags = ["-detailed-exitcode", f"-out={ws.plan_path}"]
         if destroy:
             flags.append("-destroy")
-        if refresh_only:
-            flags.append("-refresh-only")
         if not refresh:
             flags.append("-refresh=false")
         if var_file and ws.var_file.exists():

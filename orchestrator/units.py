@@ -277,9 +277,9 @@ class Units:
         return {"lock_timeout": self.ctx.lock_timeout, "extra_env": self.secret_env(unit), "on_line": self.line(unit)}
 
     def plan(self, unit: str, result: UnitResult, *, destroy: bool = False, drift: bool = False) -> Plan:
-        """A saved plan (the unit's tfplan), counted into the result; drift: a -refresh-only plan."""
-        kw = {"refresh_only": True} if drift else {}
-        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **kw, **self._kw(unit))
+        """A saved plan (the unit's tfplan), counted into the result; drift: judged on the plan's JSON
+        (what moved in AWS behind the state, and what of it the next apply would put back)."""
+        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **self._kw(unit))
         result.count(r)
         if not changed:
             return Plan(False, PlanSummary())

@@ -313,8 +313,8 @@ def test_tf_log_is_refused_unless_allowed(cli, deployed_dev):
 
 
 def test_drift_is_what_moved_in_aws_not_an_unapplied_setting(cli, moto_url, mirror, tmp_path, aws):
-    """drift plans -refresh-only: a retention changed in AWS is drift, named by resource and
-    attribute; a settings change nobody applied yet is not drift (plan shows it)."""
+    """drift: a retention changed in AWS is drift, named by resource and attribute; a settings change
+    nobody applied yet is not drift (plan shows it); an unmanaged attribute the next apply reverts is."""
     project = tmp_path / "p"
     shutil.copytree(FIXTURE_STACK, project)
     c = Cli(project, tmp_path / "w", moto_url, mirror)
@@ -339,6 +339,15 @@ def test_drift_is_what_moved_in_aws_not_an_unapplied_setting(cli, moto_url, mirr
     assert (unit["change"], unit["destroy"]) == (1, 0)
     assert unit["detail"] == "aws_cloudwatch_log_group.base (retention_in_days)", unit
     assert unit["resources"][0]["attributes"] == ["retention_in_days"]
+    # A tag set outside terraform on a resource whose configuration sets none: not an attribute
+    # terraform manages, but the next apply takes it off again, so drift names it.
+    assert c("deploy", "--env", "dev", "--suffix", "drift", "--only", "base", "--yes", "--no-smoke").exit_code == 0
+    aws("logs").tag_log_group(logGroupName="/fixture/fixture-base-dev-drift", tags={"hacked": "yes"})
+    r = c("drift", "--env", "dev", "--suffix", "drift", "--only", "base", "--json")
+    assert r.exit_code == 2, r.output
+    (unit,) = json.loads(r.stdout)["units"]
+    assert "tags" in unit["resources"][0]["reverts"], unit
+    assert "unmanaged attribute(s) the next apply reverts: " in unit["detail"], unit
     assert c("teardown", "--env", "dev", "--suffix", "drift", "--yes").exit_code == 0
 
 

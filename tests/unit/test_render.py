@@ -111,3 +111,43 @@ def test_a_plan_with_changes_says_would_change_and_names_the_addresses_drift_say
     assert table[2].split()[:2] == ["logs", "would"] and table[2].endswith("aws_cloudwatch_log_group.app")
     drift = summary_table({"logs": r}, ["logs"], "drift").splitlines()[1]
     assert " drifted " in drift and "succeeded" not in drift
+
+
+def test_drift_names_an_unmanaged_attribute_the_next_apply_reverts_and_ignores_read_backs():
+    from orchestrator.terraform import PlanSummary
+
+    plan = {
+        "configuration": {"root_module": {"resources": [{"address": "aws_sns_topic.t", "expressions": {"name": {}}}]}},
+        "resource_drift": [
+            {
+                "address": "aws_sns_topic.t",
+                "change": {
+                    "actions": ["update"],
+                    "before": {"name": "t", "display_name": "", "policy": "{}", "arn": "a"},
+                    "after": {"name": "t", "display_name": "hacked", "policy": '{"x": 1}', "arn": "a"},
+                },
+            }
+        ],
+        "resource_changes": [
+            {
+                "address": "aws_sns_topic.t",
+                "change": {
+                    "actions": ["update"],
+                    # the apply puts display_name back; the policy (computed) it leaves as AWS has it
+                    "after": {"name": "t", "display_name": None, "policy": '{"x": 1}'},
+                    "after_unknown": {},
+                },
+            }
+        ],
+    }
+    summary = PlanSummary.from_drift_json(plan)
+    assert summary.has_changes and summary.change == 1
+    assert summary.resources[0] == {
+        "address": "aws_sns_topic.t",
+        "actions": ["update"],
+        "attributes": [],
+        "reverts": ["display_name"],
+    }
+    assert summary.describe() == "aws_sns_topic.t (1 unmanaged attribute(s) the next apply reverts: display_name)"
+    read_back = dict(plan, resource_changes=[])  # nothing planned for it: a read-back is not drift
+    assert not PlanSummary.from_drift_json(read_back).has_changes
