@@ -506,7 +506,7 @@ class Terraform:
             if result.returncode in ok_codes:
                 return CommandResult(**{**result.__dict__, "attempts": attempts})
             if self.registry.interrupted is not None:
-                raise Interrupted(f"terraform {args[0]} of {ws.unit} interrupted", signum=self.registry.interrupted)
+                raise Interrupted(f"{_what(args)} of unit {ws.unit} interrupted", signum=self.registry.interrupted)
             if _LOCK_RE.search(result.stderr_tail):
                 info = parse_lock_info(result.stderr_tail)
                 if attempts <= self.max_retries and own_lost_lock(info, args[0], since):
@@ -712,6 +712,15 @@ class Terraform:
     def state_push(self, ws: Workspace, state_file: Path, **kw) -> CommandResult:
         # Subcommand first: "state -no-color push" is not a command.
         return self.run(ws, ["state", "push", str(state_file)], retry_transient=False, **kw)
+
+
+def _what(args: list[str]) -> str:
+    """A terraform command as the operator knows it: an apply without a saved plan plans too."""
+    if args[0] == "apply" and not any(a.endswith("tfplan") for a in args):
+        return "terraform apply (plan and apply in one run)"
+    if args[0] == "plan" and "-destroy" in args:
+        return "terraform plan -destroy"
+    return f"terraform {args[0]}"
 
 
 def note(ws: Workspace, text: str, on_line: Callable[[str], None] | None = None) -> None:
