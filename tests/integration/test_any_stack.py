@@ -196,3 +196,26 @@ def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_pat
     assert r.stderr.strip() == (
         "error: no local emulator: the emulator needs moto server: pip install 'terraform-unit-orchestrator[local]'"
     )
+
+
+def test_the_readme_install_line_brings_the_emulator_in_a_fresh_virtualenv(installed, tmp_path):
+    """`pip install 'terraform-unit-orchestrator[local]'` in a virtualenv of its own (the wheel built
+    above stands for the index): the command is there, and `local up` starts the emulator it brought."""
+    (wheel,) = (installed.parent / "dist").glob("terraform_unit_orchestrator-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", f"{wheel}[local]"], check=True, timeout=900)
+    project = tmp_path / "project"
+    exe = str(venv / "bin" / "orchestrator")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    r = subprocess.run([exe, "init-project", str(project)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = subprocess.run([exe, "local", "up"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run([exe, "local", "status"], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "http://127.0.0.1:" in r.stdout + r.stderr, r.stdout + r.stderr
+    finally:
+        subprocess.run([exe, "local", "down"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
