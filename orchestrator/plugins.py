@@ -31,6 +31,10 @@ GROUPS = {"check": "orchestrator.checks", "hook": "orchestrator.hooks"}
 RESERVED = {"check", "hook", "name", "when"}
 
 
+class MissingOutput(LookupError):
+    """A check's or hook's argument names an output the unit's state does not have."""
+
+
 class NotYet(Exception):
     """A check's resource may still be converging: the check is tried again (bounded)."""
 
@@ -87,12 +91,12 @@ class Call:
         return not self.when or bool(settings.get(self.when))
 
     def arguments(self, outputs: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Raises KeyError naming an output the unit's state lacks."""
+        """Raises MissingOutput naming an output the unit's state lacks."""
         out = {}
         for param, source, ref in self.args:
             if source == "output":
                 if ref not in outputs:
-                    raise KeyError(f"output {ref!r} of unit {self.unit}")
+                    raise MissingOutput(f"output {ref!r} of unit {self.unit}")
                 out[param] = outputs[ref]
             elif source == "setting":
                 out[param] = settings[ref]

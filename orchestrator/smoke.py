@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from orchestrator.aws import error_code
-from orchestrator.plugins import DEFAULT_CHECK_BUDGET, Context, Fail, NotYet
+from orchestrator.plugins import DEFAULT_CHECK_BUDGET, Context, Fail, MissingOutput, NotYet
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,9 @@ def run_check(
         return CheckResult(check.name, False, f"AWS error {error_code(exc)}", count)
     except BotoCoreError as exc:
         return CheckResult(check.name, False, f"AWS client error {type(exc).__name__}", count)
-    except KeyError as exc:
+    except MissingOutput as exc:
         return CheckResult(check.name, False, f"missing {exc.args[0] if exc.args else exc}", count)
-    except (TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         return CheckResult(check.name, False, f"unexpected value: {type(exc).__name__}: {exc}", count)
     except Exception as exc:  # noqa: BLE001 - a project's check may raise anything: it fails, no traceback
         return CheckResult(check.name, False, f"{type(exc).__name__}: {exc}", count)

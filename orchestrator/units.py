@@ -22,7 +22,7 @@ from orchestrator.config import unit_variables
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, HookError
 from orchestrator.hcl import module_calls
-from orchestrator.plugins import Context
+from orchestrator.plugins import Context, MissingOutput
 from orchestrator.runner import Status, UnitResult
 from orchestrator.terraform import PlanSummary, Workspace
 
@@ -361,8 +361,10 @@ class Units:
             retries_before = ctx.aws.call_log.retries
             try:
                 hr = hook(hook_ctx, outputs)
-            except KeyError as exc:
+            except MissingOutput as exc:
                 raise HookError(f"{hook.label}: the state of unit {unit} has no {exc.args[0]}") from None
+            except (KeyError, TypeError, ValueError, IndexError) as exc:  # a bug or an unexpected reply in the hook
+                raise HookError(f"{hook.label} failed: {type(exc).__name__}: {exc}") from None
             aws_retries = ctx.aws.call_log.retries - retries_before
             result.retries += aws_retries
             note = f", {aws_retries} AWS retries" if aws_retries else ""

@@ -343,3 +343,19 @@ def test_doctor_checks_each_units_constraint_and_lock_file_against_the_mirror(tm
     ]
     assert satisfies("5.100.3", "~> 5.100.0") and not satisfies("5.101.0", "~> 5.100.0")
     assert satisfies("5.100.0", ">= 5.0, < 6.0") and not satisfies("5.100.0", ">= 5.0, != 5.100.0")
+
+
+def test_a_missing_output_and_a_key_error_inside_a_check_are_told_apart():
+    """A check's argument naming an output the state lacks says so; a KeyError raised by the check's
+    own code is a bug or an unexpected reply, never reported as a missing output."""
+    from orchestrator.plugins import MissingOutput
+    from orchestrator.smoke import Check, run_check
+
+    def missing():
+        raise MissingOutput("output 'alb_dns_name' of unit edge")
+
+    def buggy():
+        return {}["TargetHealth"]
+
+    assert run_check(Check("a", missing)).reason == "missing output 'alb_dns_name' of unit edge"
+    assert run_check(Check("b", buggy)).reason == "unexpected value: KeyError: 'TargetHealth'"
