@@ -181,7 +181,6 @@ class RunReport:
     started: float
     ended: float = 0.0
     smoke: list = field(default_factory=list)
-    interrupted: bool = False
     preflight: dict | None = None  # deploy: findings, or skipped
     notes: list[str] = field(default_factory=list)  # what a previous run that died left behind
 

@@ -27,7 +27,7 @@ from orchestrator.errors import Interrupted, PrerequisiteError, StateLockedError
 from orchestrator.redact import Redactor
 
 # Exit codes each command accepts: plan -detailed-exitcode's 2 means "changes".
-PLAN_NO_CHANGES, PLAN_ERROR, PLAN_CHANGES = 0, 1, 2
+PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2  # plan -detailed-exitcode (1: an error)
 
 # Errors worth re-running the whole command for: throttling and network blips
 # between terraform and AWS or the registry. Nothing else is retried.
