@@ -105,8 +105,10 @@ class ByHand:
         self.base_env = {**self.aws.terraform_env(), "TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1"}
         self.outputs: dict[str, dict] = {}
 
-    def _tf(self, unit: str, *args: str, env_extra: dict | None = None) -> str:
-        env = {**self.base_env, "TF_DATA_DIR": str(self.work / unit / ".terraform"), **(env_extra or {})}
+    def _tf(self, unit: str, *args: str) -> str:
+        # Generated secrets reach terraform as TF_VAR_ (as the orchestrator passes them): fixed values here.
+        secrets = {f"TF_VAR_{n}": f"bench-{n}-Passw0rd-not-secret" for n in self.stack.units[unit].generated_secrets}
+        env = {**self.base_env, "TF_DATA_DIR": str(self.work / unit / ".terraform"), **secrets}
         out = subprocess.run(
             ["terraform", f"-chdir={self.stack.units[unit].path}", *args], capture_output=True, text=True, env=env
         )
@@ -136,16 +138,7 @@ class ByHand:
         for unit in self.stack.graph.order():
             conf = backend_config(self.env, unit, self.key_arn, self.url)
             self._tf(unit, "init", "-input=false", "-no-color", *backend_config_args(conf))
-            secret = {"TF_VAR_db_master_password": "bench-Passw0rd-not-secret"}
-            self._tf(
-                unit,
-                "apply",
-                "-auto-approve",
-                "-input=false",
-                "-no-color",
-                f"-var-file={self._vars(unit)}",
-                env_extra=secret,
-            )
+            self._tf(unit, "apply", "-auto-approve", "-input=false", "-no-color", f"-var-file={self._vars(unit)}")
             raw = json.loads(self._tf(unit, "output", "-json"))
             self.outputs[unit] = {k: v["value"] for k, v in raw.items()}
         return time.monotonic() - t0
@@ -160,15 +153,7 @@ class ByHand:
     def destroy_all(self) -> float:
         t0 = time.monotonic()
         for unit in reversed(self.stack.graph.order()):
-            self._tf(
-                unit,
-                "destroy",
-                "-auto-approve",
-                "-input=false",
-                "-no-color",
-                f"-var-file={self._vars(unit)}",
-                env_extra={"TF_VAR_db_master_password": "bench-Passw0rd-not-secret"},
-            )
+            self._tf(unit, "destroy", "-auto-approve", "-input=false", "-no-color", f"-var-file={self._vars(unit)}")
         return time.monotonic() - t0
 
 
