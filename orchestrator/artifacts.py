@@ -7,12 +7,18 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+# One build per artifact at a time in this process (previews of several units build the same one).
+_BUILDING: dict[Path, threading.Lock] = {}
+_BUILDING_LOCK = threading.Lock()
 
 
 def _tree_hash(src: Path) -> str:
@@ -31,11 +37,22 @@ def build_zip(src: Path, out_dir: Path) -> Path:
     digest = _tree_hash(src)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{src.name}-{digest}.zip"
-    if target.exists():
-        return target
-    stage = out_dir / f".stage-{src.name}-{digest}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    with _BUILDING_LOCK:
+        lock = _BUILDING.setdefault(target, threading.Lock())
+    with lock:
+        if target.exists():
+            return target
+        # A stage and a temporary zip of this build's own: another process building the same
+        # artifact at the same time never shares a file with it; the last rename wins, same bytes.
+        stage = Path(tempfile.mkdtemp(prefix=f".stage-{src.name}-{digest}-", dir=out_dir))
+        try:
+            _build(src, stage, target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return target
+
+
+def _build(src: Path, stage: Path, target: Path) -> None:
     req = src / "requirements.txt"
     if req.exists():
         proc = subprocess.run(
@@ -66,7 +83,7 @@ def build_zip(src: Path, out_dir: Path) -> Path:
             dest = stage / f.relative_to(src)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, dest)
-    tmp = target.with_suffix(".tmp")
+    tmp = stage.with_name(stage.name + ".zip.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(p for p in stage.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             info = zipfile.ZipInfo(str(f.relative_to(stage)), FIXED_TIME)
@@ -74,5 +91,3 @@ def build_zip(src: Path, out_dir: Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, f.read_bytes())
     tmp.replace(target)
-    shutil.rmtree(stage, ignore_errors=True)
-    return target

@@ -33,14 +33,18 @@ def _run(full: float, hand_apply: float, copies_1: float, copies_4: float) -> di
         }
 
     numbers = dict.fromkeys(
-        ("second", "plan", "noop", "bump", "teardown", "hand_bump", "hand_destroy", "help", "first_tf", "rss"), 1.0
+        (
+            *("second", "plan", "noop", "bump", "teardown", "hand_bump", "hand_destroy", "help", "first_tf", "rss"),
+            *("changed_bump", "changed_noop", "changed_bare"),
+        ),
+        1.0,
     )
     return {
         **numbers,
         "full": full,
         "hand_apply": hand_apply,
         "at_once": {1: copies(copies_1), 4: copies(copies_4)},
-        **{key: units for key in ("units_full", "units_noop", "units_bump", "units_down")},
+        **{key: units for key in ("units_full", "units_noop", "units_bump", "units_changed_bump", "units_down")},
     }
 
 
