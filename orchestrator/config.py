@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from orchestrator import policies
 from orchestrator.errors import ConfigError
 from orchestrator.graph import UnitGraph
 from orchestrator.hcl import VariableDecl, read_module  # noqa: F401 - VariableDecl re-exported
@@ -127,6 +128,8 @@ class Stack:
     # --provider-mirror wins); [terraform] lock_platforms: what `orchestrator lock` records
     provider_mirror: str = ""
     lock_platforms: tuple[str, ...] = ()
+    # [[policies]]: rules over each unit's saved plan (orchestrator.policies), bound at load
+    policies: tuple = ()
 
     def teardown_overrides(self, protected: bool) -> dict[str, Any]:
         return {**self.teardown_settings, **({} if protected else self.teardown_unprotected_settings)}
@@ -138,7 +141,17 @@ class Stack:
 
 # Every key a manifest or an environment file may hold: anything else is a typo, refused with the
 # nearest valid key (`smokes = [...]` would otherwise switch the smoke checks off in silence).
-MANIFEST_KEYS = ("settings", "units", "teardown", "preflight", "guard", "ownership", "artifact_switches", "terraform")
+MANIFEST_KEYS = (
+    "settings",
+    "units",
+    "teardown",
+    "preflight",
+    "guard",
+    "policies",
+    "ownership",
+    "artifact_switches",
+    "terraform",
+)
 UNIT_KEYS = (
     "path",
     "inputs",
@@ -270,6 +283,13 @@ def load_stack(terraform_dir: Path) -> Stack:
         raise ConfigError(
             f"{path}: [ownership] tags maps tag keys to common variables ({', '.join(sorted(COMMON_VARIABLES))})"
         )
+    envs_dir = terraform_dir.parent / "environments"
+    rules = policies.from_manifest(
+        data.get("policies"),
+        str(path),
+        guard_rules=bool(guard.get("stateful_types") or guard.get("public_security_groups")),
+        environments=known_environments(envs_dir) if envs_dir.is_dir() else (),
+    )
     stack = Stack(
         root=terraform_dir,
         manifest_path=path,
@@ -284,6 +304,7 @@ def load_stack(terraform_dir: Path) -> Stack:
         ownership_tags=dict(ownership),
         provider_mirror=str(data.get("terraform", {}).get("provider_mirror", "")),
         lock_platforms=tuple(data.get("terraform", {}).get("lock_platforms", ())),
+        policies=rules,
     )
     stack.graph  # noqa: B018 - validates: unknown dependencies, cycles
     return stack

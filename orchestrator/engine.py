@@ -3,7 +3,7 @@
 Data flows one way: config -> graph -> ready-queue -> (terraform | aws) ->
 results. The CLI builds a RunContext (session.run_context), makes an Engine,
 calls one method and renders the RunReport. Each unit goes through one
-sequence, `_converge`: a saved plan (or an early one still valid), the guard,
+sequence, `_converge`: a saved plan (or an early one still valid), the policies,
 the operator's confirmation, exactly that plan applied, the plan file gone.
 """
 
@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from orchestrator import changes, preview, providers
+from orchestrator import changes, policies, preview, providers
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
@@ -38,12 +38,13 @@ class Engine:
         *,
         resume: bool = False,
         changed: bool = False,
-        allow_replace=(),
+        overrides=(),
         plan_early: bool = True,
     ):
         """resume: skip units the journal says finished with the same inputs; changed: skip units
-        whose files, inputs and state did not move since their last apply; allow_replace: stateful
-        addresses a protected environment may replace this run; plan_early: plan ahead of the queue."""
+        whose files, inputs and state did not move since their last apply; overrides: the policy
+        violations the operator accepted by name, with a reason (policies.Override); plan_early:
+        plan ahead of the queue."""
         if resume and changed:
             raise ConfigError("--changed and --resume: choose one (--changed also skips what the last run finished)")
         self.ctx = ctx
@@ -51,7 +52,7 @@ class Engine:
         self.resume = resume
         self.changed = changed
         self.plan_early = plan_early
-        self.allow_replace: set[str] = set(allow_replace)
+        self.overrides: tuple = tuple(overrides)
         self.run_id = new_run_id()
         ctx.tf.run_id = self.run_id
         self.run_lock = None  # the environment's run lock, once the CLI took it
@@ -178,8 +179,9 @@ class Engine:
 
     # ---- one sequence for every unit ------------------------------------------------
     def _converge(self, unit, result, *, destroy=False, apply=True, ask=True, drift=False, early=None) -> UnitResult:
-        """Plan (or take the early plan), then, when it changes something: the guard, the operator's
-        confirmation, and exactly that saved plan applied. The plan file never outlives this."""
+        """Plan (or take the early plan), then, when it changes something: the environment's
+        policies, the operator's confirmation, and exactly that saved plan applied. The plan file
+        never outlives this."""
         try:
             plan = early.plan if early is not None else self.units.plan(unit, result, destroy=destroy, drift=drift)
             if not plan.changed:
@@ -187,16 +189,15 @@ class Engine:
                 return result
             result.take_counts(plan.summary)
             result.changes = list(plan.summary.resources)
+            if not drift:
+                result.policies = self.units.verdicts(unit, destroy=destroy, overrides=self.overrides)
             if not apply:
                 result.status, result.detail, result.diff = Status.SUCCEEDED, plan.summary.describe(), plan.text
                 return result
-            refused = [] if destroy else self.units.refused(unit, self.allow_replace)
-            if refused:
-                result.status = Status.FAILED
-                result.detail = (
-                    f"refused: in protected environment {self.ctx.env.name} the plan {'; '.join(refused)}; "
-                    "nothing was applied"
-                )
+            denied = [v for v in result.policies if v.denied]
+            if denied:
+                result.status, result.failed_in = Status.FAILED, "PolicyDenied"
+                result.detail = policies.denied_detail(denied)
                 return result
             if ask and not self._confirmed(unit, plan, result):
                 return result
@@ -330,9 +331,9 @@ class Engine:
                 self._converge(unit, result, early=early)
             else:
                 self.units.prepare(unit, values, result)
-                if self.ctx.confirm is None and not self.ctx.env.protected:
+                if self.ctx.confirm is None and not self.ctx.env.protected and not self.units.policy_rules():
                     # Nobody looks at this plan: plan and apply in one terraform run. A protected
-                    # environment always applies exactly a saved plan.
+                    # environment, or one with policies, always applies exactly a saved plan.
                     self.units.apply_auto(unit, result)
                 else:
                     self._converge(unit, result)

@@ -106,6 +106,13 @@ class ProtectedEnvironmentError(OrchestratorError):
     exit_code = 8
 
 
+class PolicyDenied(OrchestratorError):
+    """A policy at level deny refused a plan (one line per violation); nothing was applied. A run
+    whose only failures are denials ends with this code."""
+
+    exit_code = 12
+
+
 class TerraformExit(OrchestratorError):
     """`orchestrator tf`: terraform's own exit code (it already said why)."""
 

@@ -1,11 +1,9 @@
-"""What a protected environment refuses to apply, read from the saved plan's JSON
-(`terraform show -json tfplan`). Pure: a plan document in, refusals out.
+"""What the guard policies read in a saved plan's JSON (`terraform show -json tfplan`). Pure:
+a plan document in, addresses out (orchestrator.policies judges them):
 
-- a delete or replace of a stateful resource (the manifest's [guard]
-  stateful_types) unless the operator named its address (--allow-replace);
-- an ingress rule opening a security group to the whole internet (0.0.0.0/0 or
-  ::/0) unless that group is one the manifest lists as public ([guard]
-  public_security_groups, e.g. the load balancer's) or the rule's address was named.
+- the deletes and replaces of resources of given (stateful) types;
+- the ingress rules that open a security group to the whole internet (0.0.0.0/0 or ::/0),
+  with the group each one opens.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from collections.abc import Iterable
 WORLD = {"0.0.0.0/0", "::/0"}
 
 
-def _base(address: str) -> str:
+def base_address(address: str) -> str:
     """aws_security_group_rule.x["a"] -> aws_security_group_rule.x (module paths kept)."""
     return address.split("[", 1)[0]
 
@@ -62,7 +60,10 @@ def _prior_groups(plan: dict) -> dict[str, str]:
 
 def _group_of(rc: dict, after: dict, config: dict[str, dict], prior: dict[str, str]) -> str:
     refs = (
-        config.get(_base(rc["address"]), {}).get("expressions", {}).get("security_group_id", {}).get("references", [])
+        config.get(base_address(rc["address"]), {})
+        .get("expressions", {})
+        .get("security_group_id", {})
+        .get("references", [])
     )
     module = rc["address"].rsplit(rc["type"], 1)[0]  # "module.x." or ""
     for ref in refs:
@@ -92,25 +93,6 @@ def open_to_world(plan: dict) -> list[tuple[str, str]]:
         elif rtype == "aws_security_group":
             for rule in after.get("ingress") or []:
                 if (set(rule.get("cidr_blocks") or []) | set(rule.get("ipv6_cidr_blocks") or [])) & WORLD:
-                    found.append((rc["address"], _base(rc["address"])))
+                    found.append((rc["address"], base_address(rc["address"])))
                     break
     return found
-
-
-def refusals(
-    plan: dict, *, stateful_types: Iterable[str], public_groups: Iterable[str], allowed: Iterable[str]
-) -> list[str]:
-    """One phrase per refused change; empty when the plan may be applied."""
-    allowed, public = set(allowed), set(public_groups)
-    out = [
-        f"deletes or replaces {address} (stateful; to accept: --allow-replace {address})"
-        for address in stateful_deletes(plan, stateful_types)
-        if address not in allowed
-    ]
-    for rule, group in open_to_world(plan):
-        if _base(group) not in public and rule not in allowed:
-            out.append(
-                f"opens {group} to the internet with {rule} (only [guard] public_security_groups may be; "
-                f"to accept: --allow-replace {rule})"
-            )
-    return out

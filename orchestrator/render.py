@@ -99,6 +99,7 @@ def unit_fields(r: UnitResult) -> dict:
         "retries": r.retries,
         **({"why": r.why} if r.why else {}),
         **({"preview": True} if r.preview else {}),
+        **({"policies": [v.to_dict() for v in r.policies]} if r.policies else {}),
     }
 
 
@@ -129,7 +130,11 @@ def graph_mermaid(g) -> str:
 
 
 def failure_block(result) -> str:
-    """What a failed unit shows below the table: terraform's error block, else the one-line detail."""
+    """What a failed unit shows below the table: terraform's error block, one line per violation
+    of a denied plan, else the one-line detail."""
     from orchestrator.terraform import error_block
 
-    return error_block(result.error) if result.error else result.detail
+    if result.error:
+        return error_block(result.error)
+    denied = [v.line() for v in result.policies if v.denied]
+    return "\n".join([result.detail, *denied]) if denied else result.detail

@@ -54,6 +54,7 @@ class UnitResult:
     waits_for: tuple = ()  # plan/drift: the upstream units without state this unit could not be planned before
     preview: bool = False  # plan: a preview (an upstream has no state yet); never applied
     why: str = ""  # --changed: why the unit ran, or that nothing moved since its last apply
+    policies: list = field(default_factory=list)  # policies.Verdict of the unit's plan (deny, warn, overridden)
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)
     timings: dict = field(default_factory=dict)

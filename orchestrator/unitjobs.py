@@ -23,12 +23,12 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import changes
+from orchestrator import changes, policies
 from orchestrator.context import RunContext
-from orchestrator.errors import ConfigError, NotDeployed, ProtectedEnvironmentError, StalePlan, TerraformError
+from orchestrator.errors import ConfigError, NotDeployed, PolicyDenied, StalePlan, TerraformError
 from orchestrator.journal import who
 from orchestrator.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.runner import Status, UnitResult
@@ -58,7 +58,11 @@ class JobReport:
     run_id: str
     result: UnitResult
     plan_key: str = ""
-    refused: list[str] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[str]:
+        """One line per violation a deny policy refuses (policies.Verdict.line)."""
+        return [v.line() for v in self.result.policies if v.denied]
 
     @property
     def status(self) -> str:
@@ -84,6 +88,7 @@ class JobReport:
             "replace": r.replace,
             "changes": [c["address"] for c in r.changes],
             "refused": self.refused,
+            "policies": [v.to_dict() for v in r.policies],
             "hooks": r.hooks,
             "retries": r.retries,
             "plan_key": self.plan_key,
@@ -218,7 +223,7 @@ class UnitJobs:
                 result.take_counts(plan.summary)
                 result.changes = list(plan.summary.resources)
                 result.diff = plan.text
-                report.refused = self.units.refused(unit, set())
+                result.policies = self.units.verdicts(unit)
             result.detail = plan.summary.describe() if plan.changed else "no changes"
             meta = {
                 "version": PLAN_VERSION,
@@ -268,7 +273,7 @@ class UnitJobs:
         return report
 
     # ---- unit apply -----------------------------------------------------------------
-    def apply(self, unit: str, allow_replace: set[str] | None = None) -> JobReport:
+    def apply(self, unit: str, overrides=()) -> JobReport:
         ctx = self.ctx
         result = UnitResult(unit, log_path=str(self.units.workspace(unit).log_path))
         report = self._report("apply", unit, result)
@@ -298,7 +303,7 @@ class UnitJobs:
         fp = changes.fingerprint(values, spec.path, spec.artifacts, spec.generated_secrets)
         journal.record_job(unit, command="deploy", status="running", fp=None, outputs=None)
         try:
-            self._apply_checked(unit, meta, values, result, report, allow_replace or set())
+            self._apply_checked(unit, meta, values, result, report, tuple(overrides))
             state = ctx.store.state(unit)
             result.outputs = outputs_of(state) or {}
             digests = changes.record(values, spec.path, state, spec.artifacts, spec.generated_secrets)
@@ -319,7 +324,7 @@ class UnitJobs:
         ctx.store.delete_plan(self.run_id, unit)
         return report
 
-    def _apply_checked(self, unit, meta, values, result, report, allow_replace) -> None:
+    def _apply_checked(self, unit, meta, values, result, report, overrides) -> None:
         ctx, units = self.ctx, self.units
         state = ctx.store.state_version(unit)
         planned_state = tuple(meta["state"]) if meta.get("state") else None
@@ -332,12 +337,9 @@ class UnitJobs:
         self._place_artifacts(meta, values)
         try:
             ctx.store.get_plan(self.run_id, unit, ws.plan_path)
-            report.refused = units.refused(unit, allow_replace)
+            result.policies = units.verdicts(unit, overrides=overrides)
             if report.refused:
-                raise ProtectedEnvironmentError(
-                    f"refused: in protected environment {ctx.env.name} the plan of unit {unit} "
-                    f"{'; '.join(report.refused)}; nothing was applied"
-                )
+                raise PolicyDenied(policies.denied_message(unit, result.policies))
             counts = meta["counts"]
             result.add, result.change, result.destroy = counts["add"], counts["change"], counts["destroy"]
             try:

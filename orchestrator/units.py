@@ -2,7 +2,7 @@
 
 prepare (variables file, init when needed, a failed state write pushed back),
 plan (saved, counted, summarised), apply (exactly the saved plan), apply_auto
-(plan and apply in one terraform run), the guard's refusals, and the unit's
+(plan and apply in one terraform run), the policies' verdicts, and the unit's
 post-apply hooks. The engine decides which steps run, in what order.
 """
 
@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from orchestrator import guard, preview
+from orchestrator import policies, preview
 from orchestrator.artifacts import build_zip
 from orchestrator.config import unit_variables
 from orchestrator.context import RunContext
@@ -338,17 +338,18 @@ class Units:
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def refused(self, unit: str, allowed: set[str]) -> list[str]:
-        """In a protected environment, what the saved plan must not do (orchestrator.guard), read
-        from the plan file itself, unless the operator named the address (--allow-replace)."""
-        if not self.ctx.env.protected:
+    def policy_rules(self) -> tuple:
+        """The manifest's policies that apply to this environment (orchestrator.policies)."""
+        return policies.Policies(self.ctx.stack.policies).for_environment(self.ctx.env.name, self.ctx.env.protected)
+
+    def verdicts(self, unit: str, *, destroy: bool = False, overrides=()) -> list[policies.Verdict]:
+        """The environment's policies on the unit's saved plan, read from the plan file itself."""
+        rules = self.policy_rules()
+        if not rules:
             return []
-        return guard.refusals(
-            self.ctx.tf.show_plan(self.workspace(unit)),
-            stateful_types=self.ctx.stack.stateful_types,
-            public_groups=self.ctx.stack.public_security_groups,
-            allowed=allowed,
-        )
+        plan = self.ctx.tf.show_plan(self.workspace(unit))
+        facts = policies.facts_for(self.ctx.stack, self.ctx.env, destroy=destroy)
+        return policies.Policies(rules, tuple(overrides)).evaluate(plan, facts)
 
     def run_hooks(self, unit: str, outputs: dict, result: UnitResult) -> None:
         """The unit's post-apply hooks, in manifest order; one that changed something makes

@@ -12,7 +12,7 @@ import threading
 
 import typer
 
-from orchestrator.errors import ChangesFound, ConfigError, Declined, HookError, RunFailed
+from orchestrator.errors import ChangesFound, ConfigError, Declined, HookError, PolicyDenied, RunFailed
 
 
 def err(message: str) -> None:
@@ -200,6 +200,10 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
         err(f"preflight: {report.preflight['summary']}")
     for c in report.smoke:
         err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+    for unit in order:  # what passed with a warning or an override: said, and in the report
+        for v in report.units[unit].policies:
+            if not v.denied:
+                err(f"{unit}: {v.line()}")
     data = report_dict(report, order, s.redactor)
     if report.command in ("deploy", "teardown"):
         err(f"report: {write_html(report, data, s, order)}")
@@ -209,6 +213,8 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
         failed = [r for r in report.units.values() if r.status is Status.FAILED]
         if failed and all(r.failed_in == "HookError" for r in failed) and all(c.passed for c in report.smoke):
             raise HookError("")  # exit 6: terraform did its part; a post-apply hook did not
+        if failed and all(r.failed_in == "PolicyDenied" for r in failed):
+            raise PolicyDenied("")  # exit 12: a deny policy refused a plan; nothing of it was applied
         raise RunFailed("")
     if report.declined:
         raise Declined("")  # nothing failed; what was declined (and its dependents) was not applied
@@ -299,8 +305,9 @@ def job_markdown(report, redactor) -> str:
     )
     if r.preview:
         lines.append(f"- a preview, never applied: {r.detail}")
-    for text in report.refused:
-        lines.append(f"- :no_entry: refused in a protected environment: {text}")
+    for v in r.policies:
+        mark = ":no_entry:" if v.denied else (":white_check_mark:" if v.override else ":warning:")
+        lines.append(f"- {mark} {v.line()}")
     if r.changes:
         lines += ["", *[f"- `{c['address']}`: {', '.join(c.get('actions', []))}" for c in r.changes[:200]]]
     if r.hooks:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import policies
 from orchestrator.config import BackendSettings, Environment, load_stack
 from orchestrator.context import RunContext
 from orchestrator.engine import Engine
@@ -134,9 +135,12 @@ class FakeTerraform:
         return self._result("apply", text)
 
     def show_plan(self, ws, **kw):
-        actions = ["delete", "create"] if ws.unit in self.replaces else ["update"]
+        self.calls.append(("show", ws.unit))
+        saved = json.loads(ws.plan_path.read_text())
+        actions = ["delete"] if saved["destroy"] else (["delete", "create"] if ws.unit in self.replaces else ["update"])
         kind = "aws_db_instance" if ws.unit in self.replaces else "aws_thing"
-        return {"resource_changes": [{"address": f"{kind}.{ws.unit}", "type": kind, "change": {"actions": actions}}]}
+        change = {"actions": actions, "after": None if saved["destroy"] else {"tags_all": {"Owner": "o"}}}
+        return {"resource_changes": [{"address": f"{kind}.{ws.unit}", "type": kind, "change": change}]}
 
     def state_push(self, ws, state_file, **kw):
         self._call("state_push", ws)
@@ -243,12 +247,13 @@ def world(tmp_path):
     tf = FakeTerraform()
     store = MemoryStore(tf)
 
-    def engine(env=env, *, resume=False, changed=False, allow_replace=(), **options) -> Engine:
+    def engine(env=env, *, resume=False, changed=False, allow_replace=(), stack=stack, **options) -> Engine:
         options.setdefault("early_destroy_width", 4)  # every destroy planned ahead at once, unless a test says
+        overrides = options.pop("overrides", None) or policies.overrides([], None, allow_replace)
         ctx = RunContext(stack, env, tf, store, aws=None, redactor=Redactor(), work_root=tmp_path / "work", **options)
-        return Engine(ctx, resume=resume, changed=changed, allow_replace=allow_replace)
+        return Engine(ctx, resume=resume, changed=changed, overrides=overrides)
 
-    engine.tf, engine.env, engine.store = tf, env, store
+    engine.tf, engine.env, engine.store, engine.stack = tf, env, store, stack
     return engine
 
 
@@ -345,8 +350,8 @@ def test_a_protected_environment_refuses_a_replace_of_stateful_data_and_applies_
     prod = replace(world.env, protected=True).with_settings({"tag": "v2"})
     report = world(env=prod).deploy()
     assert report.units["a"].status is Status.FAILED
-    assert "refused: in protected environment dev the plan" in report.units["a"].detail
-    assert "aws_db_instance.a" in report.units["a"].detail
+    assert report.units["a"].detail == ("denied by policy: stateful_replace at aws_db_instance.a; nothing was applied")
+    assert report.units["a"].failed_in == "PolicyDenied"
     assert world.tf.applied["a"]["tag"] == "v1"
     assert statuses(report)["b"] == "skipped"
     assert world(env=prod, allow_replace={"aws_db_instance.a"}).deploy().units["a"].status is Status.SUCCEEDED
@@ -658,3 +663,89 @@ def test_changed_after_a_failure_runs_the_failed_unit_and_what_it_skipped(world)
         assert report.units[unit].why.startswith("unchanged since run "), report.units[unit]
     assert report.units["b"].why == "no successful apply recorded" and report.units["b"].status.value == "succeeded"
     assert {u for _, u in world.tf.calls} == {"b", "c"}
+
+
+# ---- policies ---------------------------------------------------------------------------------
+def with_policies(world, entries) -> object:
+    """The world's stack with these [[policies]] entries."""
+    from dataclasses import replace
+
+    return replace(world.stack, policies=policies.from_manifest(entries, "stack.toml", guard_rules=False))
+
+
+def no_destroy(plan, facts):
+    """A project's policy: nothing of this environment is destroyed."""
+    return [(c["address"], "destroys it") for c in plan["resource_changes"] if "delete" in c["change"]["actions"]]
+
+
+def test_a_deny_policy_refuses_a_teardowns_destroy_plan_and_destroys_nothing(world, monkeypatch):
+    monkeypatch.setitem(policies.BUILTIN, "no_destroy", no_destroy)
+    world().deploy()
+    stack = with_policies(world, [{"policy": "no_destroy", "environments": ["dev"]}])
+    report = world(stack=stack).teardown()
+    assert statuses(report) == {"c": "failed", "d": "failed", "b": "skipped", "a": "skipped"}
+    assert report.units["c"].failed_in == "PolicyDenied"
+    assert report.units["c"].detail == "denied by policy: no_destroy at aws_thing.c; nothing was applied"
+    assert sorted(world.tf.applied) == ["a", "b", "c", "d"]  # nothing destroyed
+    assert not [c for c in world.tf.calls if c[0] == "apply"]
+    accepted = policies.overrides([f"no_destroy:aws_thing.{u}" for u in "abcd"], "CHG-7 decommission")
+    done = world(stack=stack, overrides=accepted).teardown()
+    assert set(statuses(done).values()) == {"succeeded"}
+    assert world.tf.applied == {}
+    assert {(v.policy, v.override) for r in done.units.values() for v in r.policies} == {
+        ("no_destroy", "CHG-7 decommission")
+    }
+
+
+def test_a_warn_policy_is_shown_and_recorded_and_applies(world, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from orchestrator.views import finish
+
+    stack = with_policies(world, [{"policy": "ownership_tags", "level": "warn", "tags": ["Owner", "Project"]}])
+    report = world(stack=stack).deploy()
+    assert set(statuses(report).values()) == {"succeeded"}
+    a = report.units["a"].policies
+    assert [(v.policy, v.level, v.address, v.why) for v in a] == [
+        ("ownership_tags", "warn", "aws_thing.a", "has no tag Project")
+    ]
+    assert ("apply_auto", "a") not in world.tf.calls and ("show", "a") in world.tf.calls  # a saved plan, read
+    session = SimpleNamespace(redactor=Redactor(), work_root=tmp_path / "w")
+    finish(report, session, True, list(report.units))
+    out = capsys.readouterr()
+    assert "a: policy ownership_tags (warn): aws_thing.a: has no tag Project" in out.err
+    doc = json.loads(out.out)
+    assert doc["units"][0]["policies"] == [
+        {
+            "policy": "ownership_tags",
+            "level": "warn",
+            "address": "aws_thing.a",
+            "why": "has no tag Project",
+            "override": None,
+        }
+    ]
+
+
+def test_a_run_whose_only_failures_are_denials_ends_with_exit_12(world, tmp_path):
+    from types import SimpleNamespace
+
+    from orchestrator.errors import PolicyDenied, RunFailed
+    from orchestrator.views import finish
+
+    stack = with_policies(world, [{"policy": "ownership_tags", "tags": ["Project"]}])
+    report = world(stack=stack).deploy()
+    assert statuses(report) == {"a": "failed", "b": "skipped", "c": "skipped", "d": "skipped"}
+    assert world.tf.applied == {}
+    session = SimpleNamespace(redactor=Redactor(), work_root=tmp_path / "w")
+    with pytest.raises(PolicyDenied) as exc:
+        finish(report, session, False, list(report.units))
+    assert exc.value.exit_code == 12
+    report.units["d"].status, report.units["d"].failed_in = Status.FAILED, "TerraformError"
+    with pytest.raises(RunFailed):
+        finish(report, session, False, list(report.units))
+
+
+def test_an_environment_without_policies_plans_and_applies_in_one_run_and_reads_no_plan(world):
+    world().deploy()
+    assert ("apply_auto", "a") in world.tf.calls
+    assert not [c for c in world.tf.calls if c[0] == "show"]

@@ -1,8 +1,10 @@
-"""orchestrator.guard on plan documents shaped like `terraform show -json tfplan`."""
+"""orchestrator.guard, and the two guard policies built on it, on plan documents shaped like
+`terraform show -json tfplan`."""
 
 from __future__ import annotations
 
-from orchestrator.guard import open_to_world, refusals, stateful_deletes
+from orchestrator import policies
+from orchestrator.guard import open_to_world, stateful_deletes
 
 STATEFUL = {"aws_rds_cluster", "aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group"}
 
@@ -13,6 +15,16 @@ def rc(address, rtype, actions, after=None):
 
 def rule_config(address, group):
     return {"address": address, "expressions": {"security_group_id": {"references": [f"{group}.id", group]}}}
+
+
+def refusals(p, *, stateful_types, public_groups, allowed):
+    """The deny lines of both guard policies in a protected environment, --allow-replace as given."""
+    rules = policies.from_manifest([], "stack.toml", guard_rules=True)
+    facts = policies.Facts(
+        "prod", True, stateful_types=frozenset(stateful_types), public_security_groups=frozenset(public_groups)
+    )
+    verdicts = policies.Policies(rules, policies.overrides([], None, allowed)).evaluate(p, facts)
+    return [v.line() for v in verdicts if v.denied]
 
 
 def plan(*changes, config=(), prior=()):
@@ -39,11 +51,11 @@ def test_deletes_and_replacements_of_stateful_types_are_named_and_nothing_else()
         "module.db.aws_kms_key.data[0]",
     ]
     out = refusals(p, stateful_types=STATEFUL, public_groups=(), allowed={"aws_cloudwatch_log_group.app"})
-    assert [r.split(" (")[0] for r in out] == [
-        "deletes or replaces aws_rds_cluster.main",
-        "deletes or replaces module.db.aws_kms_key.data[0]",
+    assert [r.split(" (to accept")[0] for r in out] == [
+        "policy stateful_replace (deny): aws_rds_cluster.main: deletes or replaces a stateful resource",
+        "policy stateful_replace (deny): module.db.aws_kms_key.data[0]: deletes or replaces a stateful resource",
     ]
-    assert "--allow-replace aws_rds_cluster.main" in out[0]
+    assert "--override stateful_replace:aws_rds_cluster.main --reason" in out[0]
 
 
 def test_an_ingress_open_to_the_world_is_refused_unless_its_group_is_public():
@@ -98,11 +110,12 @@ def test_an_ingress_open_to_the_world_is_refused_unless_its_group_is_public():
         ("aws_security_group.legacy", "aws_security_group.legacy"),
     ]
     out = refusals(p, stateful_types=(), public_groups={"aws_security_group.alb"}, allowed=())
-    assert [r.split(" with ")[0] for r in out] == [
-        "opens aws_security_group.db to the internet",
-        "opens aws_security_group.app to the internet",
-        "opens aws_security_group.legacy to the internet",
+    assert [r.split(": opens ")[1].split(" to the")[0] for r in out] == [
+        "aws_security_group.legacy",
+        "aws_security_group.db",
+        "aws_security_group.app",
     ]
+    assert out[0].startswith("policy open_to_internet (deny): aws_security_group.legacy: opens")
     allowed = refusals(
         p, stateful_types=(), public_groups={"aws_security_group.alb"}, allowed={"aws_security_group_rule.db_in"}
     )
