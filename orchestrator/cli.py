@@ -277,7 +277,7 @@ def bootstrap(
 
 # ---- engine commands -----------------------------------------------------------
 def _engine(s, guard, *, parallelism="auto", lock_timeout="0s", confirm=None, events=False, json_out=False, **options):
-    """The run's engine; `options` are Engine's (resume, changed, allow_replace)."""
+    """The run's engine; `options` are Engine's (resume, changed, overrides)."""
     from orchestrator.engine import Engine
     from orchestrator.hostslots import parse_parallelism
 
@@ -332,6 +332,27 @@ SummaryOpt = typer.Option(
     help='Append a Markdown summary to this file (GitHub: "$GITHUB_STEP_SUMMARY").',
 )
 
+OverrideOpt = typer.Option(
+    [],
+    "--override",
+    metavar="POLICY:ADDRESS",
+    help="Accept one policy violation by name (repeatable); needs --reason, recorded with the run.",
+)
+ReasonOpt = typer.Option(None, "--reason", metavar="TEXT", help="Why the --override violations are accepted.")
+AllowReplaceOpt = typer.Option(
+    [],
+    "--allow-replace",
+    metavar="ADDRESS",
+    help="Alias of --override for the guard policies (stateful_replace, open_to_internet) at this address.",
+)
+
+
+def _overrides(override: list[str], reason: Optional[str], allow_replace: list[str]):
+    from orchestrator import policies
+
+    return policies.overrides(override, reason, allow_replace)
+
+
 ChangedOpt = typer.Option(
     False,
     "--changed",
@@ -364,12 +385,9 @@ def deploy(
     skip_preflight: bool = typer.Option(
         False, "--skip-preflight", help="Do not run the preflight checks first (the summary says so)."
     ),
-    allow_replace: list[str] = typer.Option(
-        [],
-        "--allow-replace",
-        metavar="ADDRESS",
-        help="Protected environments: let the plan delete or replace this stateful resource (an address; repeatable).",
-    ),
+    override: list[str] = OverrideOpt,
+    reason: Optional[str] = ReasonOpt,
+    allow_replace: list[str] = AllowReplaceOpt,
     take_over: bool = TakeOverOpt,
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
@@ -383,6 +401,7 @@ def deploy(
         from orchestrator.smoke import calls_for, run_smoke
 
         only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        accepted = _overrides(override, reason, allow_replace)
         confirm = confirm_factory(yes)
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(
@@ -395,7 +414,7 @@ def deploy(
                 json_out=json_out,
                 resume=resume,
                 changed=changed,
-                allow_replace=allow_replace,
+                overrides=accepted,
             )
             narrow(
                 engine.graph(only_list, with_upstream=with_upstream).units
@@ -644,6 +663,8 @@ def teardown(
     lock_timeout: str = typer.Option(
         "0s", "--lock-timeout", help="How long to wait for another run of the environment, e.g. 10m."
     ),
+    override: list[str] = OverrideOpt,
+    reason: Optional[str] = ReasonOpt,
     take_over: bool = TakeOverOpt,
     json_out: bool = JsonOpt,
     events: bool = EventsOpt,
@@ -664,9 +685,18 @@ def teardown(
             raise ProtectedEnvironmentError(
                 f"environment {env} is protected: teardown needs --allow-protected and --confirm {env} (nothing was changed)"
             )
+        accepted = _overrides(override, reason, ())
         confirm = confirm_factory(yes)  # each unit's destroy plan shown and confirmed, unless --yes or CI
         with open_session_(ctx, env, suffix) as s:
-            engine = _engine(s, guard, parallelism=parallelism, events=events, confirm=confirm, json_out=json_out)
+            engine = _engine(
+                s,
+                guard,
+                parallelism=parallelism,
+                events=events,
+                confirm=confirm,
+                json_out=json_out,
+                overrides=accepted,
+            )
             only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
             narrow(engine.graph(only_list, with_upstream=False).units)
             with _run_locked(s, engine, "teardown", lock_timeout, take_over):
@@ -1077,6 +1107,50 @@ def force_unlock(
         typer.echo(f"released lock {lock_id} on {unit}")
 
 
+# ---- policies ----------------------------------------------------------------------
+policy_app = typer.Typer(
+    no_args_is_help=True, help="The manifest's [[policies]], tested offline.", rich_markup_mode=None
+)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("test")
+def policy_test(
+    ctx: typer.Context,
+    directory: str = typer.Option(
+        "policies/tests", "--dir", help="Fixture plans with their expected verdicts (*.json), under the project."
+    ),
+):
+    """Run the manifest's policies on fixture plans and compare with their expected verdicts: no
+    AWS, no terraform (docs/operations.md, "Policies"). Exit 10 when one does not match.
+
+    Example: orchestrator policy test
+    """
+    with _Guard():
+        from pathlib import Path
+
+        from orchestrator import policies
+        from orchestrator.config import Project, load_environment, load_stack
+        from orchestrator.errors import ProblemsFound
+
+        project = Project.find(_opts(ctx).project_dir)
+        stack = load_stack(project.terraform_dir)
+        folder = Path(directory) if Path(directory).is_absolute() else project.root / directory
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            raise ConfigError(f"no policy tests in {folder} (*.json: a plan and its expected verdicts)")
+        results = [
+            policies.run_case(f, stack, lambda name: load_environment(project.environments_dir, name, stack))
+            for f in files
+        ]
+        for r in results:
+            err(r.line())
+        failed = [r for r in results if not r.passed]
+        err(f"{len(results) - len(failed)} of {len(results)} policy test(s) passed")
+        if failed:
+            raise ProblemsFound("")
+
+
 # ---- one unit, one CI job --------------------------------------------------------
 unit_app = typer.Typer(
     no_args_is_help=True,
@@ -1163,25 +1237,23 @@ def unit_apply(
     suffix: Optional[str] = SuffixOpt,
     run_id: Optional[str] = RunIdOpt,
     lock_timeout: str = JobLockOpt,
-    allow_replace: list[str] = typer.Option(
-        [],
-        "--allow-replace",
-        metavar="ADDRESS",
-        help="Protected environments: let the plan delete or replace this stateful resource.",
-    ),
+    override: list[str] = OverrideOpt,
+    reason: Optional[str] = ReasonOpt,
+    allow_replace: list[str] = AllowReplaceOpt,
     summary: Optional[str] = SummaryOpt,
     report_file: Optional[str] = ReportOpt,
     json_out: bool = JsonOpt,
 ):
     """Apply exactly the plan `unit plan` saved for this run, then the unit's hooks; record it in the
     journal. A plan made against other upstream outputs, settings or files, or an older state, is
-    refused (exit 1, nothing applied).
+    refused (exit 1, nothing applied); one a deny policy refuses: exit 12, nothing applied.
 
     Example: orchestrator unit apply --env dev --run-id 4242 network
     """
+    accepted = _overrides(override, reason, allow_replace)
     _unit_job(
         ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file,
-        lambda j: j.apply(unit, set(allow_replace)),
+        lambda j: j.apply(unit, accepted),
     )  # fmt: skip
 
 

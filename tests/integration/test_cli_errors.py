@@ -252,6 +252,20 @@ CASES = [
         "error: ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD: a supplied secret needs at least 12 characters",
         env={"ORCHESTRATOR_SECRET_DB_MASTER_PASSWORD": "short"},
     ),
+    Case(
+        "an override without a reason",
+        ("deploy", "--env", "dev", "--override", "stateful_replace:aws_rds_cluster.main", "--yes"),
+        1,
+        'error: --override needs --reason "..." (why the violation is accepted; it is recorded)',
+    ),
+    Case(
+        "a policy the manifest misspells",
+        ("deploy", "--env", "dev", "--yes"),
+        1,
+        "error: {root}/terraform/stack.toml: policies[2]: unknown policy 'ownership_tag' "
+        "(did you mean 'ownership_tags'? known: …",
+        mutate=edit("terraform/stack.toml", 'policy = "ownership_tags"', 'policy = "ownership_tag"'),
+    ),
     Case("TF_LOG without permission", ("plan", "--env", "dev"), 3, "error: TF_LOG is set: …", env={"TF_LOG": "DEBUG"}),
     Case(
         "unknown graph format",

@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+from orchestrator import policies
 from orchestrator.config import NAME_PREFIX_RE, SUFFIX_RE, Project, load_stack
 from tests.integration.plans import ACCOUNT, ROOT, plan_environment
 
@@ -520,32 +521,48 @@ def test_the_guard_covers_the_real_database_and_keeps_only_the_alb_open(prod):
             for rc in database["resource_changes"]
         ],
     }
-    refused = guard.refusals(
-        replaced, stateful_types=stack.stateful_types, public_groups=stack.public_security_groups, allowed=()
-    )
-    assert refused == [
-        "deletes or replaces aws_rds_cluster.main (stateful; to accept: --allow-replace aws_rds_cluster.main)"
+    rules = policies.Policies(stack.policies).for_environment("prod", True)
+    facts = policies.facts_for(stack, replace_env(prod))
+
+    def denied(plan, accepted=()):
+        return [v.line() for v in policies.Policies(rules, accepted).evaluate(plan, facts) if v.denied]
+
+    assert [line.split(" (to accept")[0] for line in denied(replaced)] == [
+        "policy stateful_replace (deny): aws_rds_cluster.main: deletes or replaces a stateful resource"
     ]
-    assert (
-        guard.refusals(
-            replaced,
-            stateful_types=stack.stateful_types,
-            public_groups=stack.public_security_groups,
-            allowed={"aws_rds_cluster.main"},
-        )
-        == []
-    )
+    assert denied(replaced, policies.overrides([], None, ["aws_rds_cluster.main"])) == []
 
     security = prod.plans["security"]
     open_rules = guard.open_to_world(security)
     assert open_rules and {group for _, group in open_rules} == {"aws_security_group.alb"}
-    assert (
-        guard.refusals(
-            security, stateful_types=stack.stateful_types, public_groups=stack.public_security_groups, allowed=()
-        )
-        == []
-    )
-    assert guard.refusals(security, stateful_types=(), public_groups=(), allowed=()) != []  # it can say no
+    assert denied(security) == []
+    bare = policies.Facts("prod", True)  # no public group declared: it can say no
+    assert [v for v in policies.Policies(rules).evaluate(security, bare) if v.denied]
+
+
+def replace_env(plans):
+    """The environment a set of real plans was made for, as the policies see it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=plans.env_name, protected=plans.env_name == "prod")
+
+
+def test_every_policy_the_manifest_declares_passes_on_each_environments_real_plans(dev, staging, prod):
+    """The platform obeys its own policies: on the real plans of dev, staging and prod, none of
+    the manifest's policies (the guard rules, ownership tags, encryption at rest, no wildcard
+    action, where each applies) finds anything, while each of them can say no (their unit tests)."""
+    from orchestrator.config import load_stack
+
+    stack = load_stack(ROOT / "terraform")
+    declared = {r.policy for r in stack.policies}
+    assert {"ownership_tags", "encrypted_storage", "no_wildcard_iam_action"} <= declared
+    for plans in (dev, staging, prod):
+        env = replace_env(plans)
+        facts = policies.facts_for(stack, env)
+        every = policies.Policies(stack.policies)
+        assert every.for_environment(env.name, env.protected) or env.name == "dev"
+        found = {unit: [v.line() for v in every.evaluate(plan, facts)] for unit, plan in plans.plans.items()}
+        assert not any(found.values()), (plans.env_name, {u: f for u, f in found.items() if f})
 
 
 # ---- database credentials: who reads which secret -----------------------------------
