@@ -91,6 +91,7 @@ class Bootstrapper:
     def run(self) -> BootstrapResult:
         key_arn = self.ensure_kms_key()
         self.ensure_state_bucket(key_arn)
+        self.ensure_audit_bucket(key_arn)
         if self.backend.locking == "dynamodb":
             self.ensure_lock_table(key_arn)
         else:
@@ -228,8 +229,10 @@ class Bootstrapper:
             )
         return True
 
-    def _create_bucket(self, bucket: str) -> None:
+    def _create_bucket(self, bucket: str, object_lock: bool = False) -> None:
         kwargs = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
+        if object_lock:  # versioning comes with it
+            kwargs["ObjectLockEnabledForBucket"] = True
         # us-east-1 rejects a LocationConstraint naming itself.
         if self.backend.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.backend.region}
@@ -241,20 +244,33 @@ class Bootstrapper:
             pass
 
     def ensure_state_bucket(self, key_arn: str) -> None:
-        bucket = self.backend.bucket
+        self._ensure_bucket("state bucket", self.backend.bucket, self._bucket_pieces(self.backend.bucket, key_arn))
+
+    def ensure_audit_bucket(self, key_arn: str) -> None:
+        """Where each run's audit record is kept (orchestrator.audit): Object Lock with a default
+        retention, the backend's key, the state bucket's protections, and a policy that denies
+        every principal a delete, a retention change or a governance bypass. A bucket of its
+        own, so state and journal objects never inherit the retention."""
+        audit = self.env.audit
+        pieces = [("object lock", *self._object_lock_piece(audit.bucket))]
+        pieces += self._bucket_pieces(audit.bucket, key_arn, policy_file="audit-bucket-policy.json", state=False)
+        pieces = [(f"audit {name}".replace("tls-only policy", "bucket policy"), c, a) for name, c, a in pieces]
+        self._ensure_bucket("audit bucket", audit.bucket, pieces, object_lock=True)
+
+    def _ensure_bucket(self, what: str, bucket: str, pieces, object_lock: bool = False) -> None:
         created = False
         if not self._bucket_exists(bucket):
             if self.verify_only:
-                self.steps.append(Step("state bucket", DRIFT, f"{bucket} does not exist"))
+                self.steps.append(Step(what, DRIFT, f"{bucket} does not exist"))
                 return
-            self._create_bucket(bucket)
+            self._create_bucket(bucket, object_lock=object_lock)
             created = True
-            self.steps.append(Step("state bucket", CREATED, bucket))
+            self.steps.append(Step(what, CREATED, bucket))
         else:
-            self.steps.append(Step("state bucket", IN_PLACE, bucket))
+            self.steps.append(Step(what, IN_PLACE, bucket))
 
-        for piece, check, apply in self._bucket_pieces(bucket, key_arn):
-            if created and not (self.emulated and piece == "tls-only policy"):
+        for piece, check, apply in pieces:
+            if created and not (self.emulated and piece.endswith(" policy")):
                 apply()
                 self.steps.append(Step(piece, CREATED))
                 continue
@@ -268,8 +284,46 @@ class Bootstrapper:
             else:
                 self._fix(piece, problem, apply)
 
-    def _bucket_pieces(self, bucket: str, key_arn: str):
+    def _object_lock_piece(self, bucket: str):
+        """Object Lock on, with the configured default retention (mode and days). AWS lets a
+        versioned bucket turn it on later (PutObjectLockConfiguration), never off."""
+        from botocore.exceptions import ClientError
+
+        audit = self.env.audit
+        wanted = {"DefaultRetention": {"Mode": audit.mode, "Days": audit.retention_days}}
+
+        def check():
+            try:
+                conf = self.s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+            except ClientError as exc:
+                if error_code(exc) == "ObjectLockConfigurationNotFoundError":
+                    return "object lock is off"
+                raise
+            if conf.get("ObjectLockEnabled") != "Enabled":
+                return "object lock is off"
+            rule = conf.get("Rule", {}).get("DefaultRetention", {})
+            if rule.get("Mode") != audit.mode or rule.get("Days") != audit.retention_days or rule.get("Years"):
+                return (
+                    f"default retention is {rule.get('Mode') or 'none'} {rule.get('Days') or rule.get('Years') or 0}"
+                    f"{' years' if rule.get('Years') else ' days'}, not {audit.mode} {audit.retention_days} days"
+                )
+            return None
+
+        def apply():
+            self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            self.s3.put_object_lock_configuration(
+                Bucket=bucket, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": wanted}
+            )
+
+        return check, apply
+
+    def _bucket_pieces(self, bucket: str, key_arn: str, policy_file: str = "state-bucket-policy.json", state=True):
+        """Each protection of a bucket: (name, check -> problem or None, apply). The state bucket
+        also gets its lifecycle and access logging; the audit bucket, its own policy."""
         s3 = self.s3
+        wanted_sids = {
+            s.get("Sid") for s in _render(self.files(policy_file), partition="aws", bucket=bucket)["Statement"]
+        }
         from botocore.exceptions import ClientError
 
         def get(fn, **kw):
@@ -326,7 +380,8 @@ class Bootstrapper:
                 return "no bucket policy (TLS-only)"
             policy = json.loads(conf["Policy"])
             sids = {s.get("Sid") for s in policy.get("Statement", [])}
-            return None if "DenyInsecureTransport" in sids else "bucket policy does not deny non-TLS requests"
+            missing = sorted(wanted_sids - sids)
+            return None if not missing else f"bucket policy lacks {', '.join(missing)} ({policy_file})"
 
         plans = plans_prefix(self.env)
         plan_days = self.settings["bucket"]["saved_plan_days"]
@@ -393,7 +448,7 @@ class Bootstrapper:
         def apply_policy():
             if self.emulated:
                 return
-            policy = _render(self.files("state-bucket-policy.json"), partition=self.partition, bucket=bucket)
+            policy = _render(self.files(policy_file), partition=self.partition, bucket=bucket)
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
         def apply_lifecycle():
@@ -442,9 +497,10 @@ class Bootstrapper:
             ("public access block", check_public_access, apply_public_access),
             ("object ownership", check_ownership, apply_ownership),
             ("tls-only policy", check_policy, apply_policy),
-            ("lifecycle", check_lifecycle, apply_lifecycle),
         ]
-        if self.backend.access_log_bucket:
+        if state:
+            pieces.append(("lifecycle", check_lifecycle, apply_lifecycle))
+        if state and self.backend.access_log_bucket:
             pieces.append(("access logging", check_logging, apply_logging))
         if self.emulated:
             # Never call put_bucket_policy on the emulator (see check_policy).

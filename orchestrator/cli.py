@@ -325,6 +325,32 @@ def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bo
         yield lock
 
 
+@contextlib.contextmanager
+def _audited(s, engine, command: str, params: dict):
+    """The run's audit trail, under the run lock: its start record, the end of any earlier run of
+    this copy that never wrote one, and an end record whatever happens (the caller writes the
+    normal one with the report)."""
+    from orchestrator.errors import Interrupted
+
+    trail = s.audit_trail(engine.ctx.store)
+    trail.start(
+        engine.run_id, command, [f"{k}={v}" for k, v in sorted(params.items()) if v not in (None, False, [], ())]
+    )
+    for run_id in trail.recover():
+        engine.notes.append(f"audit: run {run_id} never finished; its end record is written now")
+    try:
+        yield trail
+    except BaseException as exc:
+        word = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "error"
+        try:
+            trail.finish(word, error=str(exc) or type(exc).__name__)
+        except Exception as also:  # noqa: BLE001 - the run's own error is the one to report
+            err(
+                f"[orchestrator] the audit trail's end record was not written ({type(also).__name__}); the next run writes it"
+            )
+        raise
+
+
 SummaryOpt = typer.Option(
     None,
     "--summary",
@@ -419,15 +445,24 @@ def deploy(
             narrow(
                 engine.graph(only_list, with_upstream=with_upstream).units
             )  # unknown units, lock files: before anything
-            with _run_locked(s, engine, "deploy", lock_timeout, take_over):
+            with (
+                _run_locked(s, engine, "deploy", lock_timeout, take_over),
+                _audited(s, engine, "deploy", ctx.params) as trail,
+            ):
                 preflight = _preflight(s, skip_preflight)
                 report = engine.deploy(only_list, with_upstream=with_upstream)
-            report.preflight = preflight
-            order = [u for u in s.stack.graph.order() if u in report.units]
-            if smoke_checks and not report.failed and guard.signum is None:
-                outputs = {u: r.outputs for u, r in report.units.items()}
-                report.smoke = run_smoke(
-                    _check_context(s), calls_for(s.stack, report.units), outputs, on_wait=_smoke_waits
+                report.preflight = preflight
+                order = [u for u in s.stack.graph.order() if u in report.units]
+                if smoke_checks and not report.failed and guard.signum is None:
+                    outputs = {u: r.outputs for u, r in report.units.items()}
+                    report.smoke = run_smoke(
+                        _check_context(s), calls_for(s.stack, report.units), outputs, on_wait=_smoke_waits
+                    )
+                trail.finish(
+                    report.result,
+                    [report.units[u] for u in order],
+                    report.smoke,
+                    (preflight or {}).get("summary"),
                 )
             finish(report, s, json_out, order)
 
@@ -699,8 +734,14 @@ def teardown(
             )
             only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
             narrow(engine.graph(only_list, with_upstream=False).units)
-            with _run_locked(s, engine, "teardown", lock_timeout, take_over):
+            with (
+                _run_locked(s, engine, "teardown", lock_timeout, take_over),
+                _audited(s, engine, "teardown", ctx.params) as trail,
+            ):
                 report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
+                trail.finish(
+                    report.result, [report.units[u] for u in reversed(s.stack.graph.order()) if u in report.units]
+                )
                 if not only_list and not report.failed:
                     gone = engine.ctx.store.delete_plans()  # a pipeline's plans of a copy that is gone
                     if gone:
@@ -829,6 +870,74 @@ def outputs(
                 typer.echo(f"{u}:" + ("" if outs is not None else " (not deployed)"))
                 for k, v in (outs or {}).items():
                     typer.echo(f"  {k} = {v if isinstance(v, str) else to_json(v).replace(chr(10), ' ')}")
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = typer.Option(None, "--suffix", "-s", help="Only this copy's runs (default: every copy)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="YYYY-MM-DD", help="From this day (UTC) on."),
+    until: Optional[str] = typer.Option(None, "--until", metavar="YYYY-MM-DD", help="Up to this day (UTC), included."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="Only runs that planned or applied this unit."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (one row per unit of each run)."),
+):
+    """What changed in an environment, by whom, with which plan and verdicts: the audit trail's
+    records (written once, under S3 Object Lock; docs/operations.md, "Audit trail").
+
+    Example: orchestrator audit --env prod --since 2026-01-01 --format csv > prod-audit.csv
+    """
+    with _Guard():
+        import datetime as _dt
+
+        from orchestrator import audit as audit_mod
+        from orchestrator.render import to_json
+        from orchestrator.statestore import StateStore, parse_audit_key
+
+        if fmt not in ("table", "json", "csv"):
+            raise ConfigError(f"unknown format {fmt!r}: table, json or csv")
+        for name, day in (("--since", since), ("--until", until)):
+            if day is not None:
+                try:
+                    _dt.date.fromisoformat(day)
+                except ValueError:
+                    raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
+        with _read_only(ctx, env, None) as s:
+            store = StateStore(s.aws, s.env)
+            if unit is not None and unit not in s.stack.units:
+                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            records = []
+            for key in store.audit_keys():
+                where = parse_audit_key(s.env, key)
+                if not where or (since and where["day"] < since) or (until and where["day"] > until):
+                    continue
+                if suffix and where["copy"] != s.env.with_suffix(suffix).env_id:
+                    continue
+                rec = store.get_audit(key)
+                part = where["part"]
+                rec["_part"] = "" if part in ("start", "end") else part.rsplit("-", 1)[0]
+                records.append(rec)
+            joined = audit_mod.runs(records)
+            table = audit_mod.rows(joined, unit)
+            if fmt == "json":
+                runs = [
+                    r for r in joined if not unit or any(u["unit"] == unit for u in (r["end"] or {}).get("units", []))
+                ]
+                typer.echo(to_json(_doc("audit", s.env.name, runs=runs)))
+            elif fmt == "csv":
+                typer.echo(audit_mod.to_csv(table), nl=False)
+            else:
+                typer.echo(
+                    f"{'STARTED (UTC)':<21} {'COPY':<12} {'RUN':<13} {'COMMAND':<12} {'UNIT':<14} {'STATUS':<11} {'PLAN':<14} BY"
+                )
+                for row in table:
+                    typer.echo(
+                        f"{row['started']:<21} {row['copy']:<12} {row['run_id']:<13} {row['command']:<12} "
+                        f"{row['unit'] or '-':<14} {row['status'] or row['result']:<11} "
+                        f"{(row['plan_sha256'] or '-')[:12]:<14} {row['identity']}"
+                    )
+                if not table:
+                    typer.echo(f"no audit record for {s.env.name} in that range")
 
 
 @app.command()
@@ -1189,7 +1298,15 @@ def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, r
                 raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
             providers.require_lock_files(s.stack, [unit])
             run_ctx = s.run_context(parallelism=1, lock_timeout=lock_timeout, on_line=lambda _u, t: err(t), say=err)
-            report = act(UnitJobs(run_ctx, run_id, lock_wait=wait))
+            trail = s.audit_trail(run_ctx.store)
+            action = _opts(ctx).command.split()[-1]  # plan or apply
+            trail.start(run_id, f"unit {action}", [f"unit={unit}"], part=f"job-{action}-{unit}")
+            try:
+                report = act(UnitJobs(run_ctx, run_id, lock_wait=wait))
+            except BaseException as exc:
+                trail.finish("error", error=str(exc) or type(exc).__name__)
+                raise
+            trail.finish(report.status, [report.result])
             err(s.redactor.redact(job_line(report)))
             if summary:
                 with open(summary, "a", encoding="utf-8") as f:

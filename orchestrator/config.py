@@ -180,6 +180,7 @@ ENVIRONMENT_KEYS = (
     "backend",
     "settings",
     "ci",
+    "audit",
 )
 BACKEND_KEYS = (
     "bucket",
@@ -400,6 +401,41 @@ class BackendSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """[audit] of env.toml: where each run's record is kept, under S3 Object Lock (orchestrator.audit)."""
+
+    bucket: str
+    retention_days: int = 400  # PCI DSS 10.5.1: twelve months of history, three at hand
+    mode: str = "COMPLIANCE"  # or GOVERNANCE (a role with s3:BypassGovernanceRetention may delete)
+
+
+AUDIT_KEYS = ("bucket", "retention_days", "mode")
+
+
+def load_audit(data: dict, path: Path, backend: BackendSettings) -> AuditSettings:
+    raw = data.get("audit", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [audit] must be a table")
+    reject_unknown(path, raw, AUDIT_KEYS, "audit.")
+    bucket = raw.get("bucket") or f"{backend.bucket}-audit"
+    if not isinstance(bucket, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ConfigError(
+            f"{path}: audit bucket {bucket!r} is not a valid S3 bucket name (3-63 characters; set audit.bucket)"
+        )
+    days = raw.get("retention_days", 400)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36500:
+        raise ConfigError(
+            f"{path}: setting 'audit.retention_days' must be a number of days from 1 to 36500, got {days!r}"
+        )
+    mode = str(raw.get("mode", "compliance")).upper()
+    if mode not in ("COMPLIANCE", "GOVERNANCE"):
+        raise ConfigError(
+            f'{path}: setting \'audit.mode\' must be "compliance" or "governance", got {raw.get("mode")!r}'
+        )
+    return AuditSettings(bucket=bucket, retention_days=days, mode=mode)
+
+
+@dataclass(frozen=True)
 class CiSettings:
     """[ci] of env.toml: what `orchestrator pipeline` writes into the workflow for this environment."""
 
@@ -454,6 +490,7 @@ class Environment:
     settings: dict[str, Any]
     suffix: str = ""
     ci: CiSettings | None = None
+    audit: AuditSettings | None = None
 
     @property
     def env_id(self) -> str:
@@ -608,6 +645,7 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         backend=backend,
         settings=settings,
         ci=load_ci(data, path, account_id),
+        audit=load_audit(data, path, backend),
     )
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 
 from orchestrator import changes, policies, preview, providers
+from orchestrator.audit import sha256_file
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
 from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
@@ -201,6 +202,8 @@ class Engine:
                 return result
             if ask and not self._confirmed(unit, plan, result):
                 return result
+            result.plan_digest = sha256_file(self.units.workspace(unit).plan_path)
+            result.confirmed_by = result.confirmed_by or self._not_asked()
             try:
                 self.units.apply(unit, result)
             except TerraformError as exc:
@@ -229,9 +232,17 @@ class Engine:
             # The attribute changes (redacted), not only the addresses: what the operator decides on.
             shown = dataclasses.replace(plan.summary, diff=self.ctx.redactor.redact(plan.text))
             if self.ctx.confirm(unit, shown, str(self.units.workspace(unit).log_path)):
+                result.confirmed_by = "the operator, at the prompt"
                 return True
         result.status, result.detail, result.declined = Status.SKIPPED, "declined at the prompt", True
         return False
+
+    def _not_asked(self) -> str:
+        """Who let a plan through when nobody was asked."""
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+            return f"CI ({actor})" if actor else "CI"
+        return "not asked (--yes)"
 
     # ---- deploy ---------------------------------------------------------------------
     def deploy(self, only: list[str] | None = None, *, with_upstream: bool = False) -> RunReport:
@@ -335,6 +346,7 @@ class Engine:
                     # Nobody looks at this plan: plan and apply in one terraform run. A protected
                     # environment, or one with policies, always applies exactly a saved plan.
                     self.units.apply_auto(unit, result)
+                    result.confirmed_by = self._not_asked() + "; planned and applied in one terraform run"
                 else:
                     self._converge(unit, result)
         if result.status in (Status.SUCCEEDED, Status.NO_CHANGES):

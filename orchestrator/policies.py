@@ -376,7 +376,7 @@ def denied_detail(verdicts: Iterable[Verdict]) -> str:
 def denied_message(unit: str, verdicts: Iterable[Verdict]) -> str:
     """A refused `unit apply`: the first line names the unit, then one line per violation."""
     lines = [v.line() for v in verdicts if v.denied]
-    return f"denied by policy: the plan of unit {unit} was not applied:\n" + "\n".join(f"  {line}" for line in lines)
+    return "\n".join([f"denied by policy: the plan of unit {unit}, nothing applied:", *lines])
 
 
 def as_mapping(verdicts: Iterable[Verdict]) -> list[Mapping[str, Any]]:

@@ -66,9 +66,7 @@ def report_dict(report, order: list[str], redactor) -> dict:
         "environment": report.env_id,
         "started": report.started,
         "duration_s": round(report.ended - report.started, 3),
-        "result": "failed"
-        if report.failed
-        else ("declined" if report.declined else ("changed" if report.changed else "ok")),
+        "result": report.result,
         "units": units,
         "smoke": [smoke_dict(c) for c in report.smoke],
     }

@@ -55,6 +55,8 @@ class UnitResult:
     preview: bool = False  # plan: a preview (an upstream has no state yet); never applied
     why: str = ""  # --changed: why the unit ran, or that nothing moved since its last apply
     policies: list = field(default_factory=list)  # policies.Verdict of the unit's plan (deny, warn, overridden)
+    plan_digest: str | None = None  # sha256 of the saved plan that was applied (the audit trail)
+    confirmed_by: str = ""  # who let the plan be applied: the operator at the prompt, --yes, CI
     diff: str = ""  # plan and drift: the plan as terraform printed it (redacted), for --show
     # seconds spent in each terraform command (init, plan, apply, ...)
     timings: dict = field(default_factory=dict)
@@ -207,3 +209,8 @@ class RunReport:
     @property
     def changed(self) -> bool:
         return any(r.add or r.change or r.destroy or r.replace or self._not_deployed(r) for r in self.units.values())
+
+    @property
+    def result(self) -> str:
+        """One word for the run: failed, declined, changed or ok (the report's and the audit trail's)."""
+        return "failed" if self.failed else ("declined" if self.declined else ("changed" if self.changed else "ok"))

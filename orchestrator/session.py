@@ -57,6 +57,19 @@ class Session:
     def terraform(self):
         return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
 
+    def audit_trail(self, store):
+        """The run's audit records (orchestrator.audit): who, from which commit, in which pipeline."""
+        from orchestrator import audit
+
+        return audit.AuditTrail(
+            store,
+            self.env,
+            self.redactor,
+            identity=audit.caller(self.aws),
+            git=audit.git_state(self.project.root),
+            actor=audit.ci_actor(),
+        )
+
     def run_context(self, **run_options):
         """The composition root of a run: everything the engine works with, built once."""
         from orchestrator.context import RunContext

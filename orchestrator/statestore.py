@@ -7,7 +7,10 @@ The only module that knows the S3 key layout:
   <key_prefix>/_runs/<env_id>/run.lock          the run lock
   <key_prefix>/_plans/<env_id>/<run_id>/<unit>.tfplan  a saved plan of `unit plan` (and .json,
                                                 what it was made against); expired by lifecycle
-Provisioning the bucket is bootstrap.py's job.
+and, in the audit bucket ([audit] bucket, under Object Lock), written once, never rewritten:
+  <key_prefix>/<env>/<YYYY-MM-DD>/<env_id>/<HHMMSS>/<run_id>/<part>.json  an audit record
+                                                (part: start, end; a CI job's: job-<action>-<unit>-start/-end)
+Provisioning the buckets is bootstrap.py's job.
 """
 
 from __future__ import annotations
@@ -42,6 +45,31 @@ def plans_prefix(env: Environment) -> str:
 def plan_key(env: Environment, run_id: str, unit: str, ext: str) -> str:
     """A saved plan of `unit plan` (ext "tfplan") and what it was made against (ext "json")."""
     return f"{plans_prefix(env)}{env.env_id}/{run_id}/{unit}.{ext}"
+
+
+def audit_prefix(env: Environment, day: str = "") -> str:
+    """An environment's audit records (every copy), or one day's (YYYY-MM-DD)."""
+    return f"{env.backend.key_prefix}/{env.name}/" + (f"{day}/" if day else "")
+
+
+def audit_key(env: Environment, started: float, run_id: str, part: str) -> str:
+    """One audit record: the run's start, its end, or a CI job's (orchestrator.audit)."""
+    import time as _time
+
+    day = _time.strftime("%Y-%m-%d", _time.gmtime(started))
+    return (
+        f"{audit_prefix(env, day)}{env.env_id}/{_time.strftime('%H%M%S', _time.gmtime(started))}/{run_id}/{part}.json"
+    )
+
+
+def parse_audit_key(env: Environment, key: str) -> dict | None:
+    """day, copy, time, run_id and part of an audit record's key (None: not one)."""
+    prefix = audit_prefix(env)
+    parts = key[len(prefix) :].split("/") if key.startswith(prefix) else []
+    if len(parts) != 5 or not parts[4].endswith(".json"):
+        return None
+    day, copy, hhmmss, run_id, name = parts
+    return {"day": day, "copy": copy, "time": hhmmss, "run_id": run_id, "part": name[: -len(".json")]}
 
 
 def parse_state_key(prefix: str, key: str) -> tuple[str, str] | None:
@@ -407,6 +435,47 @@ class StateStore:
             for v in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
                 if v["Key"] == key:
                     s3.delete_object(Bucket=self.env.backend.bucket, Key=key, VersionId=v["VersionId"])
+
+    # ---- the audit bucket: records written once (If-None-Match), under Object Lock --------------
+    def put_audit(self, key: str, doc: dict) -> None:
+        """A new audit record; refused by S3 (412) if the key exists: a record is never rewritten."""
+        try:
+            self.aws.client("s3").put_object(
+                Bucket=self.env.audit.bucket,
+                Key=key,
+                Body=json.dumps(doc, sort_keys=True).encode(),
+                ServerSideEncryption="aws:kms",
+                SSEKMSKeyId=self.key_arn(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except Exception as exc:  # noqa: BLE001 - named below, one line
+            code = error_code(exc) if hasattr(exc, "response") else type(exc).__name__
+            if code in ("NoSuchBucket", "404"):
+                raise BackendError(
+                    f"audit bucket {self.env.audit.bucket} does not exist; run: orchestrator bootstrap {self.env.cli_args}"
+                ) from None
+            raise BackendError(f"cannot write audit record {key} to {self.env.audit.bucket}: {code}") from None
+
+    def audit_keys(self, days: list[str] | None = None) -> list[str]:
+        """Every audit record's key of this environment (or of these days), oldest first."""
+        s3 = self.aws.client("s3")
+        out = []
+        for prefix in [audit_prefix(self.env, d) for d in days] if days else [audit_prefix(self.env)]:
+            try:
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env.audit.bucket, Prefix=prefix):
+                    out += [o["Key"] for o in page.get("Contents", [])]
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) in ("NoSuchBucket", "404"):
+                    raise BackendError(
+                        f"audit bucket {self.env.audit.bucket} does not exist; run: orchestrator bootstrap {self.env.cli_args}"
+                    ) from None
+                raise
+        return sorted(out)
+
+    def get_audit(self, key: str) -> dict:
+        body = self.aws.client("s3").get_object(Bucket=self.env.audit.bucket, Key=key)["Body"].read()
+        return json.loads(body)
 
     def journal(self, redactor, run_id: str):
         from orchestrator.journal import Journal

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import changes, policies
+from orchestrator.audit import sha256_file
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, NotDeployed, PolicyDenied, StalePlan, TerraformError
 from orchestrator.journal import who
@@ -95,6 +96,16 @@ class JobReport:
             "log": r.log_path,
             **({"preview": True} if r.preview else {}),
         }
+
+
+def _ci_approval() -> str:
+    """Who let a pipeline's apply job run: its actor, and the deployment environment whose
+    protection rules (required reviewers) gate it, as the CI system says."""
+    import os
+
+    actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN") or "unknown actor"
+    gate = os.environ.get("GITHUB_ENVIRONMENT") or os.environ.get("CI_ENVIRONMENT_NAME")
+    return f"CI ({actor})" + (f", through environment {gate}'s protection rules" if gate else "")
 
 
 def _digest(value) -> str:
@@ -238,6 +249,7 @@ class UnitJobs:
                 "who": who(),
                 "created": time.time(),
             }
+            result.plan_digest = sha256_file(ws.plan_path) if plan.changed else None
             ctx.store.put_plan(self.run_id, unit, ws.plan_path if plan.changed else None, meta)
         finally:
             ws.plan_path.unlink(missing_ok=True)
@@ -337,6 +349,8 @@ class UnitJobs:
         self._place_artifacts(meta, values)
         try:
             ctx.store.get_plan(self.run_id, unit, ws.plan_path)
+            result.plan_digest = sha256_file(ws.plan_path)
+            result.confirmed_by = _ci_approval()
             result.policies = units.verdicts(unit, overrides=overrides)
             if report.refused:
                 raise PolicyDenied(policies.denied_message(unit, result.policies))

@@ -268,6 +268,12 @@ CASES = [
     ),
     Case("TF_LOG without permission", ("plan", "--env", "dev"), 3, "error: TF_LOG is set: …", env={"TF_LOG": "DEBUG"}),
     Case(
+        "audit --since that is not a day",
+        ("audit", "--env", "dev", "--since", "last week"),
+        1,
+        "error: --since 'last week': a day as YYYY-MM-DD",
+    ),
+    Case(
         "unknown graph format",
         ("graph", "--format", "gif"),
         1,

@@ -1,18 +1,26 @@
-"""Guarded plans in a protected environment: a plan that replaces a stateful
-resource is refused, naming the address, with nothing applied; the operator's
---allow-replace ADDRESS lets exactly that one through. On the fixture stack,
-whose staging is protected and whose base unit holds a log group (stateful)."""
+"""Policies on real plans in a protected environment: a plan that replaces a stateful
+resource is denied (the guard's stateful_replace), naming the address, with nothing applied;
+`--override POLICY:ADDRESS --reason` (or the alias `--allow-replace ADDRESS`) lets exactly that
+one through, and the reason is in the report; a warn policy is shown and recorded. On the
+fixture stack, whose staging is protected and whose base unit holds a log group (stateful,
+and without a KMS key: encrypted_storage, declared here at level warn, says so)."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import shutil
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.helpers import FIXTURE_STACK, Cli
 
 ADDRESS = "aws_cloudwatch_log_group.base"
+BUCKET = "fixture-tfstate-staging-123456789012"
+AUDIT = f"{BUCKET}-audit"
 
 
 @pytest.fixture
@@ -20,7 +28,22 @@ def project(tmp_path):
     root = tmp_path / "project"
     for d in ("terraform", "environments"):
         shutil.copytree(FIXTURE_STACK / d, root / d)  # the shared .tf files copied, not linked
+    manifest = root / "terraform" / "stack.toml"
+    manifest.write_text(manifest.read_text() + WARN)
     return root
+
+
+WARN = """
+[[policies]]
+policy = "stateful_replace"
+environments = ["protected"]
+
+[[policies]]
+policy = "encrypted_storage"
+level = "warn"
+environments = ["staging"]
+"""
+REASON = "CHG-42 the prefix is renamed; the old group's logs are exported"
 
 
 def log_groups(aws, prefix):
@@ -37,26 +60,39 @@ def test_replacing_a_stateful_resource_in_a_protected_environment_needs_its_addr
     assert r.exit_code == 0, r.output
     old = "/fixture/fixture-base-staging-guard"
     assert log_groups(aws, old) == [old]
+    (unit,) = json.loads(r.stdout)["units"]  # warned, recorded, applied
+    assert unit["policies"] == [
+        {"policy": "encrypted_storage", "level": "warn", "address": ADDRESS, "why": "no kms_key_id", "override": None}
+    ]
+    assert f"base: policy encrypted_storage (warn): {ADDRESS}: no kms_key_id" in r.stderr
 
     # A new name forces the log group's replacement.
     env_file = project / "environments" / "staging" / "env.toml"
     env_file.write_text(env_file.read_text().replace('name_prefix = "fixture"', 'name_prefix = "fixturex"'))
     new = "/fixture/fixturex-base-staging-guard"
     r = cli(*deploy)
-    assert r.exit_code == 7, r.output
+    assert r.exit_code == 12, r.output
     (unit,) = json.loads(r.stdout)["units"]
     assert unit["status"] == "failed" and unit["replace"] == 1
-    assert unit["detail"].startswith("refused: in protected environment staging the plan deletes or replaces")
-    assert f"--allow-replace {ADDRESS}" in unit["detail"] and f"--allow-replace {ADDRESS}" in r.stderr
+    assert unit["detail"] == f"denied by policy: stateful_replace at {ADDRESS}; nothing was applied"
+    assert (
+        f"policy stateful_replace (deny): {ADDRESS}: deletes or replaces a stateful resource "
+        f'(to accept: --override stateful_replace:{ADDRESS} --reason "...")'
+    ) in r.stderr.splitlines()
     assert log_groups(aws, old) == [old] and log_groups(aws, new) == []  # nothing applied
     assert not (tmp_path / "work" / "envs" / "staging-guard" / "base" / "tfplan").exists()
 
-    # Naming another address does not help; naming this one does.
-    r = cli(*deploy, "--allow-replace", "aws_cloudwatch_log_group.other")
-    assert r.exit_code == 7, r.output
-    r = cli(*deploy, "--allow-replace", ADDRESS)
+    # Naming another address does not help; naming this one, with a reason, does.
+    r = cli(*deploy, "--override", "stateful_replace:aws_cloudwatch_log_group.other", "--reason", REASON)
+    assert r.exit_code == 12, r.output
+    r = cli(*deploy, "--override", f"stateful_replace:{ADDRESS}", "--reason", REASON)
     assert r.exit_code == 0, r.output
     assert log_groups(aws, old) == [] and log_groups(aws, new) == [new]
+    (unit,) = json.loads(r.stdout)["units"]
+    assert {(p["policy"], p["override"]) for p in unit["policies"]} == {
+        ("stateful_replace", REASON),
+        ("encrypted_storage", None),
+    }
 
     r = cli("teardown", "--env", "staging", "--suffix", "guard", "--allow-protected", "--confirm", "staging", "--yes")
     assert r.exit_code == 0, r.output
@@ -66,7 +102,8 @@ def test_replacing_a_stateful_resource_in_a_protected_environment_needs_its_addr
 def test_a_pipeline_apply_of_a_replacing_plan_is_refused_until_the_address_is_named(
     project, tmp_path, moto_url, mirror, aws
 ):
-    """`unit apply` in a protected environment: the same guard, on the saved plan it fetched."""
+    """`unit apply` in a protected environment: the same policies, on the saved plan it fetched;
+    `--allow-replace`, the guard rules' alias of --override, lets it through."""
     jobs = iter(range(100))
 
     def job(*args):  # every job in a work dir of its own
@@ -86,15 +123,58 @@ def test_a_pipeline_apply_of_a_replacing_plan_is_refused_until_the_address_is_na
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["replace"] == 1 and doc["refused"] and ADDRESS in doc["refused"][0]
-    assert "refused in a protected environment" in summary.read_text()  # what the reviewer reads
+    assert {(p["policy"], p["level"]) for p in doc["policies"]} == {
+        ("stateful_replace", "deny"),
+        ("encrypted_storage", "warn"),
+    }
+    text = summary.read_text()  # what the reviewer reads
+    assert f":no_entry: policy stateful_replace (deny): {ADDRESS}" in text
+    assert f":warning: policy encrypted_storage (warn): {ADDRESS}" in text
 
     r = unit("apply", "g2")
-    assert r.exit_code == 8, r.output
-    (line,) = r.stderr.strip().splitlines()[-1:]
-    assert line.startswith("error: refused: in protected environment staging the plan of unit base deletes or replaces")
-    assert line.endswith("nothing was applied")
+    assert r.exit_code == 12, r.output
+    lines = r.stderr.strip().splitlines()[-2:]
+    assert lines == [
+        "error: denied by policy: the plan of unit base, nothing applied:",
+        f"error: policy stateful_replace (deny): {ADDRESS}: deletes or replaces a stateful resource "
+        f'(to accept: --override stateful_replace:{ADDRESS} --reason "...")',
+    ]
     assert log_groups(aws, old) == [old] and log_groups(aws, new) == []
 
+    saved = aws("s3").get_object(Bucket=BUCKET, Key="fixture/_plans/staging-ujg/g2/base.tfplan")["Body"].read()
     r = unit("apply", "g2", "--allow-replace", ADDRESS)  # the same saved plan, its address named
     assert r.exit_code == 0, r.output
     assert log_groups(aws, old) == [] and log_groups(aws, new) == [new]
+
+    # The audit trail: the job's record names the plan that was applied (its sha256), the verdicts
+    # and the override with its reason, who ran it; the records cannot be deleted or replaced.
+    r = job("audit", "--env", "staging", "--unit", "base", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = [
+        row for row in csv.DictReader(io.StringIO(r.stdout)) if row["run_id"] == "g2" and row["command"] == "unit apply"
+    ]
+    assert len(rows) == 1, r.stdout
+    assert rows[0]["plan_sha256"] == hashlib.sha256(saved).hexdigest()
+    assert rows[0]["status"] == "succeeded" and rows[0]["copy"] == "staging-ujg"
+    assert f"stateful_replace:{ADDRESS}: named with --allow-replace" in rows[0]["overrides"]
+    assert rows[0]["identity"].startswith("arn:aws:")
+    s3 = aws("s3")
+    lock = s3.get_object_lock_configuration(Bucket=AUDIT)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    assert (lock["Rule"]["DefaultRetention"]["Mode"], lock["Rule"]["DefaultRetention"]["Days"]) == ("COMPLIANCE", 400)
+    key = next(
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=AUDIT, Prefix="fixture/staging/")["Contents"]
+        if "/g2/job-apply-base-end" in o["Key"]
+    )
+    head = s3.head_object(Bucket=AUDIT, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ServerSideEncryption"] == "aws:kms"
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=AUDIT, Key=key, VersionId=head["VersionId"])
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket=AUDIT, Key=key, Body=b"{}", IfNoneMatch="*")  # how the trail writes: never over one
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert (
+        json.loads(s3.get_object(Bucket=AUDIT, Key=key, VersionId=head["VersionId"])["Body"].read())["run_id"] == "g2"
+    )
