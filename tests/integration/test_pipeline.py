@@ -13,6 +13,10 @@ orchestrator is not run (this test's own virtualenv is on PATH instead).
 One apply job is killed with SIGKILL while terraform applies (its process group: the job's
 shell and the orchestrator), then re-run from scratch as "Re-run failed jobs" would. Then the
 teardown workflow runs for the closed pull request and leaves nothing.
+
+The project is the fixture stack (four units, a diamond: base -> mid -> leaf, base -> side) with
+a [ci] section and one smoke check: the runner is what is under test, and the platform's own
+workflow text stays covered by the golden files and actionlint (tests/unit/test_pipeline.py).
 """
 
 from __future__ import annotations
@@ -35,9 +39,7 @@ import yaml
 
 from orchestrator import pipeline
 from orchestrator.config import Project, load_environment, load_stack
-from tests.helpers import ROOT, Cli, deployed
-
-pytestmark = pytest.mark.platform
+from tests.helpers import FIXTURE_STACK, Cli, deployed
 
 PR = 7
 SUFFIX = f"pr{PR}"
@@ -110,11 +112,11 @@ def condition(expr: str | None, failed_ancestor: bool, needs: dict[str, JobRun])
 
 
 # ---- one job, on a machine of its own ---------------------------------------------------------
-def checkout(target: Path) -> None:
+def checkout(source: Path, target: Path) -> None:
     """The repository's tracked files as they are in the working tree (what a clone holds)."""
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True).stdout
+    files = subprocess.run(["git", "-C", str(source), "ls-files", "-z"], capture_output=True, check=True).stdout
     for rel in filter(None, files.decode().split("\0")):
-        src = ROOT / rel
+        src = source / rel
         if src.is_file():
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -122,8 +124,9 @@ def checkout(target: Path) -> None:
 
 
 class Runner:
-    def __init__(self, workflow: dict, event: Event, moto_url: str, mirror: str, base: Path, role: str):
-        self.wf, self.event, self.moto_url, self.mirror, self.base, self.role = (
+    def __init__(self, project: Path, workflow: dict, event: Event, moto_url: str, mirror: str, base: Path, role: str):
+        self.project, self.wf, self.event, self.moto_url, self.mirror, self.base, self.role = (
+            project,
             workflow,
             event,
             moto_url,
@@ -233,7 +236,7 @@ class Runner:
     def _uses(self, step: dict, repo: Path, env: dict) -> None:
         action = step["uses"]
         if action == "actions/checkout@v4":
-            checkout(repo)
+            checkout(self.project, repo)
         elif action == "actions/setup-python@v5":
             assert sys.version_info >= (3, 11)
         elif action == "hashicorp/setup-terraform@v3":
@@ -295,68 +298,88 @@ class Runner:
 
 
 # ---- the test -------------------------------------------------------------------------------
+CI_SECTION = '\n[ci]\nrole_arn = "arn:aws:iam::123456789012:role/fixture-dev-deploy"\n'
+SMOKE = '\nsmoke = [{ check = "log_group_exists", name = "base log group", log_group_name = "log_group_name" }]\n'
+BUCKET = "fixture-tfstate-dev-123456789012"
+
+
 @pytest.fixture(scope="module")
-def cli(moto_url, mirror, tmp_path_factory):
-    c = Cli(ROOT, tmp_path_factory.mktemp("pipeline-admin"), moto_url, mirror)
-    # once, by an administrator, outside the pipeline: the state backend; on the emulator, the image
+def project(tmp_path_factory) -> Path:
+    """The fixture stack as a repository of its own, with a [ci] section and a smoke check."""
+    root = tmp_path_factory.mktemp("pipeline-repo") / "repo"
+    shutil.copytree(FIXTURE_STACK, root, ignore=shutil.ignore_patterns(".terraform"))
+    env = root / "environments" / "dev" / "env.toml"
+    env.write_text(env.read_text() + CI_SECTION)
+    manifest = root / "terraform" / "stack.toml"
+    text = manifest.read_text()
+    manifest.write_text(text.replace('[units.base]\npath = "base"\n', '[units.base]\npath = "base"' + SMOKE, 1))
+    assert "log_group_exists" in manifest.read_text()
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "fixture"], check=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli(project, moto_url, mirror, tmp_path_factory):
+    c = Cli(project, tmp_path_factory.mktemp("pipeline-admin"), moto_url, mirror)
+    # once, by an administrator, outside the pipeline: the state backend
     assert c("bootstrap", "--env", "dev").exit_code == 0
-    assert c("local", "seed", "--env", "dev").exit_code == 0
     return c
 
 
-def generated(name: str) -> tuple[dict, str]:
-    project = Project.find(str(ROOT))
-    stack = load_stack(project.terraform_dir)
-    env = load_environment(project.environments_dir, "dev", stack)
+def generated(project: Path, name: str) -> tuple[dict, str]:
+    found = Project.find(str(project))
+    stack = load_stack(found.terraform_dir)
+    env = load_environment(found.environments_dir, "dev", stack)
     files = pipeline.files(stack, env, "github")
     return yaml.safe_load(files[f".github/workflows/{name}"]), env.ci.role_arn
 
 
 def test_the_generated_workflow_deploys_a_copy_job_by_job_and_its_teardown_leaves_nothing(
-    cli, aws, moto_url, mirror, tmp_path
+    project, cli, aws, moto_url, mirror, tmp_path
 ):
-    workflow, role = generated("orchestrator-dev.yml")
+    workflow, role = generated(project, "orchestrator-dev.yml")
     event = Event("pull_request", number=PR, run_id="9001")
-    runner = Runner(workflow, event, moto_url, mirror, tmp_path / "deploy", role)
-    runner.kill["apply-network"] = "network"
+    runner = Runner(project, workflow, event, moto_url, mirror, tmp_path / "deploy", role)
+    runner.kill["apply-base"] = "base"
     runs = runner.run()
 
     failed = {j: r.log[-3000:] for j, r in runs.items() if r.result != "success"}
     assert not failed, failed
-    assert runner.killed == ["apply-network"] and runs["apply-network"].attempts == 2
+    assert runner.killed == ["apply-base"] and runs["apply-base"].attempts == 2
     # every job on a machine of its own: one work dir per attempt
     assert len(list((tmp_path / "deploy").iterdir())) == len(runs) + 1
-    # two plan jobs at the same time (the three after apply-security)
+    # two plan jobs at the same time (mid and side, after apply-base)
     plans = [r for j, r in runs.items() if j.startswith("plan-")]
     overlaps = [
         (a.job, b.job) for a in plans for b in plans if a.job < b.job and a.started < b.ended and b.started < a.ended
     ]
     assert overlaps, [(r.job, r.started, r.ended) for r in plans]
-    # what the reviewers read first: every unit's plan, the five whose upstream has no state yet previewed
-    assert "### plan `dev-pr7`: 6 unit(s), 5 of them previews" in runs["preview"].summary, runs["preview"].log[-3000:]
-    assert "| `app` | would change (preview) |" in runs["preview"].summary
+    # what the reviewers read first: every unit's plan, the three whose upstream has no state yet previewed
+    assert "### plan `dev-pr7`: 4 unit(s), 3 of them previews" in runs["preview"].summary, runs["preview"].log[-3000:]
+    assert "| `leaf` | would change (preview) |" in runs["preview"].summary, runs["preview"].summary
     # then each plan job's summary
-    assert "### plan `network` (dev-pr7)" in runs["plan-network"].summary
-    assert "aws_vpc.main" in runs["plan-network"].summary
+    assert "### plan `base` (dev-pr7)" in runs["plan-base"].summary
+    assert "aws_cloudwatch_log_group.base" in runs["plan-base"].summary
     # the killed apply, re-run elsewhere: it waited for the terraform that outlived it, found the
     # plan applied and did not apply it twice
-    assert re.search(r"apply network \(dev-pr7, run 9001\): (no changes|succeeded)", runs["apply-network"].log)
+    assert re.search(r"apply base \(dev-pr7, run 9001\): (no changes|succeeded)", runs["apply-base"].log)
     assert "PASS" in runs["smoke"].log and "FAIL" not in runs["smoke"].log
 
-    assert deployed(cli("envs", "--env", "dev", "--json").stdout)["dev-pr7"] == sorted(
-        ("network", "security", "observability", "database", "edge", "app")
-    )
+    assert deployed(cli("envs", "--env", "dev", "--json").stdout)["dev-pr7"] == sorted(("base", "mid", "side", "leaf"))
     status = json.loads(cli("status", "--env", "dev", "--suffix", SUFFIX, "--json").stdout)
     assert {u: r["run_id"] for u, r in status["units"].items()} == dict.fromkeys(status["units"], "9001")
     assert all(r["status"] in ("succeeded", "no changes") for r in status["units"].values())
     # every saved plan applied is gone
-    left = aws("s3").list_object_versions(
-        Bucket="acme-payments-tfstate-dev-123456789012", Prefix="payment-platform/_plans/dev-pr7/"
-    )
+    left = aws("s3").list_object_versions(Bucket=BUCKET, Prefix="fixture/_plans/dev-pr7/")
     assert not left.get("Versions") and not left.get("DeleteMarkers")
 
-    teardown, _ = generated("orchestrator-dev-teardown.yml")
-    closed = Runner(teardown, Event("pull_request", number=PR, run_id="9002"), moto_url, mirror, tmp_path / "td", role)
+    teardown, _ = generated(project, "orchestrator-dev-teardown.yml")
+    closed = Runner(
+        project, teardown, Event("pull_request", number=PR, run_id="9002"), moto_url, mirror, tmp_path / "td", role
+    )
     result = closed.run()["teardown"]
     assert result.result == "success", result.log[-3000:]
     assert "teardown left nothing: no live resource is tagged for dev-pr7" in result.log
