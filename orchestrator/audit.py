@@ -88,20 +88,15 @@ def caller(aws) -> str:
 
 
 def unit_record(r) -> dict:
-    """What the trail says of one unit of a run."""
+    """What the trail says of one unit of a run: the report's fields, the plan applied, who let it."""
+    from orchestrator.render import unit_fields
+
     return {
-        "unit": r.unit,
-        "status": r.status.value,
-        "detail": r.detail,
-        "add": r.add,
-        "change": r.change,
-        "destroy": r.destroy,
-        "replace": r.replace,
+        **unit_fields(r),
         "plan_sha256": r.plan_digest,
         "confirmed_by": r.confirmed_by,
         "policies": [v.to_dict() for v in r.policies],
         "hooks": list(r.hooks),
-        **({"why": r.why} if r.why else {}),
     }
 
 

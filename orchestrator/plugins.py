@@ -116,18 +116,25 @@ class Call:
 @cache
 def registry(kind: str) -> dict[str, Callable[..., Any]]:
     """Built-in functions of this kind, then the installed entry points (which may not shadow them)."""
-    from importlib.metadata import entry_points
 
     from orchestrator import library
 
-    found = dict(library.CHECKS if kind == "check" else library.HOOKS)
-    for ep in entry_points(group=GROUPS[kind]):
-        if ep.name in found:
+    built_in = dict(library.CHECKS if kind == "check" else library.HOOKS)
+    return {**entry_point_functions(GROUPS[kind], set(built_in)), **built_in}
+
+
+def entry_point_functions(group: str, taken: set[str]) -> dict[str, Callable[..., Any]]:
+    """A group's installed entry points, loaded (a name the package already has is left out)."""
+    from importlib.metadata import entry_points
+
+    found = {}
+    for ep in entry_points(group=group):
+        if ep.name in taken:
             continue
         try:
             found[ep.name] = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
-            raise ConfigError(f"entry point {GROUPS[kind]}:{ep.name} ({ep.value}) failed to load: {exc}") from None
+            raise ConfigError(f"entry point {group}:{ep.name} ({ep.value}) failed to load: {exc}") from None
     return found
 
 

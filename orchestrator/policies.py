@@ -267,17 +267,9 @@ def registry() -> dict[str, Callable[..., Any]]:
 
 @cache
 def _entry_points() -> dict[str, Callable[..., Any]]:
-    from importlib.metadata import entry_points
+    from orchestrator.plugins import entry_point_functions
 
-    found = {}
-    for ep in entry_points(group=GROUP):
-        if ep.name in BUILTIN:
-            continue
-        try:
-            found[ep.name] = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is named, not a traceback
-            raise ConfigError(f"entry point {GROUP}:{ep.name} ({ep.value}) failed to load: {exc}") from None
-    return found
+    return entry_point_functions(GROUP, set(BUILTIN))
 
 
 # ---- the manifest -------------------------------------------------------------------------------

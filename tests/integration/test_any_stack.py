@@ -64,9 +64,76 @@ def test_the_installed_package_carries_its_backend_and_runs_from_its_own_folder(
     assert where.startswith(str(installed)), where
     defaults = installed / "orchestrator" / "backend_defaults"
     assert sorted(p.name for p in defaults.iterdir()) == [
+        "audit-bucket-policy.json",
         "backend.toml",
         "state-bucket-policy.json",
         "state-key-policy.json",
+    ]
+
+
+PROJECT_POLICY = '''
+def topic_names_carry_the_team(plan, facts, team):
+    """A project's own rule: every SNS topic it creates is named after the owning team."""
+    return [
+        (c["address"], f"topic name does not start with {team}-")
+        for c in plan.get("resource_changes", [])
+        if c["type"] == "aws_sns_topic" and "create" in c["change"]["actions"]
+        and not str((c["change"].get("after") or {}).get("name", "")).startswith(team + "-")
+    ]
+'''
+
+
+def test_a_project_policy_comes_from_an_entry_point_and_policy_test_runs_it(installed, tmp_path):
+    """A policy of the project's own, installed as an entry point (orchestrator.policies),
+    declared in the manifest and tested offline with `policy test`: a fixture it passes, one it
+    fails; a misspelled name in the manifest is one line."""
+    site = tmp_path / "site"
+    shutil.copytree(installed, site)
+    (site / "acme_policies.py").write_text(PROJECT_POLICY)
+    dist = site / "acme_policies-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-policies\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[orchestrator.policies]\ntopic_names_carry_the_team = acme_policies:topic_names_carry_the_team\n"
+    )
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".terraform"))
+    manifest = project / "terraform" / "stack.toml"
+    entry = '\n[[policies]]\npolicy = "topic_names_carry_the_team"\nteam = "alerts"\nlevel = "deny"\n'
+    manifest.write_text(manifest.read_text() + entry)
+    tests = project / "policies" / "tests"
+    tests.mkdir(parents=True)
+
+    def case(name, topic, expect):
+        change = {"actions": ["create"], "after": {"name": topic}}
+        plan = {
+            "resource_changes": [
+                {"address": "aws_sns_topic.t", "mode": "managed", "type": "aws_sns_topic", "change": change}
+            ]
+        }
+        (tests / f"{name}.json").write_text(json.dumps({"environment": "dev", "plan": plan, "expect": expect}))
+
+    denied = [{"policy": "topic_names_carry_the_team", "level": "deny", "address": "aws_sns_topic.t"}]
+    case("named-after-the-team", "alerts-pager", [])
+    case("named-otherwise", "pager", denied)
+    cli = Installed(site, project, "http://127.0.0.1:9", tmp_path / "w", None)
+    r = cli("policy", "test")
+    assert r.returncode == 0, r.stderr
+    assert "PASS named-otherwise (dev)" in r.stderr and "2 of 2 policy test(s) passed" in r.stderr
+    case("named-otherwise", "pager", [])  # an expectation the policy does not meet
+    r = cli("policy", "test")
+    assert r.returncode == 10, r.stderr
+    assert (
+        "FAIL named-otherwise (dev): found, not expected: topic_names_carry_the_team:deny:aws_sns_topic.t" in r.stderr
+    )
+    manifest.write_text(manifest.read_text().replace('"topic_names_carry_the_team"', '"topic_names_carry_team"'))
+    r = cli("policy", "test")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"error: {manifest}: policies[0]: unknown policy 'topic_names_carry_team' (did you mean "
+        "'topic_names_carry_the_team'? known: encrypted_storage, no_wildcard_iam_action, open_to_internet, "
+        "ownership_tags, stateful_replace, topic_names_carry_the_team; a project adds its own as entry points in "
+        "orchestrator.policies)"
     ]
 
 

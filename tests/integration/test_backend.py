@@ -45,9 +45,15 @@ def test_bootstrap_twice_second_run_makes_no_mutating_call(cli):
         "public access block",
         "object ownership",
         "lifecycle",
+        "audit bucket",
+        "audit object lock",
+        "audit versioning",
+        "audit encryption",
+        "audit public access block",
     ):
         assert any(line.startswith(f"- {piece}") and "in place" in line for line in second.stdout.splitlines()), piece
     assert "tls-only policy      skipped" in second.stdout  # the emulator cannot apply it (see README)
+    assert "audit bucket         created" in first.stdout
 
 
 def test_posture_with_get_calls(cli, aws):
@@ -85,6 +91,40 @@ def test_tls_only_policy_document():
     assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert set(deny["Resource"]) == {"arn:aws:s3:::b", "arn:aws:s3:::b/*"}
+
+
+def test_audit_bucket_policy_document_denies_every_rewrite():
+    """What real AWS gets on the audit bucket besides Object Lock: nobody deletes a record,
+    shortens its retention, bypasses governance or lifts the lock (the emulator skips policies)."""
+    from orchestrator.bootstrap import _render
+    from orchestrator.config import Project
+
+    policy = _render(Project(FIXTURE_STACK).backend_file("audit-bucket-policy.json"), partition="aws", bucket="a")
+    deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyAuditRewrite")
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and "Condition" not in deny
+    assert {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention"} <= set(deny["Action"])
+    assert {"s3:PutBucketObjectLockConfiguration", "s3:DeleteBucket"} <= set(deny["Action"])
+    assert {s["Sid"] for s in policy["Statement"]} >= {"DenyInsecureTransport", "DenyOldTls"}
+
+
+def test_a_weakened_audit_retention_is_reported_and_restored_only_with_repair(cli, aws):
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    s3, audit = aws("s3"), f"{BUCKET}-audit"
+    s3.put_object_lock_configuration(
+        Bucket=audit,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+        },
+    )
+    verify = cli("bootstrap", "--env", "dev", "--verify")
+    assert verify.exit_code == 4, verify.output
+    assert "! audit object lock" in verify.stdout
+    assert "default retention is GOVERNANCE 1 days, not COMPLIANCE 400 days" in verify.stdout
+    repaired = cli("bootstrap", "--env", "dev", "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    rule = s3.get_object_lock_configuration(Bucket=audit)["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert (rule["Mode"], rule["Days"]) == ("COMPLIANCE", 400)
 
 
 def test_weaker_bucket_is_reported_and_fixed_only_with_repair(cli, aws):

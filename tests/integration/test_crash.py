@@ -179,6 +179,16 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
     assert orphans.returncode == 0, orphans.stderr
     assert json.loads(orphans.stdout)["orphans"] == []
 
+    # The audit trail: the killed run's start is there, and its end was written by the run that
+    # took over (never by rewriting the start); the refused run (exit 9) wrote nothing.
+    trail = crash.run("audit", "--env", "dev", "--suffix", "crash", "--format", "json")
+    assert trail.returncode == 0, trail.stderr
+    runs = {r["run_id"]: r for r in json.loads(trail.stdout)["runs"]}
+    dead = runs[record["run_id"]]
+    assert dead["start"]["command"] == "deploy" and dead["end"]["result"] == "never finished"
+    took_over = runs[dead["end"]["recovered_by"]]
+    assert took_over["end"]["result"] == "ok" and len(runs) == 2
+
 
 def test_orphans_reports_exactly_a_resource_no_state_holds(crash, moto_url):
     sqs = client(moto_url, "sqs")
@@ -321,13 +331,18 @@ def test_kill_9_mid_teardown_then_the_next_teardown_finishes(crash, moto_url):
     )
 
 
-def test_no_secret_in_any_log_after_the_crashes(crash):
+def test_no_secret_in_any_log_after_the_crashes(crash, moto_url):
     """The shim masks terraform's output before it reaches the log: the canary, printed in
-    clear by terraform's plan, is in no file and no output, even of runs that were killed."""
+    clear by terraform's plan, is in no file, no output and no audit record, even of runs that
+    were killed."""
     slow_log = text(crash.work / "envs" / "dev-crash" / "slow" / "terraform.log")
     assert '"***"' in slow_log  # the variable was printed, masked
     texts = list(crash.texts)
     for f in crash.work.rglob("*"):
         if f.is_file() and ".terraform" not in f.parts and f.stat().st_size < 20_000_000:
             texts.append(f.read_bytes().decode(errors="replace"))
+    s3, audit_bucket = client(moto_url, "s3"), f"{BUCKET}-audit"
+    records = [o["Key"] for o in s3.list_objects_v2(Bucket=audit_bucket, Prefix="fixture/dev/").get("Contents", [])]
+    assert len(records) >= 8  # the runs above: starts, ends
+    texts += [s3.get_object(Bucket=audit_bucket, Key=k)["Body"].read().decode() for k in records]
     assert sum(t.count(CANARY) for t in texts) == 0

@@ -143,7 +143,7 @@ def test_second_deploy_applies_nothing_and_writes_no_secret_version(cli, settled
 
 def test_the_database_password_appears_nowhere(cli, settled, aws):
     """Canary: the real master password, read from Secrets Manager, is in no output,
-    log, journal, JSON report or HTML report the orchestrator wrote."""
+    log, journal, audit record, JSON report or HTML report the orchestrator wrote."""
     arn = outputs(cli, "database")["database"]["secret_arn"]
     password = json.loads(
         aws("secretsmanager").get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
@@ -176,6 +176,10 @@ def test_the_database_password_appears_nowhere(cli, settled, aws):
         .decode()
     )
     texts.append(state)  # write-only: not even the state holds it
+    audit_bucket = "acme-payments-tfstate-dev-123456789012-audit"
+    records = s3.list_objects_v2(Bucket=audit_bucket, Prefix="payment-platform/dev/")["Contents"]
+    assert any(o["Key"].endswith("/end.json") for o in records)  # the deploys above were recorded
+    texts += [s3.get_object(Bucket=audit_bucket, Key=o["Key"])["Body"].read().decode() for o in records]
     assert len(texts) > 20
     assert sum(t.count(password) for t in texts) == 0
 
