@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from orchestrator.errors import (
     BackendError,
     ConfigError,
+    HealthProblems,
     NotRunning,
     OrchestratorError,
     PrerequisiteError,
@@ -610,6 +611,72 @@ _plan_like(
 
 
 @app.command()
+def health(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
+    """Drift (every unit, read-only) and the smoke checks in one run, under the environment's run
+    lock like `drift`; the result kept in the journal (`status` shows it) and, when the state
+    changed since the last health, sent to [notify]'s targets. Exit 0 healthy, 2 drift found, 13
+    smoke checks failing, 14 both.
+
+    Example: orchestrator health --env prod
+    """
+    with _Guard() as guard:
+        import os
+
+        from orchestrator import health as health_mod
+        from orchestrator.render import report_dict, smoke_dict, to_json
+        from orchestrator.session import open_session
+        from orchestrator.smoke import calls_for, run_smoke
+        from orchestrator.statestore import require_deployed
+
+        with open_session(_opts(ctx), env, suffix) as s:
+            engine = _engine(s, guard, json_out=json_out)
+            outputs = require_deployed(s.aws, s.env, s.stack.graph.order())
+            with _run_locked(s, engine, "health"):
+                report = engine.plan(None, command="drift")
+                results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs, on_wait=_smoke_waits)
+                now = health_mod.judge(s.env.env_id, engine.run_id, report, results)
+                previous = engine.journal.load().get("health")
+                engine.journal.record_health(now.record())
+            notify = s.env.notify
+            topic = notify.sns_topic
+            if topic and not topic.startswith("arn:"):
+                unit, name = topic.split(".")
+                topic = (outputs.get(unit) or {}).get(name)
+            url = os.environ.get(notify.webhook_url_env) if notify.webhook_url_env else None
+            if url:
+                s.redactor.add(url)  # a webhook URL is a credential
+            sent = []
+            if health_mod.changed(previous, now):
+                notifier = health_mod.Notifier(s.aws, topic, url, notify.webhook_timeout_seconds)
+                sent = notifier.send(s.redactor.redact_obj(health_mod.message(now, previous)))
+            order = [u for u in s.stack.graph.order() if u in report.units]
+            for unit in order:
+                for line in now.drifted.get(unit, []):
+                    err(s.redactor.redact(f"drift {unit}: {line}"))
+            for c in results:
+                err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+            for n in sent:
+                err(s.redactor.redact(f"notification {n.target}: {'sent' if n.ok else 'FAILED: ' + n.detail}"))
+            was = (previous or {}).get("state", "unknown")
+            err(f"health of {s.env.env_id}: {now.state} (was {was}){'' if sent else '; no notification (no change)'}")
+            if json_out:
+                doc = _doc(
+                    "health",
+                    s.env.env_id,
+                    state=now.state,
+                    was=was,
+                    drifted=now.drifted,
+                    failing=now.failing,
+                    drift=report_dict(report, order, s.redactor)["units"],
+                    smoke=[smoke_dict(c) for c in results],
+                    notifications=[{"target": n.target, "sent": n.ok, "detail": n.detail} for n in sent],
+                )
+                typer.echo(to_json(s.redactor.redact_obj(doc)))
+            if now.exit_code:
+                raise HealthProblems(now.exit_code)
+
+
+@app.command()
 def smoke(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
     """Run the smoke checks against what is deployed.
 
@@ -808,7 +875,7 @@ def envs(
         from orchestrator.errors import BackendError, PrerequisiteError
         from orchestrator.render import to_json
         from orchestrator.statestore import inventory, require_bucket
-        from orchestrator.views import last_run_text, lock_lines
+        from orchestrator.views import health_line, last_run_text, lock_lines
 
         names = [env] if env else known_environments(Project.find(_opts(ctx).project_dir).environments_dir)
         found: list[tuple[str, dict]] = []
@@ -831,6 +898,8 @@ def envs(
         for name, c in found:
             units = ", ".join(c["units"]) or "(no state)"
             typer.echo(f"{c['environment']:<20} {last_run_text(c['last_run']):<44} {units}")
+            if c.get("health"):
+                typer.echo(f"{'':<20} {health_line(c['health'])}")
             for line in lock_lines(c, name):
                 typer.echo(f"{'':<20} {line}")
 
@@ -951,7 +1020,7 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
 
         from orchestrator.render import to_json
         from orchestrator.statestore import StateStore, inventory, require_deployed
-        from orchestrator.views import lock_lines
+        from orchestrator.views import health_line, lock_lines
 
         with _read_only(ctx, env, suffix) as s:
             doc = StateStore(s.aws, s.env).journal(s.redactor, run_id="").load()
@@ -961,11 +1030,13 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
             if not doc["units"] and not copy["run_lock"] and not copy["state_locks"]:
                 require_deployed(s.aws, s.env, s.stack.graph.order())  # a copy nobody ran: not deployed
             if json_out:
-                journal = {k: doc.get(k) for k in ("runs", "units")}
+                journal = {k: doc.get(k) for k in ("runs", "units", "health") if k != "health" or doc.get(k)}
                 typer.echo(to_json(_doc("status", s.env.env_id, **journal, **s.redactor.redact_obj(locks))))
                 return
             for line in lock_lines({"environment": s.env.env_id, **locks}, s.env.name):
                 typer.echo(s.redactor.redact(line))
+            if doc.get("health"):
+                typer.echo(s.redactor.redact(health_line(doc["health"])))
             if not doc["units"]:
                 typer.echo(f"no run recorded for {s.env.env_id}")
                 return

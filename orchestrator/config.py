@@ -181,6 +181,7 @@ ENVIRONMENT_KEYS = (
     "settings",
     "ci",
     "audit",
+    "notify",
 )
 BACKEND_KEYS = (
     "bucket",
@@ -412,6 +413,48 @@ class AuditSettings:
 AUDIT_KEYS = ("bucket", "retention_days", "mode")
 
 
+@dataclass(frozen=True)
+class NotifySettings:
+    """[notify] of env.toml: where `health` says that the environment changed state."""
+
+    sns_topic: str = ""  # an SNS topic ARN, or "<unit>.<output>" (e.g. the platform's alerts topic)
+    webhook_url_env: str = ""  # the environment variable holding a webhook URL (the URL is a secret)
+    webhook_timeout_seconds: float = 5.0
+
+
+NOTIFY_KEYS = ("sns_topic", "webhook_url_env", "webhook_timeout_seconds")
+
+
+def _notify_in(notify: NotifySettings, stack: Stack, path: Path) -> NotifySettings:
+    """A "<unit>.<output>" topic names a unit of the manifest and an output it declares."""
+    if notify.sns_topic and not notify.sns_topic.startswith("arn:"):
+        unit, output = notify.sns_topic.split(".")
+        if unit not in stack.units:
+            raise ConfigError(f"{path}: notify.sns_topic names unknown unit {unit!r} (known: {', '.join(stack.units)})")
+        if output not in unit_outputs(stack.units[unit].path):
+            raise ConfigError(f"{path}: notify.sns_topic names output {output!r}, which unit {unit} does not declare")
+    return notify
+
+
+def load_notify(data: dict, path: Path) -> NotifySettings:
+    raw = data.get("notify", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [notify] must be a table")
+    reject_unknown(path, raw, NOTIFY_KEYS, "notify.")
+    topic = raw.get("sns_topic", "")
+    if not isinstance(topic, str) or (topic and not (topic.startswith("arn:") or topic.count(".") == 1)):
+        raise ConfigError(
+            f"{path}: setting 'notify.sns_topic' must be an SNS topic ARN or \"<unit>.<output>\", got {topic!r}"
+        )
+    var = raw.get("webhook_url_env", "")
+    if not isinstance(var, str) or (var and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", var)):
+        raise ConfigError(f"{path}: setting 'notify.webhook_url_env' must name an environment variable, got {var!r}")
+    timeout = raw.get("webhook_timeout_seconds", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        raise ConfigError(f"{path}: setting 'notify.webhook_timeout_seconds' must be from 0 to 60, got {timeout!r}")
+    return NotifySettings(topic, var, float(timeout))
+
+
 def load_audit(data: dict, path: Path, backend: BackendSettings) -> AuditSettings:
     raw = data.get("audit", {})
     if not isinstance(raw, dict):
@@ -491,6 +534,7 @@ class Environment:
     suffix: str = ""
     ci: CiSettings | None = None
     audit: AuditSettings | None = None
+    notify: NotifySettings = NotifySettings()
 
     @property
     def env_id(self) -> str:
@@ -646,6 +690,7 @@ def load_environment(environments_dir: Path, name: str, stack: Stack) -> Environ
         settings=settings,
         ci=load_ci(data, path, account_id),
         audit=load_audit(data, path, backend),
+        notify=_notify_in(load_notify(data, path), stack, path),
     )
 
 

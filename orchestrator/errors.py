@@ -113,6 +113,14 @@ class PolicyDenied(OrchestratorError):
     exit_code = 12
 
 
+class HealthProblems(OrchestratorError):
+    """`health` found drift (2), failing smoke checks (13) or both (14) (already reported)."""
+
+    def __init__(self, code: int):
+        super().__init__("")
+        self.exit_code = code
+
+
 class TerraformExit(OrchestratorError):
     """`orchestrator tf`: terraform's own exit code (it already said why)."""
 

@@ -78,6 +78,13 @@ class Journal:
                     run["ended"] = time.time()
             self._save()
 
+    def record_health(self, health: dict) -> None:
+        """The copy's last health (orchestrator.health), written by the holder of the run lock."""
+        with self.lock:
+            doc = self.load()
+            doc["health"] = health
+            self._save()
+
     def _unit_record(
         self,
         *,

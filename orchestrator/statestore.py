@@ -272,7 +272,8 @@ def _mine(env: Environment, env_id: str) -> bool:
 
 def inventory(aws: Aws, env: Environment, env_id: str | None = None) -> list[dict]:
     """Every copy of the environment (or the one copy env_id) that has state, a run recorded or a
-    lock: {environment, units (with state), last_run, run_lock, state_locks {unit: lock info}}.
+    lock: {environment, units (with state), last_run, health (the last `health`), run_lock,
+    state_locks {unit: lock info}}.
     A copy whose last run was a teardown that finished, with nothing left and no lock, is gone."""
     b = env.backend
     s3 = aws.client("s3", b.region)
@@ -280,7 +281,8 @@ def inventory(aws: Aws, env: Environment, env_id: str | None = None) -> list[dic
 
     def copy(eid: str) -> dict:
         return found.setdefault(
-            eid, {"environment": eid, "units": [], "last_run": None, "run_lock": None, "state_locks": {}}
+            eid,
+            {"environment": eid, "units": [], "last_run": None, "health": None, "run_lock": None, "state_locks": {}},
         )
 
     def read(key: str) -> dict:
@@ -308,6 +310,7 @@ def inventory(aws: Aws, env: Environment, env_id: str | None = None) -> list[dic
                         copy(eid)["units"].append(state[1])
                 elif run[1] == JOURNAL_NAME and doc.get("runs"):
                     copy(eid)["last_run"] = doc["runs"][-1]
+                    copy(eid)["health"] = doc.get("health")
                 elif run[1] == RUN_LOCK_NAME:
                     copy(eid)["run_lock"] = doc
     if b.locking == "dynamodb":

@@ -354,3 +354,18 @@ def job_gitlab_report(report) -> dict:
     """GitLab's terraform report (artifacts:reports:terraform): the merge request widget's counts."""
     r = report.result
     return {"create": r.add, "update": r.change + r.replace, "delete": r.destroy}
+
+
+def health_line(record: dict) -> str:
+    """The copy's last health, one line (status, envs)."""
+    import time as _time
+
+    when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(record["at"]))
+    what = []
+    if record.get("drifted"):
+        what.append("drifted: " + ", ".join(sorted(record["drifted"])))
+    if record.get("failing"):
+        what.append("failing: " + ", ".join(record["failing"]))
+    return f"health: {record['state']} at {when} UTC (run {record['run_id']})" + (
+        f"; {'; '.join(what)}" if what else ""
+    )

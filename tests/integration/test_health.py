@@ -1,0 +1,162 @@
+"""`health` on the fixture stack: drift and smoke in one run, remembered in the journal, and a
+notification to an SNS topic (read back through an SQS subscription) and a webhook (a local
+HTTP server) only when the state changes; a webhook that times out is said, the run finishes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.helpers import FIXTURE_STACK, Cli
+
+SUFFIX = "hl"
+GROUP = f"/fixture/fixture-base-dev-{SUFFIX}"
+BY_HAND = f"/fixture/made-by-hand-{SUFFIX}"
+
+
+class Webhook:
+    """A local endpoint that records each POST; `delay` makes it slower than the caller waits."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.delay = 0.0
+        self.release = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.delay:
+                    hook.release.wait(hook.delay)
+                hook.bodies.append(body)
+                try:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the caller gave up
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/SECRETPART"
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def world(moto_url, mirror, aws, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("health")
+    topic = aws("sns").create_topic(Name=f"fixture-alerts-{SUFFIX}")["TopicArn"]
+    queue = aws("sqs").create_queue(QueueName=f"fixture-alerts-{SUFFIX}")["QueueUrl"]
+    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    aws("logs").create_log_group(logGroupName=BY_HAND)
+
+    project = tmp / "project"
+    for d in ("terraform", "environments"):
+        shutil.copytree(FIXTURE_STACK / d, project / d)
+    manifest = project / "terraform" / "stack.toml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            '[units.base]\npath = "base"\n',
+            '[units.base]\npath = "base"\nsmoke = [{ check = "log_group_exists", name = "made by hand", '
+            f'log_group_name = {{ value = "{BY_HAND}" }} }}]\n',
+            1,
+        )
+    )
+    env_file = project / "environments" / "dev" / "env.toml"
+    env_file.write_text(
+        env_file.read_text()
+        + f'\n[notify]\nsns_topic = "{topic}"\nwebhook_url_env = "FIXTURE_WEBHOOK_URL"\nwebhook_timeout_seconds = 1\n'
+    )
+    hook = Webhook()
+    cli = Cli(project, tmp / "work", moto_url, mirror)
+    assert cli("bootstrap", "--env", "dev").exit_code == 0
+    r = cli("deploy", "--env", "dev", "--suffix", SUFFIX, "--yes", "--no-smoke")
+    assert r.exit_code == 0, r.output
+    yield {"cli": cli, "hook": hook, "queue": queue}
+    hook.close()
+
+
+def health(world):
+    r = world["cli"](
+        "health", "--env", "dev", "--suffix", SUFFIX, "--json", env={"FIXTURE_WEBHOOK_URL": world["hook"].url}
+    )
+    return r, json.loads(r.stdout)
+
+
+def sns_messages(aws, queue) -> list[dict]:
+    """Every message the topic delivered to the queue so far (drained)."""
+    out = []
+    while True:
+        got = aws("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        msgs = got.get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(json.loads(m["Body"])["Message"]))
+            aws("sqs").delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_health_notifies_each_change_of_state_once_and_survives_a_webhook_timeout(world, aws):
+    hook, queue, logs = world["hook"], world["queue"], aws("logs")
+
+    r, doc = health(world)  # the first health of a healthy copy: nothing to tell
+    assert r.exit_code == 0, r.output
+    assert (doc["state"], doc["was"], doc["notifications"]) == ("healthy", "unknown", [])
+    assert sns_messages(aws, queue) == [] and hook.bodies == []
+
+    logs.put_retention_policy(logGroupName=GROUP, retentionInDays=30)  # behind the stack's back
+    r, doc = health(world)
+    assert r.exit_code == 2, r.output
+    assert doc["state"] == "drifted" and list(doc["drifted"]) == ["base"]
+    assert "retention_in_days" in doc["drifted"]["base"][0]
+    [sent] = sns_messages(aws, queue)
+    [posted] = hook.bodies
+    assert sent == posted and (sent["state"], sent["was"]) == ("drifted", "healthy")
+    assert sent["text"].startswith(f"orchestrator: dev-{SUFFIX} is drifted (was healthy) - drift: base: ")
+    assert "SECRETPART" not in r.stderr + r.stdout  # the webhook URL is a credential
+
+    r, doc = health(world)  # the same drift again: nothing new to tell
+    assert r.exit_code == 2 and doc["notifications"] == []
+    assert sns_messages(aws, queue) == [] and len(hook.bodies) == 1
+
+    logs.put_retention_policy(logGroupName=GROUP, retentionInDays=7)  # put back
+    r, doc = health(world)
+    assert r.exit_code == 0, r.output
+    [sent] = sns_messages(aws, queue)
+    assert (sent["state"], sent["was"]) == ("healthy", "drifted") and hook.bodies[-1] == sent
+
+    # A smoke check failing, and the webhook slower than its 1 s timeout: the run finishes,
+    # says the notification failed, SNS still gets it.
+    logs.delete_log_group(logGroupName=BY_HAND)
+    hook.delay = 120.0
+    r, doc = health(world)
+    assert r.exit_code == 13, r.output
+    assert len(hook.bodies) == 2  # the run returned while the webhook still held its request
+    hook.release.set()
+    assert doc["state"] == "failing" and doc["failing"] == ["made by hand"]
+    by_target = {n["target"]: n for n in doc["notifications"]}
+    assert by_target["sns"]["sent"] is True
+    assert (by_target["webhook"]["sent"], by_target["webhook"]["detail"]) == (False, "timed out after 1 s")
+    assert "notification webhook: FAILED: timed out after 1 s" in r.stderr
+    [sent] = sns_messages(aws, queue)
+    assert (sent["state"], sent["failing"]) == ("failing", ["made by hand"])
+
+    status = world["cli"]("status", "--env", "dev", "--suffix", SUFFIX)
+    assert "health: failing at " in status.stdout and "failing: made by hand" in status.stdout
+    envs = world["cli"]("envs", "--env", "dev", "--json")
+    copy = next(c for c in json.loads(envs.stdout)["copies"] if c["environment"] == f"dev-{SUFFIX}")
+    assert copy["health"]["state"] == "failing"
