@@ -611,7 +611,15 @@ _plan_like(
 
 
 @app.command()
-def health(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = SuffixOpt, json_out: bool = JsonOpt):
+def health(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    lock_timeout: str = typer.Option(
+        "0s", "--lock-timeout", help="How long to wait for another run of the environment (a deploy), e.g. 20m."
+    ),
+    json_out: bool = JsonOpt,
+):
     """Drift (every unit, read-only) and the smoke checks in one run, under the environment's run
     lock like `drift`; the result kept in the journal (`status` shows it) and, when the state
     changed since the last health, sent to [notify]'s targets. Exit 0 healthy, 2 drift found, 13
@@ -631,7 +639,7 @@ def health(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
         with open_session(_opts(ctx), env, suffix) as s:
             engine = _engine(s, guard, json_out=json_out)
             outputs = require_deployed(s.aws, s.env, s.stack.graph.order())
-            with _run_locked(s, engine, "health"):
+            with _run_locked(s, engine, "health", lock_timeout):
                 report = engine.plan(None, command="drift")
                 results = run_smoke(_check_context(s), calls_for(s.stack, s.stack.units), outputs, on_wait=_smoke_waits)
                 now = health_mod.judge(s.env.env_id, engine.run_id, report, results)
@@ -1453,6 +1461,12 @@ def pipeline(
     output_dir: Optional[str] = typer.Option(
         None, "--output-dir", "-o", help="Write the files under this folder (the repository's root); default: print."
     ),
+    schedule: Optional[str] = typer.Option(
+        None,
+        "--schedule",
+        metavar="CRON",
+        help='Also a scheduled `health` of the environment, e.g. "0 */4 * * *" (UTC): a GitHub workflow, or a GitLab job for a pipeline schedule.',
+    ),
 ):
     """Write the CI pipeline of an environment from the manifest: a plan and an apply job per unit
     in graph order, smoke checks, OIDC credentials ([ci] role_arn of env.toml), one run per copy at
@@ -1470,7 +1484,7 @@ def pipeline(
         project = Project.find(_opts(ctx).project_dir)
         stack = load_stack(project.terraform_dir)
         environment = load_environment(project.environments_dir, env, stack)
-        out = pipeline_mod.files(stack, environment, fmt)
+        out = pipeline_mod.files(stack, environment, fmt, schedule)
         if output_dir is None:
             for i, (path, text) in enumerate(out.items()):
                 typer.echo(("\n" if i else "") + f"# ---- {path}\n" + text, nl=False)

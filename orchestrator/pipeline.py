@@ -112,10 +112,10 @@ def _require_ci(env: Environment) -> None:
         )
 
 
-def _header(env: Environment, fmt: str, what: str) -> str:
+def _header(env: Environment, fmt: str, what: str, extra: str = "") -> str:
     return (
         f"{what}\n"
-        f"Written by `orchestrator pipeline --env {env.name} --format {fmt}` from terraform/stack.toml and\n"
+        f"Written by `orchestrator pipeline --env {env.name} --format {fmt}{extra}` from terraform/stack.toml and\n"
         f"environments/{env.name}/env.toml: change those and write it again, do not edit it (docs/ci.md)."
     )
 
@@ -375,13 +375,16 @@ def gitlab_trigger(stack: Stack, env: Environment) -> str:
     resource group makes the whole child pipeline the only one of this copy at a time."""
     _require_ci(env)
     main = {"ORCHESTRATOR_SUFFIX": "", "ORCHESTRATOR_ENVIRONMENT": env.name}
-    rules: list[dict] = [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "variables": main}]
+    rules: list[dict] = [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"},  # schedules run `health` only
+        {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "variables": main},
+    ]
     if not env.protected:
         copy = {
             "ORCHESTRATOR_SUFFIX": "mr$CI_MERGE_REQUEST_IID",
             "ORCHESTRATOR_ENVIRONMENT": f"{env.name}/mr$CI_MERGE_REQUEST_IID",
         }
-        rules.insert(0, {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "variables": copy})
+        rules.insert(1, {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "variables": copy})
     body = {
         f"orchestrator-{env.name}": {
             "rules": rules,
@@ -396,16 +399,84 @@ def gitlab_trigger(stack: Stack, env: Environment) -> str:
     return document(_header(env, "gitlab", what), body)
 
 
-def files(stack: Stack, env: Environment, fmt: str) -> dict[str, str]:
-    """Every file of the format for the environment, by path relative to the repository root."""
+CRON_RE = re.compile(r"^\S+( \S+){4}$")
+
+
+def check_schedule(cron: str | None) -> str | None:
+    """Five cron fields (minute hour day month weekday), as both engines take them, in UTC."""
+    if cron is not None and not CRON_RE.match(cron.strip()):
+        raise ConfigError(
+            f'--schedule {cron!r}: five cron fields, e.g. "0 */4 * * *" (minute hour day month weekday, UTC)'
+        )
+    return cron.strip() if cron else None
+
+
+def github_health(stack: Stack, env: Environment, cron: str) -> str:
+    """The scheduled workflow: `health` of the environment (drift and smoke, alerts on a change of
+    state) with the plan role; it changes nothing in AWS."""
+    _require_ci(env)
+    assert env.ci is not None
+    body = {
+        "name": f"orchestrator: health of {env.name}",
+        "on": {"schedule": [{"cron": cron}], "workflow_dispatch": None},
+        # one health at a time; never queued behind another (the next tick runs again)
+        "concurrency": {"group": f"orchestrator-{env.name}-health", "cancel-in-progress": False},
+        "permissions": {"id-token": "write", "contents": "read"},
+        "env": {"CI": "true", "ORCHESTRATOR_RUN_ID": "${{ github.run_id }}"},
+        "jobs": {
+            "health": {
+                "name": f"health of {env.name}",
+                "runs-on": env.ci.runs_on,
+                "steps": _github_setup(env, reads=True)
+                + [{"run": f"orchestrator health --env {env.name} --lock-timeout {LOCK_WAIT}"}],
+            }
+        },
+    }
+    what = f"Checks environment {env.name} on a schedule ({cron}, UTC): drift and smoke checks; alerts on a change."
+    return document(_header(env, "github", what, f" --schedule '{cron}'"), body)
+
+
+def gitlab_health(stack: Stack, env: Environment, cron: str) -> str:
+    """The job a pipeline schedule runs (GitLab keeps the cron in the schedule itself)."""
+    _require_ci(env)
+    base = _gitlab_base(env)
+    base["variables"] = {
+        **base["variables"],
+        "AWS_ROLE_ARN": _role(env, True),
+        "ORCHESTRATOR_RUN_ID": "$CI_PIPELINE_ID",
+    }
+    body = {
+        f"orchestrator-{env.name}-health": {
+            **base,
+            "rules": [{"if": '$CI_PIPELINE_SOURCE == "schedule" && $ORCHESTRATOR_HEALTH == "' + env.name + '"'}],
+            "resource_group": f"orchestrator-{env.name}-health",
+            "script": [f"orchestrator health --env {env.name} --lock-timeout {LOCK_WAIT}"],
+        }
+    }
+    what = (
+        f"Checks environment {env.name} on a schedule: include it from .gitlab-ci.yml and create a pipeline\n"
+        f'schedule (CI/CD > Schedules) with cron "{cron}" (UTC) and the variable ORCHESTRATOR_HEALTH={env.name}.'
+    )
+    return document(_header(env, "gitlab", what, f" --schedule '{cron}'"), body)
+
+
+def files(stack: Stack, env: Environment, fmt: str, schedule: str | None = None) -> dict[str, str]:
+    """Every file of the format for the environment, by path relative to the repository root
+    (with a schedule: the scheduled health workflow too)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: github or gitlab")
+    cron = check_schedule(schedule)
     if fmt == "github":
         out = {f".github/workflows/orchestrator-{env.name}.yml": github(stack, env)}
         if not env.protected:
             out[f".github/workflows/orchestrator-{env.name}-teardown.yml"] = github_teardown(stack, env)
+        if cron:
+            out[f".github/workflows/orchestrator-{env.name}-health.yml"] = github_health(stack, env, cron)
         return out
-    return {
+    out = {
         f"ci/orchestrator-{env.name}.gitlab-ci.yml": gitlab(stack, env),
         f"ci/orchestrator-{env.name}.trigger.gitlab-ci.yml": gitlab_trigger(stack, env),
     }
+    if cron:
+        out[f"ci/orchestrator-{env.name}.health.gitlab-ci.yml"] = gitlab_health(stack, env, cron)
+    return out

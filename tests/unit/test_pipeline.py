@@ -29,14 +29,17 @@ def load(name: str):
     return stack, load_environment(project.environments_dir, name, stack)
 
 
-def generated(name: str, fmt: str) -> dict[str, str]:
-    return pipeline.files(*load(name), fmt)
+SCHEDULE = "0 */4 * * *"
+
+
+def generated(name: str, fmt: str, schedule: str | None = SCHEDULE) -> dict[str, str]:
+    return pipeline.files(*load(name), fmt, schedule)
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
 @pytest.mark.parametrize("fmt", ["github", "gitlab"])
 def test_the_output_is_the_golden_file_byte_for_byte(name, fmt):
-    """Regenerate with: orchestrator pipeline --env E --format F --output-dir examples/ci"""
+    """Regenerate with: orchestrator pipeline --env E --format F --schedule "0 */4 * * *" --output-dir examples/ci"""
     for path, text in generated(name, fmt).items():
         assert (GOLDEN / path).read_text() == text, path
 
@@ -216,7 +219,7 @@ def written(tmp_path_factory) -> Path:
 @pytest.mark.tools
 def test_github_workflows_pass_actionlint(written):
     files = sorted((written / ".github/workflows").glob("*.yml"))
-    assert len(files) == 5  # dev, staging (+ their teardown), prod
+    assert len(files) == 8  # dev, staging (+ their teardown), prod; each one's scheduled health
     r = actionlint(*files)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -236,7 +239,7 @@ def test_actionlint_finds_what_is_wrong(written, tmp_path):
 
 def test_gitlab_files_pass_gitlabs_schema(written):
     files = sorted((written / "ci").glob("*.yml"))
-    assert len(files) == 6
+    assert len(files) == 9
     r = gitlab_schema(*files)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -247,3 +250,21 @@ def test_gitlabs_schema_finds_what_is_wrong(written, tmp_path):
     bad.write_text(text.replace("when: manual", "when: sometimes"))
     r = gitlab_schema(bad)
     assert r.returncode == 1 and "sometimes" in r.stdout
+
+
+def test_a_schedule_adds_a_health_workflow_with_the_plan_role_and_is_checked():
+    files = generated("prod", "github")
+    health = yaml.safe_load(files[".github/workflows/orchestrator-prod-health.yml"])
+    assert health["on"]["schedule"] == [{"cron": SCHEDULE}]
+    steps = health["jobs"]["health"]["steps"]
+    assert steps[-1]["run"] == "orchestrator health --env prod --lock-timeout 20m"
+    role = next(s for s in steps if s.get("uses", "").startswith("aws-actions/"))["with"]["role-to-assume"]
+    assert role.endswith(":role/payments-prod-plan")
+    gitlab = generated("prod", "gitlab")
+    job = yaml.safe_load(gitlab["ci/orchestrator-prod.health.gitlab-ci.yml"])["orchestrator-prod-health"]
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule" && $ORCHESTRATOR_HEALTH == "prod"'}]
+    trigger = yaml.safe_load(gitlab["ci/orchestrator-prod.trigger.gitlab-ci.yml"])["orchestrator-prod"]
+    assert trigger["rules"][0] == {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"}
+    assert "ci/orchestrator-prod.health.gitlab-ci.yml" not in generated("prod", "gitlab", None)
+    with pytest.raises(ConfigError, match="five cron fields"):
+        generated("prod", "github", "every hour")
