@@ -16,7 +16,9 @@ Every other key is an argument of the policy function (a literal). The built-ins
   public_security_groups does not name;
 - ownership_tags: a resource created or updated without every [ownership] tag;
 - encrypted_storage: storage of the types the platform uses left unencrypted at rest;
-- no_wildcard_iam_action: a policy document allowing `"Action": "*"`.
+- no_wildcard_iam_action: a policy document allowing `"Action": "*"`;
+- checkov_checks (opt-in): the project's checkov custom checks on the plan (checkov's own
+  virtualenv; several seconds per plan).
 
 When the manifest names neither guard rule, [guard] keeps its old meaning: both, deny, in
 protected environments. A project adds its own as Python entry points in the group
@@ -33,9 +35,11 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from orchestrator import guard
@@ -59,6 +63,7 @@ class Facts:
     stateful_types: frozenset[str] = frozenset()
     public_security_groups: frozenset[str] = frozenset()
     ownership_tags: tuple[str, ...] = ()
+    project_root: str = ""  # where a policy finds the project's files (checkov's checks directory)
 
 
 @dataclass(frozen=True)
@@ -251,12 +256,70 @@ def no_wildcard_iam_action(plan: dict, facts: Facts):
     return out
 
 
+_CHECK_ID = re.compile(r"""\bid\s*[=:]\s*["']?([A-Z][A-Z0-9]*_[A-Z0-9_]+)""")
+
+
+def _checkov_path(given: str, root: Path) -> str:
+    import os
+    import shutil
+
+    for candidate in (given, os.environ.get("CHECKOV", ""), str(root / ".venv-checkov" / "bin" / "checkov")):
+        if candidate and Path(candidate).is_file():
+            return str(Path(candidate).resolve())
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    raise ConfigError(
+        "policy checkov_checks: checkov not found (give checkov = PATH, set CHECKOV, or make checkov-venv); "
+        "it runs from a virtualenv of its own"
+    )
+
+
+def checkov_checks(plan: dict, facts: Facts, checks_dir: str = "checks", checks=None, checkov: str = ""):
+    """The project's checkov custom checks (checks_dir, ids found in its files unless `checks`
+    names them) on the unit's plan, with checkov's terraform_plan framework. Opt-in: checkov
+    starts in seconds, on every plan that changes something."""
+    import subprocess
+    import tempfile
+
+    root = Path(facts.project_root or ".")
+    folder = Path(checks_dir) if Path(checks_dir).is_absolute() else root / checks_dir
+    if not folder.is_dir():
+        raise ConfigError(f"policy checkov_checks: checks directory {folder} not found")
+    ids = list(checks or sorted({m for f in folder.iterdir() if f.is_file() for m in _CHECK_ID.findall(f.read_text())}))
+    if not ids:
+        raise ConfigError(f"policy checkov_checks: no check ids in {folder} (name them with checks = [...])")
+    exe = _checkov_path(checkov, root)
+    with tempfile.TemporaryDirectory(prefix="orchestrator-checkov-") as tmp:
+        plan_file = Path(tmp) / "tfplan.json"
+        plan_file.write_text(json.dumps(plan))
+        run = subprocess.run(
+            [exe, "-f", str(plan_file), "--framework", "terraform_plan", "--external-checks-dir", str(folder),
+             "--check", ",".join(ids), "--skip-download", "--quiet", "--compact", "-o", "json"],
+            capture_output=True, text=True, timeout=600, cwd=tmp,
+        )  # fmt: skip
+    try:
+        doc = json.loads(run.stdout or "{}")
+    except ValueError:
+        raise ConfigError(
+            f"policy checkov_checks: checkov failed (exit {run.returncode}): {run.stderr.strip()[-300:]}"
+        ) from None
+    reports = doc if isinstance(doc, list) else [doc]
+    out = []
+    for report in reports:
+        for failed in (report.get("results") or {}).get("failed_checks", []):
+            detail = "; ".join(failed.get("details") or [])
+            why = f"{failed['check_id']}: {failed['check_name']}" + (f" ({detail})" if detail else "")
+            out.append((failed.get("resource_address") or failed.get("resource"), why))
+    return out
+
+
 BUILTIN: dict[str, Callable[..., Any]] = {
     "stateful_replace": stateful_replace,
     "open_to_internet": open_to_internet,
     "ownership_tags": ownership_tags,
     "encrypted_storage": encrypted_storage,
     "no_wildcard_iam_action": no_wildcard_iam_action,
+    "checkov_checks": checkov_checks,
 }
 
 
@@ -355,6 +418,7 @@ def facts_for(stack, env, *, destroy: bool = False) -> Facts:
         stateful_types=frozenset(stack.stateful_types),
         public_security_groups=frozenset(stack.public_security_groups),
         ownership_tags=tuple(stack.ownership_tags),
+        project_root=str(Path(stack.root).parent),
     )
 
 
@@ -398,8 +462,6 @@ CASE_KEYS = ("environment", "destroy", "plan", "plan_file", "expect", "descripti
 def run_case(path, stack, environment_of: Callable[[str], Any]) -> CaseResult:
     """One fixture (JSON): the environment's policies on its plan, compared with its expected
     verdicts as (policy, level, address) triples; overrides, when given, as --override would."""
-    from pathlib import Path
-
     path = Path(path)
     try:
         case = json.loads(path.read_text())

@@ -179,3 +179,35 @@ def test_a_project_policy_is_called_with_its_arguments(monkeypatch):
     assert [v.address for v in policies.Policies(rules).evaluate(p, FACTS)] == ["aws_sns_topic.t"]
     with pytest.raises(ConfigError, match="needs argument\\(s\\) types"):
         policies.from_manifest([{"policy": "no_destroy_of"}], "s", guard_rules=False)
+
+
+@pytest.mark.tools
+def test_the_projects_checkov_checks_gate_a_plan(checkov, tmp_path):
+    """The opt-in checkov policy: the project's custom checks (checks/) on a unit's plan JSON, in
+    checkov's own virtualenv; a container with a password in its plain environment is denied."""
+    from tests.helpers import ROOT
+
+    def task(env_name: str) -> dict:
+        containers = json.dumps([{"name": "app", "image": "x", "environment": [{"name": env_name, "value": "v"}]}])
+        values = {"family": "app", "container_definitions": containers}
+        address = "aws_ecs_task_definition.app"
+        return {  # as `terraform show -json` writes it (checkov reads terraform_version)
+            "format_version": "1.2",
+            "terraform_version": "1.11.4",
+            "planned_values": {"root_module": {"resources": [
+                {"address": address, "mode": "managed", "type": "aws_ecs_task_definition", "name": "app", "values": values}
+            ]}},
+            "resource_changes": [
+                {"address": address, "mode": "managed", "type": "aws_ecs_task_definition", "name": "app",
+                 "change": {"actions": ["create"], "before": None, "after": values}}
+            ],
+            "configuration": {"root_module": {"resources": []}},
+        }  # fmt: skip
+
+    facts = policies.Facts("prod", True, project_root=str(ROOT))
+    found = policies.checkov_checks(task("DB_PASSWORD"), facts, checkov=checkov)
+    assert [(a, why.split(":")[0]) for a, why in found] == [("aws_ecs_task_definition.app", "CKV_PAY_3")]
+    assert "DB_PASSWORD" in found[0][1]
+    assert policies.checkov_checks(task("LOG_LEVEL"), facts, checkov=checkov) == []
+    with pytest.raises(ConfigError, match="checks directory .* not found"):
+        policies.checkov_checks(task("LOG_LEVEL"), facts, checks_dir="nope", checkov=checkov)
