@@ -16,6 +16,7 @@ import shutil
 import pytest
 from botocore.exceptions import ClientError
 
+from orchestrator import policies
 from tests.helpers import FIXTURE_STACK, Cli
 
 ADDRESS = "aws_cloudwatch_log_group.base"
@@ -50,8 +51,13 @@ def log_groups(aws, prefix):
     return [g["logGroupName"] for g in aws("logs").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]]
 
 
+def no_destroy(plan, facts):
+    """A project's policy (as an entry point would give it): nothing of the environment is destroyed."""
+    return [(c["address"], "destroys it") for c in plan["resource_changes"] if "delete" in c["change"]["actions"]]
+
+
 def test_replacing_a_stateful_resource_in_a_protected_environment_needs_its_address(
-    project, tmp_path, moto_url, mirror, aws
+    project, tmp_path, moto_url, mirror, aws, monkeypatch
 ):
     cli = Cli(project, tmp_path / "work", moto_url, mirror)
     assert cli("bootstrap", "--env", "staging").exit_code == 0
@@ -94,7 +100,27 @@ def test_replacing_a_stateful_resource_in_a_protected_environment_needs_its_addr
         ("encrypted_storage", None),
     }
 
-    r = cli("teardown", "--env", "staging", "--suffix", "guard", "--allow-protected", "--confirm", "staging", "--yes")
+    # A destroy plan is a plan: a project's policy denying destroys refuses the teardown, nothing
+    # destroyed; accepted by name with a reason, it goes through.
+    monkeypatch.setitem(policies.BUILTIN, "no_destroy", no_destroy)
+    manifest = project / "terraform" / "stack.toml"
+    manifest.write_text(manifest.read_text() + '\n[[policies]]\npolicy = "no_destroy"\nenvironments = ["staging"]\n')
+    teardown = (
+        "teardown",
+        "--env",
+        "staging",
+        "--suffix",
+        "guard",
+        "--allow-protected",
+        "--confirm",
+        "staging",
+        "--yes",
+    )
+    r = cli(*teardown)
+    assert r.exit_code == 12, r.output
+    assert f"policy no_destroy (deny): {ADDRESS}: destroys it" in r.stderr
+    assert log_groups(aws, new) == [new]
+    r = cli(*teardown, "--override", f"no_destroy:{ADDRESS}", "--reason", "CHG-43 decommissioned")
     assert r.exit_code == 0, r.output
     assert log_groups(aws, new) == []
 
