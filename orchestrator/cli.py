@@ -818,6 +818,7 @@ def teardown(
                     report.result, [report.units[u] for u in reversed(s.stack.graph.order()) if u in report.units]
                 )
                 if not only_list and not report.failed:
+                    engine.ctx.store.delete_reviews()  # its pipelines' plan summaries
                     gone = engine.ctx.store.delete_plans()  # a pipeline's plans of a copy that is gone
                     if gone:
                         report.notes.append(f"deleted {gone} saved plan object(s) of {s.env.env_id} never applied")
@@ -1451,6 +1452,49 @@ def unit_apply(
         ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, report_file,
         lambda j: j.apply(unit, accepted),
     )  # fmt: skip
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    env: str = EnvOpt,
+    suffix: Optional[str] = SuffixOpt,
+    run_id: Optional[str] = RunIdOpt,
+    fmt: str = typer.Option("markdown", "--format", "-f", help="markdown (the only one)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write it to this file; default: print."),
+    limit: int = typer.Option(65_000, "--limit", help="At most this many characters (GitHub: 65,536 a comment)."),
+):
+    """One review page of a pipeline run: every unit's plan summary that `unit plan` recorded
+    (counts; replaced and deleted addresses first; policy verdicts; previews marked), cut per unit
+    to fit a pull request comment, never mid-line.
+
+    Example: orchestrator report --env dev --suffix pr42 --run-id 4242 --format markdown
+    """
+    with _Guard():
+        from pathlib import Path
+
+        from orchestrator.statestore import StateStore
+        from orchestrator.unitjobs import check_run_id
+        from orchestrator.views import review_markdown
+
+        check_run_id(run_id)
+        if fmt != "markdown":
+            raise ConfigError(f"unknown format {fmt!r}: markdown")
+        if output and not Path(output).parent.is_dir():
+            raise ConfigError(f"{output}: directory {Path(output).parent} does not exist")
+        with _read_only(ctx, env, suffix) as s:
+            order = {u: i for i, u in enumerate(s.stack.graph.order())}
+            records = sorted(StateStore(s.aws, s.env).reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
+            if not records:
+                raise ConfigError(
+                    f"no plan of run {run_id} recorded for {s.env.env_id} (`unit plan` records one per unit)"
+                )
+            text = s.redactor.redact(review_markdown(s.env.env_id, run_id, records, limit))
+            if output:
+                Path(output).write_text(text)
+                err(f"wrote {output} ({len(text)} characters, {len(records)} unit(s))")
+            else:
+                typer.echo(text, nl=False)
 
 
 @app.command()

@@ -5,6 +5,8 @@ The only module that knows the S3 key layout:
   <key_prefix>/<env_id>/<unit>.tfstate.tflock   its lock file (lockfile locking)
   <key_prefix>/_runs/<env_id>/journal.json      the environment's journal
   <key_prefix>/_runs/<env_id>/run.lock          the run lock
+  <key_prefix>/_runs/<env_id>/reviews/<run_id>/<unit>.json  what `unit plan` found (the review
+                                                page of a pipeline run, `orchestrator report`)
   <key_prefix>/_plans/<env_id>/<run_id>/<unit>.tfplan  a saved plan of `unit plan` (and .json,
                                                 what it was made against); expired by lifecycle
 and, in the audit bucket ([audit] bucket, under Object Lock), written once, never rewritten:
@@ -35,6 +37,11 @@ def state_key(env: Environment, unit: str) -> str:
 def run_key(env: Environment, name: str) -> str:
     """Per-environment run records beside the states: journal.json, run.lock."""
     return f"{env.backend.key_prefix}/{RUNS}/{env.env_id}/{name}"
+
+
+def review_key(env: Environment, run_id: str, unit: str = "") -> str:
+    """A unit's plan summary of a pipeline run (or, without a unit, the run's folder of them)."""
+    return run_key(env, f"reviews/{run_id}/" + (f"{unit}.json" if unit else ""))
 
 
 def plans_prefix(env: Environment) -> str:
@@ -423,6 +430,31 @@ class StateStore:
         s3 = self.aws.client("s3", self.env.backend.region)
         prefix = f"{plans_prefix(self.env)}{self.env.env_id}/"
         live = 0
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
+            live += sum(1 for v in page.get("Versions", []) if v.get("IsLatest"))
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=self.env.backend.bucket, Key=v["Key"], VersionId=v["VersionId"])
+        return live
+
+    def put_review(self, run_id: str, unit: str, doc: dict) -> None:
+        s3 = self.aws.client("s3", self.env.backend.region)
+        body = json.dumps(doc, indent=2, sort_keys=True).encode()
+        put_run_record(s3, self.env, review_key(self.env, run_id, unit), body, self.key_arn())
+
+    def reviews(self, run_id: str) -> list[dict]:
+        """Every unit's plan summary of a pipeline run, by unit name."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        prefix = review_key(self.env, run_id)
+        out = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                out.append(json.loads(s3.get_object(Bucket=self.env.backend.bucket, Key=obj["Key"])["Body"].read()))
+        return sorted(out, key=lambda d: d.get("unit", ""))
+
+    def delete_reviews(self) -> int:
+        """Every plan summary of this copy, every version (after its teardown); how many objects."""
+        s3 = self.aws.client("s3", self.env.backend.region)
+        prefix, live = run_key(self.env, "reviews/"), 0
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
             live += sum(1 for v in page.get("Versions", []) if v.get("IsLatest"))
             for v in page.get("Versions", []) + page.get("DeleteMarkers", []):

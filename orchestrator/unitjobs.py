@@ -98,6 +98,27 @@ class JobReport:
         }
 
 
+def review_record(report: JobReport) -> dict:
+    """What `orchestrator report` shows of one unit's plan in a pipeline run (no plan values:
+    addresses, actions, counts, verdicts)."""
+    r = report.result
+    return {
+        "unit": report.unit,
+        "environment": report.environment,
+        "run_id": report.run_id,
+        "status": report.status,
+        "detail": r.detail,
+        "add": r.add,
+        "change": r.change,
+        "destroy": r.destroy,
+        "replace": r.replace,
+        "changes": [{"address": c["address"], "actions": list(c.get("actions", []))} for c in r.changes],
+        "policies": [v.to_dict() for v in r.policies],
+        "preview": r.preview,
+        "plan_sha256": r.plan_digest,
+    }
+
+
 def _ci_approval() -> str:
     """Who let a pipeline's apply job run: its actor, and the deployment environment whose
     protection rules (required reviewers) gate it, as the CI system says."""
@@ -251,6 +272,7 @@ class UnitJobs:
             }
             result.plan_digest = sha256_file(ws.plan_path) if plan.changed else None
             ctx.store.put_plan(self.run_id, unit, ws.plan_path if plan.changed else None, meta)
+            ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report)))
         finally:
             ws.plan_path.unlink(missing_ok=True)
         return report
@@ -282,6 +304,7 @@ class UnitJobs:
             "created": time.time(),
         }
         ctx.store.put_plan(self.run_id, unit, None, meta)
+        ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report)))
         return report
 
     # ---- unit apply -----------------------------------------------------------------

@@ -369,3 +369,78 @@ def health_line(record: dict) -> str:
     return f"health: {record['state']} at {when} UTC (run {record['run_id']})" + (
         f"; {'; '.join(what)}" if what else ""
     )
+
+
+# GitHub refuses a comment body over 65,536 characters; GitLab's note limit is 1,000,000.
+REVIEW_LIMIT = 65_000
+
+
+def review_marker(env_id: str) -> str:
+    """The hidden first line a pipeline finds its own comment by, to update it in place."""
+    return f"<!-- orchestrator-review:{env_id} -->"
+
+
+def _review_lines(rec: dict) -> list[str]:
+    """One unit's section: what is replaced and deleted first, then the verdicts, then the rest."""
+    changes = rec.get("changes") or []
+
+    def kind(actions):
+        if "delete" in actions and "create" in actions:
+            return 0, "replaced"
+        if "delete" in actions:
+            return 1, "deleted"
+        if "create" in actions:
+            return 3, "created"
+        return 4, "updated" if "update" in actions else "/".join(actions) or "read"
+
+    lines = []
+    for v in rec.get("policies") or []:
+        mark = ":no_entry:" if v["level"] == "deny" and not v.get("override") else ":warning:"
+        over = f"; overridden: {v['override']}" if v.get("override") else ""
+        lines.append((2, f"- {mark} policy {v['policy']} ({v['level']}): `{v['address']}`: {v['why']}{over}"))
+    for c in changes:
+        order, word = kind(c.get("actions") or [])
+        lines.append((order, f"- {word}: `{c['address']}`"))
+    return [text for _, text in sorted(lines, key=lambda x: x[0])]
+
+
+def review_markdown(env_id: str, run_id: str, records: list[dict], limit: int = REVIEW_LIMIT) -> str:
+    """One review page of a pipeline run: every unit's plan (counts, replaced and deleted first,
+    verdicts, the preview marker), cut per unit to fit `limit` characters, never mid-line."""
+    previews = sum(bool(r.get("preview")) for r in records)
+    head = [
+        review_marker(env_id),
+        f"### orchestrator: the plans of `{env_id}`, run `{run_id}`: {len(records)} unit(s)"
+        + (f", {previews} of them previews (an upstream unit had no state yet; never applied)" if previews else ""),
+        "",
+        "| unit | plan | add | change | destroy | replace | policies |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in records:
+        verdicts = r.get("policies") or []
+        denied = sum(1 for v in verdicts if v["level"] == "deny" and not v.get("override"))
+        pol = (f"{denied} denied" if denied else "") + (
+            f"{', ' if denied else ''}{len(verdicts) - denied} warned/overridden" if len(verdicts) > denied else ""
+        )
+        head.append(
+            f"| `{r['unit']}` | {r['status']}{' (preview)' if r.get('preview') else ''} | {r['add']} | {r['change']} | "
+            f"{r['destroy']} | {r['replace']} | {pol or '-'} |"
+        )
+    text = "\n".join(head) + "\n"
+    sections = [(r["unit"], _review_lines(r)) for r in records if _review_lines(r)]
+    if not sections:
+        return text
+    budget = max(0, limit - len(text)) // len(sections)
+    for unit, lines in sections:
+        title = f"\n#### `{unit}`\n"
+        out, used = [title], len(title)
+        for i, line in enumerate(lines):
+            rest = len(lines) - i
+            tail = f"- ... {rest} more line(s) not shown: the job summary of plan {unit} has them all\n"
+            if used + len(line) + 1 + (len(tail) if rest > 1 else 0) > budget:
+                out.append(tail)
+                break
+            out.append(line + "\n")
+            used += len(line) + 1
+        text += "".join(out)
+    return text

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import threading
 
 import pytest
 
-from tests.helpers import FIXTURE_STACK, Cli
+from tests.helpers import FIXTURE_STACK, ROOT, Cli
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 _jobs = itertools.count()
@@ -79,6 +80,22 @@ def test_plan_then_apply_on_other_machines_in_graph_order(job, aws):
     status = json.loads(job("status", "--env", "dev", "--suffix", "uj", "--json").stdout)
     assert status["units"]["mid"]["status"] == "succeeded" and status["units"]["mid"]["run_id"] == "r1"
     assert status["runs"][-1]["command"] == "pipeline" and status["runs"][-1]["result"] == "ok"
+
+
+def test_the_review_page_of_a_run_is_the_golden_file(job, tmp_path):
+    """`report --format markdown`: every unit's plan of the run, previews marked, as recorded by
+    the plan jobs (a new copy: base planned for real, the three below it previewed)."""
+    for unit in ("base", "mid", "side", "leaf"):
+        plan(job, unit, "rv1", suffix="rv")
+    out = tmp_path / "review.md"
+    r = job("report", "--env", "dev", "--suffix", "rv", "--run-id", "rv1", "--format", "markdown", "--output", str(out))
+    assert r.exit_code == 0, r.output
+    golden = ROOT / "tests" / "golden" / "review.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(out.read_text())
+    assert out.read_text() == golden.read_text()
+    r = job("report", "--env", "dev", "--suffix", "rv", "--run-id", "never", "--format", "markdown")
+    assert r.exit_code == 1 and r.stderr.startswith("error: no plan of run never recorded for dev-rv")
 
 
 def test_apply_without_a_saved_plan_is_one_line_and_exit_1(job):
