@@ -427,14 +427,7 @@ class StateStore:
 
     def delete_plans(self) -> int:
         """Every saved plan of this copy, every version (after its teardown); how many objects."""
-        s3 = self.aws.client("s3", self.env.backend.region)
-        prefix = f"{plans_prefix(self.env)}{self.env.env_id}/"
-        live = 0
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
-            live += sum(1 for v in page.get("Versions", []) if v.get("IsLatest"))
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                s3.delete_object(Bucket=self.env.backend.bucket, Key=v["Key"], VersionId=v["VersionId"])
-        return live
+        return self._delete_every_version(f"{plans_prefix(self.env)}{self.env.env_id}/")
 
     def put_review(self, run_id: str, unit: str, doc: dict) -> None:
         s3 = self.aws.client("s3", self.env.backend.region)
@@ -453,8 +446,12 @@ class StateStore:
 
     def delete_reviews(self) -> int:
         """Every plan summary of this copy, every version (after its teardown); how many objects."""
+        return self._delete_every_version(run_key(self.env, "reviews/"))
+
+    def _delete_every_version(self, prefix: str) -> int:
+        """Every version and delete marker under the prefix; how many objects were live."""
         s3 = self.aws.client("s3", self.env.backend.region)
-        prefix, live = run_key(self.env, "reviews/"), 0
+        live = 0
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=self.env.backend.bucket, Prefix=prefix):
             live += sum(1 for v in page.get("Versions", []) if v.get("IsLatest"))
             for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
