@@ -480,6 +480,10 @@ class StateStore:
                 SSEKMSKeyId=self.key_arn(),
                 ContentType="application/json",
                 IfNoneMatch="*",
+                # S3 requires an integrity checksum on every upload to a bucket with Object Lock
+                # (docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html); boto3
+                # before 1.36 sends none by default, and pyproject allows >= 1.34.
+                ChecksumAlgorithm="SHA256",
             )
         except Exception as exc:  # noqa: BLE001 - named below, one line
             code = error_code(exc) if hasattr(exc, "response") else type(exc).__name__
