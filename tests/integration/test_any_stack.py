@@ -131,7 +131,7 @@ def test_a_project_policy_comes_from_an_entry_point_and_policy_test_runs_it(inst
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [
         f"error: {manifest}: policies[0]: unknown policy 'topic_names_carry_team' (did you mean "
-        "'topic_names_carry_the_team'? known: encrypted_storage, no_wildcard_iam_action, open_to_internet, "
+        "'topic_names_carry_the_team'? known: checkov_checks, encrypted_storage, no_wildcard_iam_action, open_to_internet, "
         "ownership_tags, stateful_replace, topic_names_carry_the_team; a project adds its own as entry points in "
         "orchestrator.policies)"
     ]
