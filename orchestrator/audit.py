@@ -82,7 +82,7 @@ def ci_actor(environ=os.environ) -> dict:
 def caller(aws) -> str:
     """The caller's identity as STS says (the ARN of the role or user)."""
     try:
-        return aws.client("sts").get_caller_identity()["Arn"]
+        return aws.caller_identity()["Arn"]
     except Exception as exc:  # noqa: BLE001 - recorded as unknown, never fatal here (the account check ran)
         return f"unknown ({type(exc).__name__})"
 

@@ -65,6 +65,7 @@ class Aws:
         self.region = region
         self.endpoint_url = endpoint_url
         self.call_log = CallLog()
+        self._identity: dict | None = None  # STS GetCallerIdentity, once (caller_identity)
         kwargs = {"region_name": region}
         if endpoint_url:
             kwargs.update(aws_access_key_id="test", aws_secret_access_key="test")
@@ -128,10 +129,18 @@ class Aws:
         self.call_log.attempt()
 
     def account_id(self) -> str:
+        return self.caller_identity()["Account"]
+
+    def caller_identity(self) -> dict:
+        """STS GetCallerIdentity, asked once per session (the account check and the audit trail
+        both need it)."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+        if self._identity is not None:
+            return self._identity
         try:
-            return self.client("sts").get_caller_identity()["Account"]
+            self._identity = self.client("sts").get_caller_identity()
+            return self._identity
         except NoCredentialsError:
             raise PrerequisiteError(
                 "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local)"
