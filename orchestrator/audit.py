@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.errors import BackendError
+
 RECORD_VERSION = 1
 # A CI system's variables that say who ran the job and where (never a token).
 CI_VARIABLES = (
@@ -100,6 +102,9 @@ def unit_record(r) -> dict:
     }
 
 
+MAX_ATTEMPTS = 50  # one CI job re-run this many times within one second: refused
+
+
 @dataclass
 class AuditTrail:
     """One run's (or one CI job's) records in the environment's audit bucket."""
@@ -123,26 +128,31 @@ class AuditTrail:
         name = f"{base}-end" if base and end else (f"{base}-start" if base else ("end" if end else "start"))
         return audit_key(self.env, started, run_id, name)
 
-    def _put(self, key: str, doc: dict) -> None:
-        self.store.put_audit(key, self.redactor.redact_obj({"version": RECORD_VERSION, **doc}))
+    def _put(self, key: str, doc: dict) -> bool:
+        return self.store.put_audit(key, self.redactor.redact_obj({"version": RECORD_VERSION, **doc}))
 
     def start(self, run_id: str, command: str, argv: list[str], part: str = "") -> None:
-        self.run_id, self.part, self.started = run_id, part, self.clock()
-        self._put(
-            self._key(run_id, self.started, False),
-            {
-                "kind": "start",
-                "run_id": run_id,
-                "command": command,
-                "argv": list(argv),
-                "environment": self.env.name,
-                "copy": self.env.env_id,
-                "identity": self.identity,
-                "git": self.git,
-                "ci": self.actor,
-                "started": _iso(self.started),
-            },
-        )
+        """The start record. A CI job re-run keeps its pipeline's run id (GitHub's re-run attempts,
+        GitLab's retries): if this second's key is taken, the job is the next attempt
+        (`job-plan-app.2`), and its end follows it. A run's id is new, so its key is never taken."""
+        self.run_id, self.started = run_id, self.clock()
+        doc = {
+            "kind": "start",
+            "run_id": run_id,
+            "command": command,
+            "argv": list(argv),
+            "environment": self.env.name,
+            "copy": self.env.env_id,
+            "identity": self.identity,
+            "git": self.git,
+            "ci": self.actor,
+            "started": _iso(self.started),
+        }
+        for attempt in range(1, MAX_ATTEMPTS + 1) if part else [1]:
+            self.part = part if attempt == 1 else f"{part}.{attempt}"
+            if self._put(self._key(run_id, self.started, False), doc):
+                return
+        raise BackendError(f"cannot write audit record {self._key(run_id, self.started, False)}: the key exists")
 
     def finish(self, result: str, units=(), smoke=(), preflight: str | None = None, error: str = "") -> None:
         """The end record (once): the result, each unit, the smoke checks."""

@@ -11,7 +11,7 @@ The only module that knows the S3 key layout:
                                                 what it was made against); expired by lifecycle
 and, in the audit bucket ([audit] bucket, under Object Lock), written once, never rewritten:
   <key_prefix>/<env>/<YYYY-MM-DD>/<env_id>/<HHMMSS>/<run_id>/<part>.json  an audit record
-                                                (part: start, end; a CI job's: job-<action>-<unit>-start/-end)
+                                                (part: start, end; a CI job's: job-<action>-<unit>[.N]-start/-end)
 Provisioning the buckets is bootstrap.py's job.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.aws import Aws, error_code
+from orchestrator.aws import CONDITION_FAILED, Aws, error_code
 from orchestrator.config import Environment
 from orchestrator.errors import BackendError
 
@@ -469,8 +469,9 @@ class StateStore:
                     s3.delete_object(Bucket=self.env.backend.bucket, Key=key, VersionId=v["VersionId"])
 
     # ---- the audit bucket: records written once (If-None-Match), under Object Lock --------------
-    def put_audit(self, key: str, doc: dict) -> None:
-        """A new audit record; refused by S3 (412) if the key exists: a record is never rewritten."""
+    def put_audit(self, key: str, doc: dict) -> bool:
+        """A new audit record; False (nothing written) if the key exists: S3 refuses it (412), a
+        record is never rewritten."""
         try:
             self.aws.client("s3").put_object(
                 Bucket=self.env.audit.bucket,
@@ -487,11 +488,14 @@ class StateStore:
             )
         except Exception as exc:  # noqa: BLE001 - named below, one line
             code = error_code(exc) if hasattr(exc, "response") else type(exc).__name__
+            if code in CONDITION_FAILED:
+                return False
             if code in ("NoSuchBucket", "404"):
                 raise BackendError(
                     f"audit bucket {self.env.audit.bucket} does not exist; run: orchestrator bootstrap {self.env.cli_args}"
                 ) from None
             raise BackendError(f"cannot write audit record {key} to {self.env.audit.bucket}: {code}") from None
+        return True
 
     def audit_keys(self, days: list[str] | None = None) -> list[str]:
         """Every audit record's key of this environment (or of these days), oldest first."""

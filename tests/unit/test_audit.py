@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator import audit, policies
 from orchestrator.config import AuditSettings, BackendSettings, Environment
+from orchestrator.errors import BackendError
 from orchestrator.redact import Redactor
 from orchestrator.runner import Status, UnitResult
 from orchestrator.statestore import audit_key, parse_audit_key
@@ -23,20 +24,17 @@ ENV = Environment(
 )  # fmt: skip
 
 
-class Written(Exception):
-    pass
-
-
 class MemoryStore:
-    """put_audit refuses an existing key, as S3's If-None-Match does."""
+    """put_audit refuses an existing key (False, nothing written), as S3's If-None-Match does."""
 
     def __init__(self):
         self.objects: dict[str, dict] = {}
 
     def put_audit(self, key, doc):
         if key in self.objects:
-            raise Written(key)
+            return False
         self.objects[key] = doc
+        return True
 
     def audit_keys(self, days=None):
         return sorted(self.objects)
@@ -82,9 +80,25 @@ def test_a_run_leaves_a_start_and_an_end_and_neither_is_ever_rewritten():
     end = next(v for k, v in store.objects.items() if k.endswith("/end.json"))
     assert end["units"][0]["plan_sha256"] == "d" * 64
     assert end["units"][0]["policies"][0]["override"] == "CHG-1 upgrade"
+    before = dict(store.objects)
     again = trail(store)
-    with pytest.raises(Written):
+    with pytest.raises(BackendError, match="the key exists"):
         again.start("r1", "deploy", [])  # the same run, the same second: refused, never replaced
+    assert store.objects == before
+
+
+def test_a_ci_job_re_run_in_the_same_second_is_the_next_attempt_and_its_end_follows_it():
+    """GitHub's re-run and GitLab's retry keep the pipeline's run id: the second attempt of a job
+    writes beside the first, never over it, and never fails the job."""
+    store = MemoryStore()
+    first = trail(store)
+    first.start("4242", "unit plan", ["unit=app"], part="job-plan-app")  # refused later: no end
+    second = trail(store)
+    second.start("4242", "unit plan", ["unit=app"], part="job-plan-app")
+    second.finish("no changes")
+    parts = [parse_audit_key(ENV, k)["part"] for k in store.objects]
+    assert parts == ["job-plan-app-start", "job-plan-app.2-start", "job-plan-app.2-end"]
+    assert store.objects[next(k for k in store.objects if k.endswith(".2-start.json"))]["run_id"] == "4242"
 
 
 def test_a_killed_runs_end_is_written_by_the_next_run_of_the_same_copy_only():
