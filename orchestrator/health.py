@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from orchestrator.terraform import describe_change
+
 HEALTHY, DRIFTED, FAILING, BOTH = "healthy", "drifted", "failing", "drifted and failing"
 
 
@@ -58,9 +60,7 @@ def judge(environment: str, run_id: str, drift_report, smoke_results, clock=time
     drifted = {}
     for unit, r in drift_report.units.items():
         if r.add or r.change or r.destroy or r.replace or r.changes:
-            drifted[unit] = sorted(
-                c["address"] + (f" ({', '.join(c['attributes'])})" if c.get("attributes") else "") for c in r.changes
-            ) or [r.detail]
+            drifted[unit] = sorted(describe_change(c) for c in r.changes) or [r.detail]
     failing = [c.name for c in smoke_results if not c.passed]
     return Health(environment, run_id, clock(), drifted, failing, sum(1 for c in smoke_results if c.passed))
 

@@ -277,26 +277,21 @@ class PlanSummary:
                 if reverts:
                     entry["reverts"] = reverts
                 found.append(entry)
+        from orchestrator.firewall import unmanaged_rules
+
+        by_address = {f["address"]: f for f in found}
+        for rules in unmanaged_rules(plan):  # rules added by hand: the refresh alone cannot name them
+            if rules["address"] in by_address:
+                by_address[rules["address"]]["unmanaged"] = rules["unmanaged"]
+            else:
+                found.append(rules)
         changed = sum(f["actions"] == ["update"] for f in found)
         return cls(0, changed, len(found) - changed, 0, tuple(found))
 
     def describe(self) -> str:
         """The addresses (first five), with the attributes that moved when known."""
-        parts = []
-        for c in self.resources[:5]:
-            moved = c.get("attributes")
-            gone = c["actions"] == ["delete"] and "attributes" in c
-            reverts = c.get("reverts")
-            said = list(moved or []) + (
-                [f"{len(reverts)} unmanaged attribute(s) the next apply reverts: {', '.join(reverts)}"]
-                if reverts
-                else []
-            )
-            parts.append(
-                c["address"] + (" (deleted outside terraform)" if gone else f" ({'; '.join(said)})" if said else "")
-            )
         more = len(self.resources) - 5
-        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+        return "; ".join(describe_change(c) for c in self.resources[:5]) + (f"; and {more} more" if more > 0 else "")
 
     @classmethod
     def from_plan_json(cls, plan: dict) -> PlanSummary:
@@ -325,6 +320,18 @@ _PLAN_LINE_RE = re.compile(
     r"will be read during apply|will be replaced, as requested)$",
     re.M,
 )
+
+
+def describe_change(c: dict) -> str:
+    """One drifted resource: its address, and what moved (attributes its configuration sets,
+    unmanaged ones the next apply reverts, security group rules no resource declares)."""
+    gone = c.get("actions") == ["delete"] and "attributes" in c
+    said = list(c.get("attributes") or [])
+    if c.get("reverts"):
+        said.append(f"{len(c['reverts'])} unmanaged attribute(s) the next apply reverts: {', '.join(c['reverts'])}")
+    if c.get("unmanaged"):
+        said.append(f"{len(c['unmanaged'])} rule(s) no resource declares: {', '.join(c['unmanaged'])}")
+    return c["address"] + (" (deleted outside terraform)" if gone else f" ({'; '.join(said)})" if said else "")
 
 
 def _configured_attributes(module: dict, prefix: str) -> dict[str, set[str]]:

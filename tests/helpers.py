@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
@@ -52,3 +54,53 @@ class Cli:
         if "--json" in args and result.stdout.strip():
             check_json(result.stdout)  # every --json output of every test run follows the schema
         return result
+
+
+class Webhook:
+    """A local endpoint that records each POST; `delay` makes it slower than the caller waits."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.delay = 0.0
+        self.release = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.delay:
+                    hook.release.wait(hook.delay)
+                hook.bodies.append(body)
+                try:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the caller gave up
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/SECRETPART"
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+def sns_messages(aws, queue) -> list[dict]:
+    """Every message the topic delivered to the queue so far (drained)."""
+    out = []
+    while True:
+        got = aws("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        msgs = got.get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(json.loads(m["Body"])["Message"]))
+            aws("sqs").delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.helpers import ROOT, Cli, deployed
+from tests.helpers import ROOT, Cli, Webhook, deployed, sns_messages
 
 pytestmark = pytest.mark.platform
 SUFFIXES = ("dev", "dev-pr7")  # dev-pr7: the copy test_pipeline.py deploys and tears down
@@ -213,10 +213,56 @@ def test_smoke_checks_retry_through_throttling(cli, settled):
         proxy.stop()
 
 
-def test_plan_and_drift_report_nothing(cli, first_deploy):
-    r = cli("drift", "--env", "dev", "--json")
-    assert r.exit_code == 0, r.stderr[-3000:]
-    assert all(u["add"] + u["change"] + u["destroy"] + u["replace"] == 0 for u in json.loads(r.stdout)["units"])
+def test_health_names_a_rule_opened_by_hand_and_tells_the_alerts_topic_and_the_webhook_once(cli, first_deploy, aws):
+    """Day two on the platform. A rule opening the database to the internet, added with boto3
+    (the stack declares its rules as separate resources, so terraform alone would not name it):
+    `health` says drifted, one message reaches the platform's own alerts topic (read back through
+    an SQS subscription) and one the webhook; the same drift again tells nobody; the rule taken
+    away, one "healthy" each."""
+    out = outputs(cli)
+    topic, db_sg = out["observability"]["alerts_topic_arn"], out["security"]["db_security_group_id"]
+    sqs, sns, ec2 = aws("sqs"), aws("sns"), aws("ec2")
+    queue = sqs.create_queue(QueueName="platform-health-read-back")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)["SubscriptionArn"]
+    hook = Webhook()
+    opened = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+
+    def health():
+        r = cli("health", "--env", "dev", "--json", env={"ORCHESTRATOR_WEBHOOK_URL": hook.url})
+        return r, json.loads(r.stdout)
+
+    try:
+        r, doc = health()  # a fresh deploy: no drift in any unit, smoke passes, nothing to tell
+        assert r.exit_code == 0, r.stderr[-3000:]
+        assert (doc["state"], doc["drifted"], doc["failing"], doc["notifications"]) == ("healthy", {}, [], [])
+
+        ec2.authorize_security_group_ingress(GroupId=db_sg, IpPermissions=opened)
+        r, doc = health()
+        assert r.exit_code == 2, r.stderr[-3000:]
+        assert list(doc["drifted"]) == ["security"]
+        assert doc["drifted"]["security"] == [
+            "aws_security_group.db (1 rule(s) no resource declares: ingress tcp port 5432 from cidr 0.0.0.0/0)"
+        ]
+        [sent] = sns_messages(aws, queue)
+        [posted] = hook.bodies
+        assert sent == posted and (sent["state"], sent["was"]) == ("drifted", "healthy")
+        assert "ingress tcp port 5432 from cidr 0.0.0.0/0" in sent["text"]
+
+        r, doc = health()  # the same drift: nothing new to tell
+        assert r.exit_code == 2 and doc["notifications"] == []
+        assert sns_messages(aws, queue) == [] and len(hook.bodies) == 1
+
+        ec2.revoke_security_group_ingress(GroupId=db_sg, IpPermissions=opened)
+        r, doc = health()
+        assert r.exit_code == 0, r.stderr[-3000:]
+        [sent] = sns_messages(aws, queue)
+        assert (sent["state"], sent["was"]) == ("healthy", "drifted") and hook.bodies[1] == sent
+        assert len(hook.bodies) == 2
+    finally:
+        hook.close()
+        sns.unsubscribe(SubscriptionArn=subscription)
+        sqs.delete_queue(QueueUrl=queue)
 
 
 def test_drift_is_detected(cli, first_deploy, aws):
