@@ -1463,6 +1463,11 @@ def report(
     fmt: str = typer.Option("markdown", "--format", "-f", help="markdown (the only one)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write it to this file; default: print."),
     limit: int = typer.Option(65_000, "--limit", help="At most this many characters (GitHub: 65,536 a comment)."),
+    post_comment: bool = typer.Option(
+        False,
+        "--post",
+        help="Post it as the pull/merge request's review comment, editing the one posted before (docs/ci.md).",
+    ),
 ):
     """One review page of a pipeline run: every unit's plan summary that `unit plan` recorded
     (counts; replaced and deleted addresses first; policy verdicts; previews marked), cut per unit
@@ -1473,15 +1478,20 @@ def report(
     with _Guard():
         from pathlib import Path
 
+        from orchestrator import prcomment
         from orchestrator.statestore import StateStore
         from orchestrator.unitjobs import check_run_id
-        from orchestrator.views import review_markdown
+        from orchestrator.views import review_markdown, review_marker
 
         check_run_id(run_id)
         if fmt != "markdown":
             raise ConfigError(f"unknown format {fmt!r}: markdown")
         if output and not Path(output).parent.is_dir():
             raise ConfigError(f"{output}: directory {Path(output).parent} does not exist")
+        request = prcomment.request_of() if post_comment else None
+        if post_comment and request is None:
+            err("report: this job runs for no pull or merge request: nothing to post")
+            return
         with _read_only(ctx, env, suffix) as s:
             order = {u: i for i, u in enumerate(s.stack.graph.order())}
             records = sorted(StateStore(s.aws, s.env).reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
@@ -1489,12 +1499,16 @@ def report(
                 raise ConfigError(
                     f"no plan of run {run_id} recorded for {s.env.env_id} (`unit plan` records one per unit)"
                 )
+            limit = min(limit, request.limit) if request else limit
             text = s.redactor.redact(review_markdown(s.env.env_id, run_id, records, limit))
             if output:
                 Path(output).write_text(text)
                 err(f"wrote {output} ({len(text)} characters, {len(records)} unit(s))")
-            else:
+            elif not request:
                 typer.echo(text, nl=False)
+            if request:
+                done = prcomment.post(request, text, review_marker(s.env.env_id))
+                err(f"review comment {done} on {request} ({len(text)} characters, {len(records)} unit(s))")
 
 
 @app.command()

@@ -113,6 +113,13 @@ class PolicyDenied(OrchestratorError):
     exit_code = 12
 
 
+class DeliveryError(OrchestratorError):
+    """What the command exists to deliver did not arrive: the review comment of a pull/merge
+    request (`report --post`). (A health notification that fails is said, and the run goes on.)"""
+
+    exit_code = 15
+
+
 class HealthProblems(OrchestratorError):
     """`health` found drift (2), failing smoke checks (13) or both (14) (already reported)."""
 

@@ -210,6 +210,23 @@ def github(stack: Stack, env: Environment) -> str:
         "runs-on": env.ci.runs_on,
         "steps": _github_setup(env, reads=True) + [{"run": _cmd(env, "smoke")}],
     }
+    if not env.protected:
+        # One review page of the run's plans, as the pull request's comment: the same comment
+        # edited on every push (its first line names the copy), also when a job failed.
+        jobs["review"] = {
+            "name": "review page",
+            "needs": sorted(job_id("plan", u) for u in graph.order()),
+            "if": "${{ !cancelled() && github.event_name == 'pull_request' }}",
+            "runs-on": env.ci.runs_on,
+            "permissions": {"id-token": "write", "contents": "read", "pull-requests": "write"},
+            "steps": _github_setup(env, reads=True)
+            + [
+                {
+                    "env": {"GITHUB_TOKEN": "${{ github.token }}"},
+                    "run": _cmd(env, 'report --run-id "$ORCHESTRATOR_RUN_ID"') + " --post",
+                }
+            ],
+        }
     body = {
         "name": f"orchestrator: deploy {env.name}",
         "on": on,
@@ -362,6 +379,17 @@ def gitlab(stack: Stack, env: Environment) -> str:
             "environment": {"name": name, "action": "stop"},
         }
     body[f"{env.name}:smoke"] = smoke
+    if not env.protected:
+        # One review page of the pipeline's plans as the merge request's note, edited on every
+        # push; ORCHESTRATOR_GITLAB_TOKEN: a project access token (api scope), masked (docs/ci.md).
+        body[f"{env.name}:review"] = {
+            "extends": base,
+            "stage": "verify",
+            "needs": [{"job": f"{env.name}:{job_id('plan', u)}", "artifacts": False} for u in graph.order()],
+            "rules": [{"if": '$ORCHESTRATOR_MR_IID != ""', "when": "always"}],
+            "script": [_cmd(env, 'report --run-id "$ORCHESTRATOR_RUN_ID"') + " --post"],
+            **({"variables": reads} if reads else {}),
+        }
     what = f"The child pipeline that deploys environment {env.name}" + (
         " (protected: each apply is a manual job of protected environment " + env.name + ")."
         if env.protected
@@ -374,7 +402,7 @@ def gitlab_trigger(stack: Stack, env: Environment) -> str:
     """The job that starts the child pipeline, included from the project's .gitlab-ci.yml. Its
     resource group makes the whole child pipeline the only one of this copy at a time."""
     _require_ci(env)
-    main = {"ORCHESTRATOR_SUFFIX": "", "ORCHESTRATOR_ENVIRONMENT": env.name}
+    main = {"ORCHESTRATOR_SUFFIX": "", "ORCHESTRATOR_ENVIRONMENT": env.name, "ORCHESTRATOR_MR_IID": ""}
     rules: list[dict] = [
         {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"},  # schedules run `health` only
         {"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", "variables": main},
@@ -383,6 +411,7 @@ def gitlab_trigger(stack: Stack, env: Environment) -> str:
         copy = {
             "ORCHESTRATOR_SUFFIX": "mr$CI_MERGE_REQUEST_IID",
             "ORCHESTRATOR_ENVIRONMENT": f"{env.name}/mr$CI_MERGE_REQUEST_IID",
+            "ORCHESTRATOR_MR_IID": "$CI_MERGE_REQUEST_IID",  # for the review job of the child pipeline
         }
         rules.insert(1, {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "variables": copy})
     body = {

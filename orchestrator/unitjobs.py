@@ -31,6 +31,7 @@ from orchestrator.audit import sha256_file
 from orchestrator.context import RunContext
 from orchestrator.errors import ConfigError, NotDeployed, PolicyDenied, StalePlan, TerraformError
 from orchestrator.journal import who
+from orchestrator.prcomment import job_url
 from orchestrator.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.runner import Status, UnitResult
 from orchestrator.statestore import outputs_of, plan_key
@@ -98,9 +99,9 @@ class JobReport:
         }
 
 
-def review_record(report: JobReport) -> dict:
+def review_record(report: JobReport, job: str | None = None) -> dict:
     """What `orchestrator report` shows of one unit's plan in a pipeline run (no plan values:
-    addresses, actions, counts, verdicts)."""
+    addresses, actions, counts, verdicts), and where the job's full output is."""
     r = report.result
     return {
         "unit": report.unit,
@@ -116,6 +117,7 @@ def review_record(report: JobReport) -> dict:
         "policies": [v.to_dict() for v in r.policies],
         "preview": r.preview,
         "plan_sha256": r.plan_digest,
+        **({"job_url": job} if job else {}),
     }
 
 
@@ -272,7 +274,7 @@ class UnitJobs:
             }
             result.plan_digest = sha256_file(ws.plan_path) if plan.changed else None
             ctx.store.put_plan(self.run_id, unit, ws.plan_path if plan.changed else None, meta)
-            ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report)))
+            ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report, job_url())))
         finally:
             ws.plan_path.unlink(missing_ok=True)
         return report
@@ -304,7 +306,7 @@ class UnitJobs:
             "created": time.time(),
         }
         ctx.store.put_plan(self.run_id, unit, None, meta)
-        ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report)))
+        ctx.store.put_review(self.run_id, unit, ctx.redactor.redact_obj(review_record(report, job_url())))
         return report
 
     # ---- unit apply -----------------------------------------------------------------

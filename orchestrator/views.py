@@ -431,12 +431,16 @@ def review_markdown(env_id: str, run_id: str, records: list[dict], limit: int = 
     if not sections:
         return text
     budget = max(0, limit - len(text)) // len(sections)
+    urls = {r["unit"]: r.get("job_url") for r in records}
     for unit, lines in sections:
         title = f"\n#### `{unit}`\n"
         out, used = [title], len(title)
+        summary = (
+            f"[the job summary of plan {unit}]({urls[unit]})" if urls.get(unit) else f"the job summary of plan {unit}"
+        )
         for i, line in enumerate(lines):
             rest = len(lines) - i
-            tail = f"- ... {rest} more line(s) not shown: the job summary of plan {unit} has them all\n"
+            tail = f"- ... {rest} more line(s) not shown: {summary} has them all\n"
             if used + len(line) + 1 + (len(tail) if rest > 1 else 0) > budget:
                 out.append(tail)
                 break

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import jsonschema
 from typer.testing import CliRunner
@@ -104,3 +105,81 @@ def sns_messages(aws, queue) -> list[dict]:
         for m in msgs:
             out.append(json.loads(json.loads(m["Body"])["Message"]))
             aws("sqs").delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+
+class CommentsApi:
+    """A pull/merge request's comments as GitHub's and GitLab's APIs answer them (pages, edit,
+    create), on 127.0.0.1; `refuse` answers every call with that status."""
+
+    def __init__(self, comments=()):
+        self.comments = [{"id": i + 1, "body": b} for i, b in enumerate(comments)]
+        self.calls: list[tuple[str, str, dict]] = []
+        self.refuse = None
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, code, doc):
+                body = json.dumps(doc).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self, method):
+                url = urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                doc = json.loads(self.rfile.read(length)) if length else {}
+                api.calls.append((method, url.path, {k.lower(): v for k, v in self.headers.items()}))
+                if api.refuse:
+                    return self._answer(api.refuse, {"message": "Resource not accessible by integration"})
+                tail = url.path.rsplit("/", 1)[-1]
+                if method == "GET":
+                    q = parse_qs(url.query)
+                    page, per = int(q["page"][0]), int(q["per_page"][0])
+                    return self._answer(200, api.comments[(page - 1) * per : page * per])
+                if method == "POST":
+                    api.comments.append({"id": len(api.comments) + 1, "body": doc["body"]})
+                    return self._answer(201, api.comments[-1])
+                c = next(c for c in api.comments if str(c["id"]) == tail)
+                c["body"] = doc["body"]
+                return self._answer(200, c)
+
+            def do_GET(self):  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self):  # noqa: N802
+                self._handle("POST")
+
+            def do_PATCH(self):  # noqa: N802
+                self._handle("PATCH")
+
+            def do_PUT(self):  # noqa: N802
+                self._handle("PUT")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+def github_env(tmp_path, url, number=7) -> dict:
+    """A GitHub Actions job's variables for a pull request's run (number None: a push to main)."""
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"number": number}} if number else {"ref": "refs/heads/main"}))
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": url,
+        "GITHUB_REPOSITORY": "pay/platform",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_TOKEN": "ghs_SECRETTOKEN",
+        "GITHUB_RUN_ID": "4242",
+    }

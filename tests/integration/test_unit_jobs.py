@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from tests.helpers import FIXTURE_STACK, ROOT, Cli
+from tests.helpers import FIXTURE_STACK, ROOT, Cli, CommentsApi, github_env
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 _jobs = itertools.count()
@@ -30,8 +30,8 @@ def job(project, moto_url, mirror, tmp_path_factory):
     """A CLI whose every call runs in a fresh work dir: nothing survives between two jobs."""
     base = tmp_path_factory.mktemp("jobs")
 
-    def run(*args: str):
-        return Cli(project, base / f"job{next(_jobs)}", moto_url, mirror)(*args)
+    def run(*args: str, env: dict | None = None):
+        return Cli(project, base / f"job{next(_jobs)}", moto_url, mirror)(*args, env=env)
 
     r = run("bootstrap", "--env", "dev")
     assert r.exit_code == 0, r.output
@@ -96,6 +96,32 @@ def test_the_review_page_of_a_run_is_the_golden_file(job, tmp_path):
     assert out.read_text() == golden.read_text()
     r = job("report", "--env", "dev", "--suffix", "rv", "--run-id", "never", "--format", "markdown")
     assert r.exit_code == 1 and r.stderr.startswith("error: no plan of run never recorded for dev-rv")
+
+    # The pipeline's review job: the page as the pull request's one comment, edited on each push.
+    api = CommentsApi(["LGTM", "<!-- orchestrator-review:dev-other -->\nanother copy's page"])
+    try:
+        gh = github_env(tmp_path, api.url)
+        post = ("report", "--env", "dev", "--suffix", "rv", "--run-id", "rv1", "--post")
+        first, second = job(*post, env=gh), job(*post, env=gh)
+        assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+        assert first.stderr.startswith("review comment created on GitHub pull request 7 (")
+        assert second.stderr.startswith("review comment updated on GitHub pull request 7 (")
+        assert [c["body"] for c in api.comments] == [
+            "LGTM",
+            "<!-- orchestrator-review:dev-other -->\nanother copy's page",
+            golden.read_text(),
+        ]
+        assert "SECRETTOKEN" not in first.output + second.output and first.stdout == ""
+        api.refuse = 403
+        refused = job(*post, env=gh)
+        assert refused.exit_code == 15 and refused.stderr.strip().splitlines() == [
+            "error: cannot post the review comment on GitHub pull request 7: GitHub answered 403 "
+            "(Resource not accessible by integration) (the token may not write to the request)"
+        ]
+        main = job(*post, env=github_env(tmp_path, api.url, number=None))  # a push to main: no request
+        assert main.exit_code == 0 and "nothing to post" in main.stderr
+    finally:
+        api.close()
 
 
 def test_apply_without_a_saved_plan_is_one_line_and_exit_1(job):

@@ -84,7 +84,9 @@ def test_github_jobs_follow_the_graph():
     stack, env = load("dev")
     wf = yaml.safe_load(generated("dev", "github")[".github/workflows/orchestrator-dev.yml"])
     jobs = wf["jobs"]
-    assert set(jobs) == {"preflight", "preview", "smoke"} | {f"{a}-{u}" for u in UNITS for a in ("plan", "apply")}
+    assert set(jobs) == {"preflight", "preview", "smoke", "review"} | {
+        f"{a}-{u}" for u in UNITS for a in ("plan", "apply")
+    }
     # every unit's plan (previews on a copy never deployed) in the run's summary, before any apply;
     # "changes found" (2) is not a failure of that job
     assert "needs" not in jobs["preview"]
@@ -102,6 +104,18 @@ def test_github_jobs_follow_the_graph():
         assert jobs[f"apply-{unit}"]["environment"] == "dev"
         assert f"orchestrator unit apply {unit} --env dev" in jobs[f"apply-{unit}"]["steps"][-1]["run"]
     assert jobs["smoke"]["needs"] == sorted(f"apply-{u}" for u in UNITS)
+    # the review page: after every plan job, on pull requests only, even when one failed; it alone
+    # may write to the request
+    review = jobs["review"]
+    assert review["needs"] == sorted(f"plan-{u}" for u in UNITS)
+    assert review["if"] == "${{ !cancelled() && github.event_name == 'pull_request' }}"
+    assert review["permissions"] == {"id-token": "write", "contents": "read", "pull-requests": "write"}
+    assert review["steps"][-1] == {
+        "env": {"GITHUB_TOKEN": "${{ github.token }}"},
+        "run": 'orchestrator report --run-id "$ORCHESTRATOR_RUN_ID" --env dev --suffix "$ORCHESTRATOR_SUFFIX" --post',
+    }
+    prod = yaml.safe_load(generated("prod", "github")[".github/workflows/orchestrator-prod.yml"])
+    assert "review" not in prod["jobs"]  # no pull request deploys a protected environment
     assert wf["concurrency"]["cancel-in-progress"] is False  # an apply is never cut short
     assert wf["permissions"] == {"id-token": "write", "contents": "read"}
     creds = jobs["apply-app"]["steps"][4]
@@ -148,6 +162,15 @@ def test_gitlab_needs_follow_the_graph_and_a_request_copy_is_torn_down():
     assert "--changed --show || test $? -eq 2" in lab["dev:preview"]["script"][0]
     assert lab["dev:smoke"]["environment"]["on_stop"] == "dev:teardown"
     assert lab["dev:teardown"]["environment"]["action"] == "stop"
+    # the review page: after every plan job, for a merge request's pipeline only (the trigger
+    # passes its iid), even when a job failed
+    review = lab["dev:review"]
+    assert review["needs"] == [{"job": f"dev:plan-{u}", "artifacts": False} for u in stack.graph.order()]
+    assert review["rules"] == [{"if": '$ORCHESTRATOR_MR_IID != ""', "when": "always"}]
+    assert review["script"][0].endswith(" --post")
+    trigger = yaml.safe_load(generated("dev", "gitlab")["ci/orchestrator-dev.trigger.gitlab-ci.yml"])
+    rules = trigger["orchestrator-dev"]["rules"]
+    assert [r.get("variables", {}).get("ORCHESTRATOR_MR_IID") for r in rules] == [None, "$CI_MERGE_REQUEST_IID", ""]
     base = lab[".orchestrator-dev"]
     assert base["variables"]["AWS_ROLE_ARN"] == env.ci.role_arn
     assert base["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"

@@ -73,3 +73,13 @@ def test_a_300_resource_plan_is_cut_under_the_limit_with_whole_lines_only():
     assert "| `network` | changes (preview) |" in text and "1 of them previews" in text
     whole = review_markdown("dev-pr7", "9001", [small, big])
     assert len(whole.splitlines()) > 300 and "not shown" not in whole
+
+
+def test_a_unit_cut_short_links_to_its_jobs_full_summary():
+    big = record("app", [{"address": f"aws_sqs_queue.q{i:03d}", "actions": ["create"]} for i in range(300)])
+    big["job_url"] = "https://gitlab.example.com/pay/platform/-/jobs/771"
+    text = review_markdown("dev-mr3", "55", [big], limit=3000)
+    assert len(text) <= 3000
+    assert text.splitlines()[-1].endswith(
+        "not shown: [the job summary of plan app](https://gitlab.example.com/pay/platform/-/jobs/771) has them all"
+    )
