@@ -18,7 +18,7 @@ from orchestrator import changes, policies, preview, providers
 from orchestrator.audit import sha256_file
 from orchestrator.context import RunContext
 from orchestrator.earlyplans import EarlyPlans
-from orchestrator.errors import ConfigError, Interrupted, ProtectedEnvironmentError, TerraformError
+from orchestrator.errors import ConfigError, Interrupted, PolicyDenied, ProtectedEnvironmentError, TerraformError
 from orchestrator.graph import UnitGraph
 from orchestrator.hostslots import Slots
 from orchestrator.journal import new_run_id
@@ -108,20 +108,20 @@ class Engine:
                 result = action(unit, result)
             except Interrupted as exc:
                 # One word everywhere (status, envs, the summary), and the next step.
-                result.status, result.failed_in = Status.FAILED, "Interrupted"
+                result.status, result.cause = Status.FAILED, Interrupted
                 result.detail = f"{exc}: run the same command again to finish it" + (
                     " (--resume skips the units that finished)" if self._command == "deploy" else ""
                 )
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                 result.status = Status.FAILED
-                result.failed_in = type(exc).__name__
+                result.cause = type(exc)
                 result.detail = self.ctx.redactor.redact(str(exc))
                 result.error = self.ctx.redactor.redact(getattr(exc, "stderr_tail", "") or "")
             fp = result.fingerprint if self._command == "deploy" else None
             journaled = (
                 RESUMED
                 if result.resumed
-                else ("interrupted" if result.failed_in == "Interrupted" else result.status.value)
+                else ("interrupted" if result.failed_with(Interrupted) else result.status.value)
             )
             digests = self._digests.get(unit) if result.status.ok else None
             self._record(unit, journaled, result.detail, fp=fp, outputs=result.outputs, digests=digests)
@@ -197,7 +197,7 @@ class Engine:
                 return result
             denied = [v for v in result.policies if v.denied]
             if denied:
-                result.status, result.failed_in = Status.FAILED, "PolicyDenied"
+                result.status, result.cause = Status.FAILED, PolicyDenied
                 result.detail = policies.denied_detail(denied)
                 return result
             if ask and not self._confirmed(unit, plan, result):

@@ -47,7 +47,7 @@ class UnitResult:
     log_path: str = ""
     error: str = ""
     fingerprint: str | None = None
-    failed_in: str = ""  # the error type of a failure, e.g. HookError (a post-apply hook)
+    cause: type | None = None  # the error class of a failure, e.g. errors.HookError (a post-apply hook)
     resumed: bool = False  # --resume took it as done by an earlier run; nothing ran for it
     declined: bool = False  # skipped because the operator (or for an upstream of it) answered no
     changes: list = field(default_factory=list)  # the plan's resources: address, actions (drift: attributes)
@@ -70,10 +70,14 @@ class UnitResult:
             summary.replace,
         )
 
+    def failed_with(self, error: type) -> bool:
+        """Failed, and for this error class (or a subclass of it)."""
+        return self.status is Status.FAILED and self.cause is not None and issubclass(self.cause, error)
+
     def count(self, command_result) -> None:
         """Account one terraform command: its retries and its time."""
         self.retries += command_result.attempts - 1
-        name = command_result.command[2] if len(command_result.command) > 2 else "?"
+        name = command_result.subcommand
         self.timings[name] = round(self.timings.get(name, 0.0) + command_result.duration, 3)
 
     @property

@@ -208,6 +208,11 @@ class CommandResult:
     duration: float
     attempts: int = 1
 
+    @property
+    def subcommand(self) -> str:
+        """init, plan, apply, ...: the first argument that is not an option (-chdir=...)."""
+        return next((a for a in self.command[1:] if not a.startswith("-")), "?")
+
 
 @dataclass(frozen=True)
 class PlanSummary:

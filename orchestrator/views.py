@@ -211,9 +211,9 @@ def finish(report, s, json_mode: bool, order: list[str], *, exit_changed: bool =
         typer.echo(to_json(data))
     if report.failed:
         failed = [r for r in report.units.values() if r.status is Status.FAILED]
-        if failed and all(r.failed_in == "HookError" for r in failed) and all(c.passed for c in report.smoke):
+        if failed and all(r.failed_with(HookError) for r in failed) and all(c.passed for c in report.smoke):
             raise HookError("")  # exit 6: terraform did its part; a post-apply hook did not
-        if failed and all(r.failed_in == "PolicyDenied" for r in failed):
+        if failed and all(r.failed_with(PolicyDenied) for r in failed):
             raise PolicyDenied("")  # exit 12: a deny policy refused a plan; nothing of it was applied
         raise RunFailed("")
     if report.declined:

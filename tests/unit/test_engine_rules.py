@@ -15,7 +15,7 @@ from orchestrator import policies
 from orchestrator.config import BackendSettings, Environment, load_stack
 from orchestrator.context import RunContext
 from orchestrator.engine import Engine
-from orchestrator.errors import TerraformError
+from orchestrator.errors import HookError, PolicyDenied, TerraformError
 from orchestrator.journal import Journal
 from orchestrator.redact import Redactor
 from orchestrator.runner import Status
@@ -351,7 +351,7 @@ def test_a_protected_environment_refuses_a_replace_of_stateful_data_and_applies_
     report = world(env=prod).deploy()
     assert report.units["a"].status is Status.FAILED
     assert report.units["a"].detail == ("denied by policy: stateful_replace at aws_db_instance.a; nothing was applied")
-    assert report.units["a"].failed_in == "PolicyDenied"
+    assert report.units["a"].cause is PolicyDenied
     assert world.tf.applied["a"]["tag"] == "v1"
     assert statuses(report)["b"] == "skipped"
     assert world(env=prod, allow_replace={"aws_db_instance.a"}).deploy().units["a"].status is Status.SUCCEEDED
@@ -480,7 +480,7 @@ def test_skipped_units_are_journaled_with_their_cause(world):
 def test_a_run_whose_only_failure_is_a_hook_ends_with_exit_6(world, tmp_path):
     from types import SimpleNamespace
 
-    from orchestrator.errors import HookError, RunFailed
+    from orchestrator.errors import RunFailed
     from orchestrator.views import finish
 
     engine = world()
@@ -491,13 +491,13 @@ def test_a_run_whose_only_failure_is_a_hook_ends_with_exit_6(world, tmp_path):
 
     engine.units.run_hooks = broken_hook
     report = engine.deploy()
-    assert report.units["b"].failed_in == "HookError" and report.units["c"].status is Status.SKIPPED
+    assert report.units["b"].cause is HookError and report.units["c"].status is Status.SKIPPED
     session = SimpleNamespace(redactor=Redactor(), work_root=tmp_path / "w")
     order = list(report.units)
     with pytest.raises(HookError) as exc:
         finish(report, session, False, order)
     assert exc.value.exit_code == 6
-    report.units["d"].status, report.units["d"].failed_in = Status.FAILED, "TerraformError"
+    report.units["d"].status, report.units["d"].cause = Status.FAILED, TerraformError
     with pytest.raises(RunFailed):
         finish(report, session, False, order)
 
@@ -684,7 +684,7 @@ def test_a_deny_policy_refuses_a_teardowns_destroy_plan_and_destroys_nothing(wor
     stack = with_policies(world, [{"policy": "no_destroy", "environments": ["dev"]}])
     report = world(stack=stack).teardown()
     assert statuses(report) == {"c": "failed", "d": "failed", "b": "skipped", "a": "skipped"}
-    assert report.units["c"].failed_in == "PolicyDenied"
+    assert report.units["c"].cause is PolicyDenied
     assert report.units["c"].detail == "denied by policy: no_destroy at aws_thing.c; nothing was applied"
     assert sorted(world.tf.applied) == ["a", "b", "c", "d"]  # nothing destroyed
     assert not [c for c in world.tf.calls if c[0] == "apply"]
@@ -740,7 +740,7 @@ def test_a_run_whose_only_failures_are_denials_ends_with_exit_12(world, tmp_path
     with pytest.raises(PolicyDenied) as exc:
         finish(report, session, False, list(report.units))
     assert exc.value.exit_code == 12
-    report.units["d"].status, report.units["d"].failed_in = Status.FAILED, "TerraformError"
+    report.units["d"].status, report.units["d"].cause = Status.FAILED, TerraformError
     with pytest.raises(RunFailed):
         finish(report, session, False, list(report.units))
 
