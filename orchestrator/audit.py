@@ -91,10 +91,8 @@ def caller(aws) -> str:
 
 def unit_record(r) -> dict:
     """What the trail says of one unit of a run: the report's fields, the plan applied, who let it."""
-    from orchestrator.render import unit_fields
-
     return {
-        **unit_fields(r),
+        **r.fields(),
         "plan_sha256": r.plan_digest,
         "confirmed_by": r.confirmed_by,
         "policies": [v.to_dict() for v in r.policies],

@@ -1027,12 +1027,13 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
     with _Guard():
         import time as _time
 
+        from orchestrator.journal import Journal
         from orchestrator.render import to_json
         from orchestrator.statestore import StateStore, inventory, require_deployed
         from orchestrator.views import health_line, lock_lines
 
         with _read_only(ctx, env, suffix) as s:
-            doc = StateStore(s.aws, s.env).journal(s.redactor, run_id="").load()
+            doc = Journal.of(StateStore(s.aws, s.env), s.redactor, run_id="").load()
             (copy,) = inventory(s.aws, s.env, s.env.env_id) or [{"run_lock": None, "state_locks": {}}]
             locks = {"run_lock": copy["run_lock"], "state_locks": copy["state_locks"]}
             _say_stranded(s)

@@ -53,3 +53,11 @@ class RunContext:
     say: Callable[[str], None] = lambda text: None  # a line for the operator
     # teardown: destroy plans made ahead at once (None: one CPU's worth, at most `parallelism`)
     early_destroy_width: int | None = None
+    # run id -> the copy's journal (journal.Journal); default: the one in the store's bucket
+    journal: Callable[[str], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.journal is None:
+            from orchestrator.journal import Journal
+
+            self.journal = lambda run_id: Journal.of(self.store, self.redactor, run_id)

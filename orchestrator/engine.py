@@ -78,7 +78,7 @@ class Engine:
     @property
     def journal(self):
         if self._journal is None:
-            self._journal = self.ctx.store.journal(self.ctx.redactor, self.run_id)
+            self._journal = self.ctx.journal(self.run_id)
             # Only the holder of the environment's run lock writes the journal.
             self._journal.writable = lambda: self.run_lock is None or self.run_lock.held
         return self._journal

@@ -34,6 +34,11 @@ def new_run_id() -> str:
 
 
 class Journal:
+    @classmethod
+    def of(cls, store, redactor: Redactor, run_id: str | None = None) -> Journal:
+        """The journal of the store's environment copy (statestore.StateStore), encrypted with its key."""
+        return cls(store.aws, store.env, store.key_arn(), redactor, run_id)
+
     def __init__(self, aws: Aws, env: Environment, key_arn: str, redactor: Redactor, run_id: str | None = None):
         self.s3 = aws.client("s3", env.backend.region)
         self.env = env

@@ -53,7 +53,7 @@ def report_dict(report, order: list[str], redactor) -> dict:
         r = report.units[unit]
         units.append(
             {
-                **unit_fields(r),
+                **r.fields(),
                 "terraform_s": r.timings,
                 "hooks": r.hooks,
                 "log": r.log_path,
@@ -83,26 +83,8 @@ def to_json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
 
 
-def unit_fields(r: UnitResult) -> dict:
-    """What the JSON report and the events say of a unit."""
-    return {
-        "unit": r.unit,
-        "status": r.status.value,
-        "detail": r.detail,
-        "add": r.add,
-        "change": r.change,
-        "destroy": r.destroy,
-        "replace": r.replace,
-        "duration_s": round(r.duration, 3),
-        "retries": r.retries,
-        **({"why": r.why} if r.why else {}),
-        **({"preview": True} if r.preview else {}),
-        **({"policies": [v.to_dict() for v in r.policies]} if r.policies else {}),
-    }
-
-
 def event(name: str, r: UnitResult) -> dict:
-    return {"event": name, **unit_fields(r), "at": time.time()}
+    return {"event": name, **r.fields(), "at": time.time()}
 
 
 def graph_text(g) -> str:

@@ -70,6 +70,23 @@ class UnitResult:
             summary.replace,
         )
 
+    def fields(self) -> dict:
+        """What the JSON report, the events and the audit trail say of a unit."""
+        return {
+            "unit": self.unit,
+            "status": self.status.value,
+            "detail": self.detail,
+            "add": self.add,
+            "change": self.change,
+            "destroy": self.destroy,
+            "replace": self.replace,
+            "duration_s": round(self.duration, 3),
+            "retries": self.retries,
+            **({"why": self.why} if self.why else {}),
+            **({"preview": True} if self.preview else {}),
+            **({"policies": [v.to_dict() for v in self.policies]} if self.policies else {}),
+        }
+
     def failed_with(self, error: type) -> bool:
         """Failed, and for this error class (or a subclass of it)."""
         return self.status is Status.FAILED and self.cause is not None and issubclass(self.cause, error)

@@ -516,8 +516,3 @@ class StateStore:
     def get_audit(self, key: str) -> dict:
         body = self.aws.client("s3").get_object(Bucket=self.env.audit.bucket, Key=key)["Body"].read()
         return json.loads(body)
-
-    def journal(self, redactor, run_id: str):
-        from orchestrator.journal import Journal
-
-        return Journal(self.aws, self.env, self.key_arn(), redactor, run_id)

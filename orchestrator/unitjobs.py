@@ -335,7 +335,7 @@ class UnitJobs:
                 f"the saved plan of unit {unit} (run {self.run_id}) is stale: since it was made {'; '.join(moved)}; "
                 f"nothing was applied; plan it again: {self._replan_hint(unit)}"
             )
-        journal = ctx.store.journal(ctx.redactor, self.run_id)
+        journal = ctx.journal(self.run_id)
         spec = ctx.stack.units[unit]
         fp = changes.fingerprint(values, spec.path, spec.artifacts, spec.generated_secrets)
         journal.record_job(unit, command="deploy", status="running", fp=None, outputs=None)

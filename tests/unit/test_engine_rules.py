@@ -223,9 +223,6 @@ class MemoryStore:
         self.tf.calls.append(("add_kept", entries[0]["unit"]))
         self.docs["kept"] = self.kept() + entries
 
-    def journal(self, redactor, run_id):
-        return MemoryJournal(self.docs, redactor, run_id)
-
 
 @pytest.fixture
 def world(tmp_path):
@@ -250,7 +247,11 @@ def world(tmp_path):
     def engine(env=env, *, resume=False, changed=False, allow_replace=(), stack=stack, **options) -> Engine:
         options.setdefault("early_destroy_width", 4)  # every destroy planned ahead at once, unless a test says
         overrides = options.pop("overrides", None) or policies.overrides([], None, allow_replace)
-        ctx = RunContext(stack, env, tf, store, aws=None, redactor=Redactor(), work_root=tmp_path / "work", **options)
+        redactor = Redactor()
+        ctx = RunContext(
+            stack, env, tf, store, aws=None, redactor=redactor, work_root=tmp_path / "work",
+            journal=lambda run_id: MemoryJournal(store.docs, redactor, run_id), **options,
+        )  # fmt: skip
         return Engine(ctx, resume=resume, changed=changed, overrides=overrides)
 
     engine.tf, engine.env, engine.store, engine.stack = tf, env, store, stack
