@@ -256,15 +256,12 @@ def bootstrap(
     Example: orchestrator bootstrap --env prod --verify
     """
     with _Guard():
-        from orchestrator.bootstrap import DRIFT, Bootstrapper
+        from orchestrator.bootstrap import DRIFT
         from orchestrator.errors import BackendError
         from orchestrator.session import open_session
 
         with open_session(_opts(ctx), env) as s:
-            b = Bootstrapper(
-                s.aws, s.env, s.project.backend_file, emulated=bool(s.emulator_url), repair=repair, verify_only=verify
-            )
-            result = b.run()
+            result = s.bootstrapper(repair=repair, verify_only=verify).run()
             for step in result.steps:
                 mark = "!" if step.status == DRIFT else "-"
                 typer.echo(f"{mark} {step.piece:<20} {step.status}{': ' + step.detail if step.detail else ''}")
@@ -312,10 +309,7 @@ def _duration(text: str) -> float:
 @contextlib.contextmanager
 def _run_locked(s, engine, command: str, lock_timeout: str = "0s", take_over: bool = False):
     """One run per environment: the run lock is held around everything the run does."""
-    from orchestrator.journal import who
-    from orchestrator.runlock import RunLock
-
-    lock = RunLock(s.aws, s.env, engine.key_arn(), run_id=engine.run_id, command=command, who=who())
+    lock = s.run_lock(engine.run_id, command)
     lock.acquire(timeout=_duration(lock_timeout), take_over=take_over, on_wait=lambda m: err(f"[orchestrator] {m}"))
     if lock.taken_over is not None and lock.takeover_reason:
         err(f"[orchestrator] taking over the run lock of run {lock.taken_over.run_id}: {lock.takeover_reason}")
@@ -970,7 +964,7 @@ def audit(
 
         from orchestrator import audit as audit_mod
         from orchestrator.render import to_json
-        from orchestrator.statestore import StateStore, parse_audit_key
+        from orchestrator.statestore import parse_audit_key
 
         if fmt not in ("table", "json", "csv"):
             raise ConfigError(f"unknown format {fmt!r}: table, json or csv")
@@ -981,7 +975,7 @@ def audit(
                 except ValueError:
                     raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
         with _read_only(ctx, env, None) as s:
-            store = StateStore(s.aws, s.env)
+            store = s.store
             if unit is not None and unit not in s.stack.units:
                 raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
             records = []
@@ -1029,11 +1023,11 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
 
         from orchestrator.journal import Journal
         from orchestrator.render import to_json
-        from orchestrator.statestore import StateStore, inventory, require_deployed
+        from orchestrator.statestore import inventory, require_deployed
         from orchestrator.views import health_line, lock_lines
 
         with _read_only(ctx, env, suffix) as s:
-            doc = Journal.of(StateStore(s.aws, s.env), s.redactor, run_id="").load()
+            doc = Journal.of(s.store, s.redactor, run_id="").load()
             (copy,) = inventory(s.aws, s.env, s.env.env_id) or [{"run_lock": None, "state_locks": {}}]
             locks = {"run_lock": copy["run_lock"], "state_locks": copy["state_locks"]}
             _say_stranded(s)
@@ -1480,7 +1474,6 @@ def report(
         from pathlib import Path
 
         from orchestrator import prcomment
-        from orchestrator.statestore import StateStore
         from orchestrator.unitjobs import check_run_id
         from orchestrator.views import review_markdown, review_marker
 
@@ -1495,7 +1488,7 @@ def report(
             return
         with _read_only(ctx, env, suffix) as s:
             order = {u: i for i, u in enumerate(s.stack.graph.order())}
-            records = sorted(StateStore(s.aws, s.env).reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
+            records = sorted(s.store.reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
             if not records:
                 raise ConfigError(
                     f"no plan of run {run_id} recorded for {s.env.env_id} (`unit plan` records one per unit)"

@@ -11,12 +11,11 @@ from orchestrator.errors import ConfigError, OrchestratorError
 
 
 def run_checks(options, env: str) -> list[dict]:
-    from orchestrator.bootstrap import DRIFT, Bootstrapper
+    from orchestrator.bootstrap import DRIFT
     from orchestrator.config import Project, load_stack
     from orchestrator.hostslots import HostSlots, budget, default_dir
     from orchestrator.providers import sources
-    from orchestrator.session import mirror_for, open_session, work_root
-    from orchestrator.terraform import Terraform, find_binary
+    from orchestrator.session import mirror_for, open_session, terraform_version, work_root
 
     checks: list[dict] = []
 
@@ -24,8 +23,7 @@ def run_checks(options, env: str) -> list[dict]:
         checks.append({"check": name, "ok": ok, "detail": detail})
 
     try:
-        binary = find_binary()
-        version = Terraform(binary, cli_config=None, base_env={}, redactor=None).version()
+        binary, version = terraform_version()
         major, minor = (int(x) for x in version.split(".")[:2])
         add("terraform", (major, minor) >= (1, 11), f"{binary} {version} (>= 1.11 needed)")
     except OrchestratorError as exc:
@@ -57,9 +55,7 @@ def run_checks(options, env: str) -> list[dict]:
                 True,
                 f"account {s.env.account_id} ({'emulator' if s.emulator_url else 'AWS'})",
             )
-            result = Bootstrapper(
-                s.aws, s.env, s.project.backend_file, emulated=bool(s.emulator_url), repair=False, verify_only=True
-            ).run()
+            result = s.bootstrapper(verify_only=True).run()
             drift = [f"{st.piece}: {st.detail}" for st in result.steps if st.status == DRIFT]
             add("backend posture", not drift, "; ".join(drift) or f"{s.env.backend.bucket}: every setting in place")
             add("work dir", True, str(work_root(s.project, options)))

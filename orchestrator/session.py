@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from orchestrator.config import (
@@ -57,6 +58,33 @@ class Session:
     def terraform(self):
         return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
 
+    @cached_property
+    def store(self):
+        """The copy's state bucket (orchestrator.statestore): state, outputs, plans, journal, audit."""
+        from orchestrator.statestore import StateStore
+
+        return StateStore(self.aws, self.env, self.emulator_url)
+
+    def run_lock(self, run_id: str, command: str):
+        """The copy's run lock, for this run (orchestrator.runlock)."""
+        from orchestrator.journal import who
+        from orchestrator.runlock import RunLock
+
+        return RunLock(self.aws, self.env, self.store.key_arn(), run_id=run_id, command=command, who=who())
+
+    def bootstrapper(self, *, repair: bool = False, verify_only: bool = False):
+        """The state backend's (and the audit bucket's) provisioning (orchestrator.bootstrap)."""
+        from orchestrator.bootstrap import Bootstrapper
+
+        return Bootstrapper(
+            self.aws,
+            self.env,
+            self.project.backend_file,
+            emulated=bool(self.emulator_url),
+            repair=repair,
+            verify_only=verify_only,
+        )
+
     def audit_trail(self, store):
         """The run's audit records (orchestrator.audit): who, from which commit, in which pipeline."""
         from orchestrator import audit
@@ -74,7 +102,6 @@ class Session:
         """The composition root of a run: everything the engine works with, built once."""
         from orchestrator.context import RunContext
         from orchestrator.hostslots import HostSlots, budget, default_dir
-        from orchestrator.statestore import StateStore
 
         host = budget()
         if run_options.get("parallelism") is None:  # auto: the machine's budget
@@ -84,7 +111,7 @@ class Session:
             stack=self.stack,
             env=self.env,
             tf=self.terraform(),
-            store=StateStore(self.aws, self.env, self.emulator_url),
+            store=self.store,
             aws=self.aws,
             redactor=self.redactor,
             work_root=self.work_root,
@@ -92,6 +119,14 @@ class Session:
             supplied_secrets=self.supplied_secrets,
             **run_options,
         )
+
+
+def terraform_version() -> tuple[str, str]:
+    """(binary, version) of the terraform on PATH, before any session (doctor)."""
+    from orchestrator.terraform import Terraform, find_binary
+
+    binary = find_binary()
+    return binary, Terraform(binary, cli_config=None, base_env={}, redactor=None).version()
 
 
 def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str]):
