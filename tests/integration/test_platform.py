@@ -218,13 +218,18 @@ def test_health_names_a_rule_opened_by_hand_and_tells_the_alerts_topic_and_the_w
     (the stack declares its rules as separate resources, so terraform alone would not name it):
     `health` says drifted, one message reaches the platform's own alerts topic (read back through
     an SQS subscription) and one the webhook; the same drift again tells nobody; the rule taken
-    away, one "healthy" each."""
+    away, one "healthy" each. Then a subscription added by hand without the dead-letter queue: the
+    smoke check of the alerts topic fails, `health` says failing and tells it once the same way."""
     out = outputs(cli)
     topic, db_sg = out["observability"]["alerts_topic_arn"], out["security"]["db_security_group_id"]
     sqs, sns, ec2 = aws("sqs"), aws("sns"), aws("ec2")
     queue = sqs.create_queue(QueueName="platform-health-read-back")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)["SubscriptionArn"]
+    dlq = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": out["observability"]["alerts_dlq_arn"]})}
+    subscription = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes=dlq)["SubscriptionArn"]
+    careless = sqs.create_queue(QueueName="platform-health-no-dlq")["QueueUrl"]
+    careless_arn = sqs.get_queue_attributes(QueueUrl=careless, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscriptions = [subscription]
     hook = Webhook()
     opened = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
 
@@ -259,10 +264,20 @@ def test_health_names_a_rule_opened_by_hand_and_tells_the_alerts_topic_and_the_w
         [sent] = sns_messages(aws, queue)
         assert (sent["state"], sent["was"]) == ("healthy", "drifted") and hook.bodies[1] == sent
         assert len(hook.bodies) == 2
+
+        subscriptions.append(sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=careless_arn)["SubscriptionArn"])
+        r, doc = health()
+        assert r.exit_code == 13, r.stderr[-3000:]
+        assert (doc["state"], doc["drifted"], doc["failing"]) == ("failing", {}, ["sns subscriptions dlq"])
+        [sent] = sns_messages(aws, queue)
+        assert (sent["state"], sent["was"], sent["failing"]) == ("failing", "healthy", ["sns subscriptions dlq"])
+        assert hook.bodies[2] == sent and len(hook.bodies) == 3
     finally:
         hook.close()
-        sns.unsubscribe(SubscriptionArn=subscription)
+        for arn in subscriptions:
+            sns.unsubscribe(SubscriptionArn=arn)
         sqs.delete_queue(QueueUrl=queue)
+        sqs.delete_queue(QueueUrl=careless)
 
 
 def test_drift_is_detected(cli, first_deploy, aws):
