@@ -178,8 +178,3 @@ class Aws:
 
 # S3's answers to a conditional write (If-Match / If-None-Match) that lost: someone wrote first.
 CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code", "")

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.aws import Aws, error_code
+from orchestrator.aws import Aws
 from orchestrator.config import Environment, read_toml
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, error_code
 from orchestrator.statestore import plans_prefix
 
 CREATED, IN_PLACE, REPAIRED, DRIFT, SKIPPED = "created", "in place", "repaired", "drift", "skipped"

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import policies
+from orchestrator.catalog import bind
 from orchestrator.errors import ConfigError
 from orchestrator.graph import UnitGraph
 from orchestrator.hcl import VariableDecl, read_module  # noqa: F401 - VariableDecl re-exported
-from orchestrator.plugins import bind
 
 SUFFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -72,7 +72,7 @@ class Unit:
     depends_on: frozenset[str]
     # terraform variable -> (upstream unit, upstream output)
     inputs: dict[str, tuple[str, str]]
-    # named post-apply hooks and smoke checks (orchestrator.plugins.Call), bound when the manifest loads
+    # named post-apply hooks and smoke checks (orchestrator.catalog.Call), bound when the manifest loads
     post_apply: tuple = ()
     smoke: tuple = ()
     # terraform variable -> directory (relative to the unit) packaged as a zip

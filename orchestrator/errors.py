@@ -140,3 +140,9 @@ class Interrupted(OrchestratorError):
     def __init__(self, message: str = "interrupted", *, signum: int = 2):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def error_code(exc: BaseException) -> str:
+    """An AWS error's code ("NoSuchKey", "PreconditionFailed"; "" for anything else)."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")

@@ -15,6 +15,7 @@ import uuid
 
 from orchestrator.aws import Aws
 from orchestrator.config import Environment
+from orchestrator.errors import error_code
 from orchestrator.redact import Redactor
 from orchestrator.statestore import JOURNAL_NAME, put_run_record, run_key
 
@@ -127,7 +128,7 @@ class Journal:
         The run's entry (command "pipeline") takes the result of its latest job."""
         from botocore.exceptions import ClientError
 
-        from orchestrator.aws import CONDITION_FAILED, error_code
+        from orchestrator.aws import CONDITION_FAILED
         from orchestrator.errors import BackendError
 
         record = self._unit_record(**fields)

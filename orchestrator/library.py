@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.aws import error_code
-from orchestrator.errors import HookError
+from orchestrator.errors import HookError, error_code
 from orchestrator.plugins import Context, Fail, HookResult, NotYet, converges_within
 
 

@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from orchestrator.aws import Aws, error_code
+from orchestrator.aws import Aws
 from orchestrator.config import Environment, Stack
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, error_code
 from orchestrator.statestore import read_kept, state_key, units_with_state
 
 

@@ -20,8 +20,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from orchestrator.aws import error_code
-from orchestrator.errors import ConfigError, OrchestratorError, ProblemsFound
+from orchestrator.errors import ConfigError, OrchestratorError, ProblemsFound, error_code
 
 
 @dataclass(frozen=True)

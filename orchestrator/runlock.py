@@ -34,9 +34,9 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from orchestrator.aws import CONDITION_FAILED, Aws, error_code
+from orchestrator.aws import CONDITION_FAILED, Aws
 from orchestrator.config import Environment
-from orchestrator.errors import ConfigError, OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError, error_code
 from orchestrator.statestore import RUN_LOCK_NAME, put_run_record, run_key
 
 LOCK_NAME = RUN_LOCK_NAME

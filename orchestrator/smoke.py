@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from orchestrator.aws import error_code
+from orchestrator.errors import error_code
 from orchestrator.plugins import DEFAULT_CHECK_BUDGET, Context, Fail, MissingOutput, NotYet
 
 

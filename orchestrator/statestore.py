@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.aws import CONDITION_FAILED, Aws, error_code
+from orchestrator.aws import CONDITION_FAILED, Aws
 from orchestrator.config import Environment
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, error_code
 
 RUNS = "_runs"
 PLANS = "_plans"

@@ -32,7 +32,7 @@ def render() -> str:
                         used_by[name].append(unit)
 
     # Settings that switch a manifest entry on (`when`): described by the entry's function.
-    from orchestrator.plugins import registry
+    from orchestrator.catalog import registry
 
     for unit in stack.graph.order():
         spec = stack.units[unit]

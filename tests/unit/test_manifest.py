@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import plugins
+from orchestrator import catalog, plugins
 from orchestrator.config import load_stack
 from orchestrator.errors import ConfigError
 
@@ -108,7 +108,7 @@ def test_a_project_adds_checks_and_hooks_as_entry_points(tmp_path, monkeypatch):
         "def announce(ctx, message, loud=False):\n    return message\n"
     )
     monkeypatch.syspath_prepend(str(site))
-    plugins.registry.cache_clear()
+    catalog.registry.cache_clear()
     try:
         units = GOOD.replace(
             'path = "base"\n',
@@ -123,7 +123,7 @@ def test_a_project_adds_checks_and_hooks_as_entry_points(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=r"announce' has no argument volume \(it takes message, \[loud\]\)"):
             load_stack(project(tmp_path / "2", units.replace('message = "bucket_name"', "volume = 11")))
     finally:
-        plugins.registry.cache_clear()
+        catalog.registry.cache_clear()
         sys.modules.pop("teamchecks", None)
 
 
@@ -199,13 +199,13 @@ def test_a_check_that_settles_within_its_budget_passes_and_a_fail_is_not_retried
 
 
 def test_each_check_has_a_budget_sized_for_what_it_reads():
-    from orchestrator import library, plugins
+    from orchestrator import catalog, library, plugins
 
     assert library.ecs_service.converge_seconds >= 600  # Fargate start + health checks + old tasks draining
     assert library.load_balancer.converge_seconds >= 300  # an ALB is "provisioning" for minutes
-    call = plugins.Call("check", "sns_topic_encrypted", "x", "u", ())
+    call = catalog.Call("check", "sns_topic_encrypted", "x", "u", ())
     assert call.budget == plugins.DEFAULT_CHECK_BUDGET
-    assert plugins.Call("check", "ecs_service", "x", "u", ()).budget == library.ecs_service.converge_seconds
+    assert catalog.Call("check", "ecs_service", "x", "u", ()).budget == library.ecs_service.converge_seconds
 
 
 def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
