@@ -1487,6 +1487,8 @@ def report(
             err("report: this job runs for no pull or merge request: nothing to post")
             return
         with _read_only(ctx, env, suffix) as s:
+            if request:
+                s.redactor.add(request.token)
             order = {u: i for i, u in enumerate(s.stack.graph.order())}
             records = sorted(s.store.reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
             if not records:

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.errors import ConfigError, DeliveryError
 
@@ -41,8 +41,9 @@ class Request:
     comments_url: str  # list (with ?per_page=&page=) and create
     edit_url: str  # with {id}
     edit_method: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)  # the token is in them
     limit: int
+    token: str = field(default="", repr=False)  # masked in everything the run prints
 
     def __str__(self) -> str:
         return f"{self.system} {'pull' if self.system == 'GitHub' else 'merge'} request {self.number}"
@@ -93,6 +94,7 @@ def request_of(environ: Mapping[str, str] = os.environ) -> Request | None:
                 "X-GitHub-Api-Version": "2022-11-28",
             },
             GITHUB_LIMIT,
+            environ["GITHUB_TOKEN"],
         )
     if environ.get("GITLAB_CI") == "true":
         iid = environ.get("ORCHESTRATOR_MR_IID") or environ.get("CI_MERGE_REQUEST_IID")
@@ -114,6 +116,7 @@ def request_of(environ: Mapping[str, str] = os.environ) -> Request | None:
             "PUT",
             {"PRIVATE-TOKEN": environ[GITLAB_TOKEN_VARIABLE]},
             GITLAB_LIMIT,
+            environ[GITLAB_TOKEN_VARIABLE],
         )
     return None
 

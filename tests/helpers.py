@@ -57,7 +57,27 @@ class Cli:
         return result
 
 
-class Webhook:
+class LocalServer:
+    """An HTTP server on 127.0.0.1 in a thread of its own, for one test's fakes of outside services."""
+
+    def serve(self, handler) -> str:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+class Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class Webhook(LocalServer):
     """A local endpoint that records each POST; `delay` makes it slower than the caller waits."""
 
     def __init__(self):
@@ -66,7 +86,7 @@ class Webhook:
         self.release = threading.Event()
         hook = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def do_POST(self):  # noqa: N802 - http.server's name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if hook.delay:
@@ -79,19 +99,11 @@ class Webhook:
                 except OSError:
                     pass  # the caller gave up
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/SECRETPART"
+        self.url = self.serve(Handler) + "/hooks/T000/SECRETPART"
 
     def close(self):
         self.release.set()
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
+        super().close()
 
 
 def sns_messages(aws, queue) -> list[dict]:
@@ -107,7 +119,7 @@ def sns_messages(aws, queue) -> list[dict]:
             aws("sqs").delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
 
 
-class CommentsApi:
+class CommentsApi(LocalServer):
     """A pull/merge request's comments as GitHub's and GitLab's APIs answer them (pages, edit,
     create), on 127.0.0.1; `refuse` answers every call with that status."""
 
@@ -117,7 +129,7 @@ class CommentsApi:
         self.refuse = None
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def _answer(self, code, doc):
                 body = json.dumps(doc).encode()
                 self.send_response(code)
@@ -157,18 +169,7 @@ class CommentsApi:
             def do_PUT(self):  # noqa: N802
                 self._handle("PUT")
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
+        self.url = self.serve(Handler)
 
 
 def github_env(tmp_path, url, number=7) -> dict:
