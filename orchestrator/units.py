@@ -281,11 +281,14 @@ class Units:
         (what moved in AWS behind the state, and what of it the next apply would put back)."""
         changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **self._kw(unit))
         result.count(r)
-        if not changed:
-            return Plan(False, PlanSummary())
         if not drift:
+            if not changed:
+                return Plan(False, PlanSummary())
             return Plan(True, PlanSummary.from_plan_text(r.stdout), plan_body(r.stdout))
-        # What moved, judged on the plan itself: only attributes the configuration sets count.
+        # What moved, judged on the plan itself: only attributes the configuration sets count. Read
+        # even from a plan without changes: a security group rule opened by hand changes no plan
+        # (the rules are separate resources) and says nothing in terraform's output; the refreshed
+        # state in the plan holds it (orchestrator.firewall).
         summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(self.workspace(unit)))
         return Plan(summary.has_changes, summary, plan_body(r.stdout))
 

@@ -39,7 +39,7 @@ import yaml
 
 from orchestrator import pipeline
 from orchestrator.config import Project, load_environment, load_stack
-from tests.helpers import FIXTURE_STACK, Cli, deployed
+from tests.helpers import FIXTURE_STACK, Cli, CommentsApi, deployed
 
 PR = 7
 SUFFIX = f"pr{PR}"
@@ -74,10 +74,15 @@ _SUFFIX_RE = re.compile(
 _NEEDS_RE = re.compile(r"^needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_]+) == '([^']*)'$")
 
 
+RUNNER_TOKEN = "ghs_RUNNERTOKEN0123"  # what ${{ github.token }} is in this runner
+
+
 def value(expr: str, event: Event, steps: dict) -> str:
     expr = expr.strip()
     if expr == "github.run_id":
         return event.run_id
+    if expr == "github.token":
+        return RUNNER_TOKEN
     m = _SUFFIX_RE.match(expr)
     if m:
         if event.name == "pull_request":
@@ -93,7 +98,7 @@ def render(text: str, event: Event, steps: dict | None = None) -> str:
     return re.sub(r"\$\{\{(.*?)\}\}", lambda m: value(m.group(1), event, steps or {}), str(text))
 
 
-def condition(expr: str | None, failed_ancestor: bool, needs: dict[str, JobRun]) -> bool:
+def condition(expr: str | None, failed_ancestor: bool, needs: dict[str, JobRun], event: Event) -> bool:
     if expr is None:  # GitHub's default: success() - every need succeeded
         return all(n.result == "success" for n in needs.values())
     inner = re.fullmatch(r"\$\{\{(.*)\}\}", expr.strip())
@@ -104,6 +109,10 @@ def condition(expr: str | None, failed_ancestor: bool, needs: dict[str, JobRun])
             continue
         if term == "!failure()":
             ok = ok and not failed_ancestor
+            continue
+        m = re.fullmatch(r"github\.event_name == '([a-z_]+)'", term)
+        if m:
+            ok = ok and event.name == m.group(1)
             continue
         m = _NEEDS_RE.match(term)
         assert m and m.group(1) in needs, f"an if: term this runner does not know: {term!r}"
@@ -124,7 +133,9 @@ def checkout(source: Path, target: Path) -> None:
 
 
 class Runner:
-    def __init__(self, project: Path, workflow: dict, event: Event, moto_url: str, mirror: str, base: Path, role: str):
+    def __init__(
+        self, project: Path, workflow: dict, event: Event, moto_url: str, mirror: str, base: Path, role: str, api: str
+    ):
         self.project, self.wf, self.event, self.moto_url, self.mirror, self.base, self.role = (
             project,
             workflow,
@@ -134,6 +145,7 @@ class Runner:
             base,
             role,
         )
+        self.api = api  # GitHub's REST API, as the runner's GITHUB_API_URL
         self.runs: dict[str, JobRun] = {j: JobRun(j) for j in workflow["jobs"]}
         self.kill: dict[str, str] = {}  # job -> unit whose terraform apply is the moment to kill it
         self.killed: list[str] = []
@@ -161,7 +173,8 @@ class Runner:
                         pending.discard(job)
                         decided = True
                         spec = self.wf["jobs"][job]
-                        if condition(spec.get("if"), self._failed_ancestor(job), {n: self.runs[n] for n in needs}):
+                        needed = {n: self.runs[n] for n in needs}
+                        if condition(spec.get("if"), self._failed_ancestor(job), needed, self.event):
                             running[pool.submit(self._job, job)] = job
                         else:
                             self.runs[job].result = "skipped"
@@ -193,9 +206,10 @@ class Runner:
         repo, work = home / "repo", home / "work"
         for d in (repo, work, home / "home"):
             d.mkdir(parents=True)
-        out_file, summary_file = home / "github_output", home / "step_summary.md"
+        out_file, summary_file, event_file = home / "github_output", home / "step_summary.md", home / "event.json"
         out_file.touch()
         summary_file.touch()
+        event_file.write_text(json.dumps({"pull_request": {"number": self.event.number}} if self.event.number else {}))
         env = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "HOME": str(home / "home"),
@@ -205,6 +219,13 @@ class Runner:
             "ORCHESTRATOR_PROVIDER_MIRROR": self.mirror,
             "GITHUB_OUTPUT": str(out_file),
             "GITHUB_STEP_SUMMARY": str(summary_file),
+            # what GitHub gives every job
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_API_URL": self.api,
+            "GITHUB_REPOSITORY": "acme-payments/payment-platform",
+            "GITHUB_RUN_ID": self.event.run_id,
+            "GITHUB_EVENT_NAME": self.event.name,
+            "GITHUB_EVENT_PATH": str(event_file),
             **{k: render(v, self.event) for k, v in self.wf.get("env", {}).items()},
         }
         steps: dict[str, dict] = {}
@@ -218,7 +239,8 @@ class Runner:
                 continue
             script = render(step["run"], self.event, steps)
             before = out_file.read_text()
-            rc, text = self._shell(script, repo, env, kill=(kill, work) if kill else None)
+            step_env = {**env, **{k: render(v, self.event, steps) for k, v in step.get("env", {}).items()}}
+            rc, text = self._shell(script, repo, step_env, kill=(kill, work) if kill else None)
             log.append(f"$ {script}\n{text}")
             if rc == "killed":
                 run.log = "\n".join(log)
@@ -342,9 +364,13 @@ def test_the_generated_workflow_deploys_a_copy_job_by_job_and_its_teardown_leave
 ):
     workflow, role = generated(project, "orchestrator-dev.yml")
     event = Event("pull_request", number=PR, run_id="9001")
-    runner = Runner(project, workflow, event, moto_url, mirror, tmp_path / "deploy", role)
-    runner.kill["apply-base"] = "base"
-    runs = runner.run()
+    api = CommentsApi(["Looks fine to me"])
+    try:
+        runner = Runner(project, workflow, event, moto_url, mirror, tmp_path / "deploy", role, api.url)
+        runner.kill["apply-base"] = "base"
+        runs = runner.run()
+    finally:
+        api.close()
 
     failed = {j: r.log[-3000:] for j, r in runs.items() if r.result != "success"}
     assert not failed, failed
@@ -367,6 +393,16 @@ def test_the_generated_workflow_deploys_a_copy_job_by_job_and_its_teardown_leave
     # plan applied and did not apply it twice
     assert re.search(r"apply base \(dev-pr7, run 9001\): (no changes|succeeded)", runs["apply-base"].log)
     assert "PASS" in runs["smoke"].log and "FAIL" not in runs["smoke"].log
+    # the review job: one comment on the pull request, the run's review page, posted with the
+    # job's token, which its output never shows
+    assert (
+        runs["review"].result == "success" and "review comment created on GitHub pull request 7" in runs["review"].log
+    )
+    page = api.comments[1]["body"]
+    assert len(api.comments) == 2 and page.startswith("<!-- orchestrator-review:dev-pr7 -->\n")
+    assert all(f"| `{u}` |" in page for u in ("base", "mid", "side", "leaf")), page
+    assert {h["authorization"] for _, _, h in api.calls} == {f"Bearer {RUNNER_TOKEN}"}
+    assert RUNNER_TOKEN not in "".join(r.log for r in runs.values())
 
     assert deployed(cli("envs", "--env", "dev", "--json").stdout)["dev-pr7"] == sorted(("base", "mid", "side", "leaf"))
     status = json.loads(cli("status", "--env", "dev", "--suffix", SUFFIX, "--json").stdout)
@@ -378,7 +414,7 @@ def test_the_generated_workflow_deploys_a_copy_job_by_job_and_its_teardown_leave
 
     teardown, _ = generated(project, "orchestrator-dev-teardown.yml")
     closed = Runner(
-        project, teardown, Event("pull_request", number=PR, run_id="9002"), moto_url, mirror, tmp_path / "td", role
+        project, teardown, Event("pull_request", number=PR, run_id="9002"), moto_url, mirror, tmp_path / "td", role, ""
     )
     result = closed.run()["teardown"]
     assert result.result == "success", result.log[-3000:]
