@@ -58,6 +58,19 @@ def names_a_gone_resource(stderr: str) -> bool:
 
 
 STDERR_TAIL_LINES = 40
+
+
+def output_tail(lines: list[str], keep: int = STDERR_TAIL_LINES) -> list[str]:
+    """The last `keep` lines, and the first error's block when it is earlier than that: a command
+    run under the shim has its stdout and stderr in one log, interleaved as they arrived, so the
+    `Error:` a caller classifies (first_error) may sit above a plan and its warnings."""
+    first = next((i for i, line in enumerate(lines) if line.strip("│ ").strip().startswith("Error:")), None)
+    if first is None or first >= len(lines) - keep:
+        return lines[-keep:]
+    half = keep // 2
+    return [*lines[first : first + half], "...", *lines[-(keep - half) :]]
+
+
 SHIM = Path(__file__).with_name("tfshim.py")
 FOLLOW_INTERVAL = 0.05  # seconds between reads of a unit's log while its terraform runs
 
@@ -574,7 +587,7 @@ class Terraform:
             out, errout = proc.communicate()
         finally:
             self.registry.remove(proc)
-        tail = [self.redactor.redact(line) for line in errout.splitlines()[-STDERR_TAIL_LINES:]]
+        tail = [self.redactor.redact(line) for line in output_tail(errout.splitlines())]
         return CommandResult(cmd, _exit_code(proc.returncode), out, "\n".join(tail), time.monotonic() - started)
 
     def _run_detached(self, ws, args, *, extra_env, on_line) -> CommandResult:
@@ -639,7 +652,7 @@ class Terraform:
             command=cmd,
             returncode=_exit_code(proc.returncode),
             stdout="".join(line + "\n" for line in lines),
-            stderr_tail="\n".join(lines[-STDERR_TAIL_LINES:]),
+            stderr_tail="\n".join(output_tail(lines)),
             duration=time.monotonic() - started,
         )
 

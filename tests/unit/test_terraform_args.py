@@ -270,3 +270,20 @@ def test_lock_upgrade_puts_the_old_file_back_when_terraform_fails(tmp_path):
     assert seen == [False]  # set aside while terraform chose
     assert (unit / ".terraform.lock.hcl").read_text() == "# pinned 5.100.0\n"
     assert not (unit / ".terraform.lock.hcl.before-upgrade").exists()
+
+
+def test_the_tail_keeps_the_first_error_that_a_plan_and_its_warnings_pushed_up():
+    """Under the shim, stdout and stderr share one log in the order they arrived: the error that
+    decides what happened (first_error) must survive a long plan and warnings printed after it."""
+    from orchestrator.terraform import first_error, output_tail
+
+    error = ["│ Error: Invalid count argument", "│   on main.tf line 9, in resource:", "│ The count value depends on"]
+    after = [f"  + plan line {i}" for i in range(60)] + ["Warning: Backend configuration ignored"] * 3
+    lines = ["Refreshing..."] + error + after
+    tail = output_tail(lines)
+    assert len(tail) == 41 and tail[0] == error[0] and tail[-1] == after[-1] and "..." in tail
+    assert first_error("\n".join(tail)) == "Invalid count argument"
+    assert first_error("\n".join(lines[-40:])) != "Invalid count argument"  # what the plain tail lost
+    short = ["a", *error, "b"]
+    assert output_tail(short) == short  # an error inside the last 40 lines: the tail as it was
+    assert output_tail(after) == after[-40:]
