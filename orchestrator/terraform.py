@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import Interrupted, PrerequisiteError, StateLockedError, TerraformError
+from orchestrator.firewall import unmanaged_rules
 from orchestrator.redact import Redactor
 
 # Exit codes each command accepts: plan -detailed-exitcode's 2 means "changes".
@@ -295,8 +296,6 @@ class PlanSummary:
                 if reverts:
                     entry["reverts"] = reverts
                 found.append(entry)
-        from orchestrator.firewall import unmanaged_rules
-
         by_address = {f["address"]: f for f in found}
         for rules in unmanaged_rules(plan):  # rules added by hand: the refresh alone cannot name them
             if rules["address"] in by_address:
