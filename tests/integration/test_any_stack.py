@@ -241,7 +241,7 @@ def test_the_distribution_has_a_name_of_its_own_and_an_extra_for_the_emulator(in
     assert any(r.startswith("moto[server]") and 'extra == "local"' in r for r in requires), requires
     assert not any(r.startswith("moto") and "extra" not in r for r in requires), requires
     scripts = (dist_info / "entry_points.txt").read_text()
-    assert "orchestrator = orchestrator.cli:run" in scripts
+    assert "orchestrator = orchestrator.cli.main:run" in scripts
 
 
 def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_path):

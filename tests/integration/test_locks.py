@@ -84,7 +84,7 @@ def test_force_unlock_releases_a_dead_runs_lock(cli, aws):
 def test_a_lock_left_on_this_host_by_a_terraform_that_is_gone_stops_the_run_before_anything(cli, aws):
     """Its holder ran here and no terraform runs for the unit any more: the run names the lock and
     the command that releases it, before any terraform command, and leaves the lock alone."""
-    from orchestrator.terraform import terraform_identity
+    from orchestrator.tf.terraform import terraform_identity
 
     plant_lock(aws, who=terraform_identity())
     log = cli.work / "envs" / "dev-lock" / "base" / "terraform.log"

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from orchestrator.runlock import Holder, pid_alive, process_start
-from orchestrator.terraform import lock_created, own_lost_lock, terraform_identity
+from orchestrator.state.runlock import Holder, pid_alive, process_start
+from orchestrator.tf.terraform import lock_created, own_lost_lock, terraform_identity
 
 
 def holder(pid: int, *, host: str | None = None, renewed_ago: float = 5.0, pid_start: str | None = None) -> Holder:
@@ -76,7 +76,7 @@ def test_a_lock_is_the_commands_own_only_if_ours_of_the_same_operation_and_newer
 
 
 def test_durations():
-    from orchestrator.cli import _duration
+    from orchestrator.cli.main import _duration
     from orchestrator.errors import ConfigError
 
     assert _duration("0s") == 0 and _duration("90s") == 90 and _duration("1h30m") == 5400
@@ -88,7 +88,7 @@ def test_durations():
 
 from dataclasses import replace  # noqa: E402
 
-from orchestrator.runlock import HostIdentity, host_identity  # noqa: E402
+from orchestrator.state.runlock import HostIdentity, host_identity  # noqa: E402
 
 RENEW = 30.0
 

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from orchestrator.graph import UnitGraph
-from orchestrator.runner import ReadyQueue, Status, UnitResult
+from orchestrator.core.graph import UnitGraph
+from orchestrator.core.runner import ReadyQueue, Status, UnitResult
 
 # network -> security -> {database (slow), edge, observability} -> app
 PLATFORM = {

@@ -4,8 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import __version__
-from orchestrator.cli import app
-from orchestrator.views import ci, confirm_factory
+from orchestrator.cli.main import app
+from orchestrator.report.views import ci, confirm_factory
 
 
 @pytest.mark.parametrize(
@@ -25,8 +25,8 @@ def test_version():
 
 
 def test_the_prompt_lists_the_plan_then_says_how_many_more_and_where(monkeypatch, capsys):
-    from orchestrator import views
-    from orchestrator.terraform import PlanSummary
+    from orchestrator.report import views
+    from orchestrator.tf.terraform import PlanSummary
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(views.sys.stdin, "isatty", lambda: True)
@@ -48,7 +48,7 @@ def test_the_live_view_shows_only_the_units_of_the_run():
     """--only: the units outside the run are never listed as pending."""
     from rich.console import Console
 
-    from orchestrator.views import LiveProgress
+    from orchestrator.report.views import LiveProgress
 
     live = LiveProgress(["network", "security", "database", "app"])
     live.narrow(["database", "app"])
@@ -64,7 +64,7 @@ def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
     import os
     import time
 
-    from orchestrator.views import lock_lines
+    from orchestrator.report.views import lock_lines
 
     now = time.time()
     live = {
@@ -79,9 +79,9 @@ def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
 
 
 def test_plan_summary_marks_previews_and_folds_each_plan_redacted():
+    from orchestrator.core.runner import RunReport, Status, UnitResult
     from orchestrator.redact import Redactor
-    from orchestrator.runner import RunReport, Status, UnitResult
-    from orchestrator.views import plan_markdown
+    from orchestrator.report.views import plan_markdown
 
     redactor = Redactor()
     redactor.add("s3cr3t-value-1234")
