@@ -167,12 +167,11 @@ def what_moved(then: dict, now: dict) -> list[str]:
 
 
 class UnitJobs:
-    def __init__(self, ctx: RunContext, run_id: str, lock_wait: float = 0.0):
+    def __init__(self, ctx: RunContext, lock_wait: float = 0.0):
         self.ctx = ctx
         self.units = Units(ctx)
-        self.run_id = check_run_id(run_id)
+        self.run_id = check_run_id(ctx.run_id)  # the pipeline's: every job of one run shares it
         self.lock_wait = lock_wait
-        ctx.tf.run_id = self.run_id
 
     # ---- what every job checks first --------------------------------------------
     def _replan_hint(self, unit: str) -> str:

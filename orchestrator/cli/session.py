@@ -55,8 +55,10 @@ class Session:
         terraform (its CLI config, its implicit mirrors, the registry)."""
         return mirror_for(self.options, self.stack)
 
-    def terraform(self):
-        return build_terraform(self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env())
+    def terraform(self, run_id: str = ""):
+        return build_terraform(
+            self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env(), run_id=run_id
+        )
 
     @cached_property
     def store(self):
@@ -70,7 +72,7 @@ class Session:
         from orchestrator.state.journal import who
         from orchestrator.state.runlock import RunLock
 
-        return RunLock(self.aws, self.env, self.store.key_arn(), run_id=run_id, command=command, who=who())
+        return RunLock(self.aws, self.env, self.store.key_arn, run_id=run_id, command=command, who=who())
 
     def bootstrapper(self, *, repair: bool = False, verify_only: bool = False):
         """The state backend's (and the audit bucket's) provisioning (orchestrator.bootstrap)."""
@@ -98,10 +100,15 @@ class Session:
             actor=audit.ci_actor(),
         )
 
-    def run_context(self, **run_options):
-        """The composition root of a run: everything the engine works with, built once."""
+    def run_context(self, *, run_id: str | None = None, lock_for: str | None = None, **run_options):
+        """The composition root of a run: everything the engine works with, built once. run_id: the
+        run's (a CI job's is its pipeline's), else a new one; lock_for: the command the copy's run
+        lock is taken for (the caller acquires it before the run starts), none for a read-only one."""
         from orchestrator.core.context import RunContext
+        from orchestrator.state.journal import new_run_id
         from orchestrator.tf.hostslots import HostSlots, budget, default_dir
+
+        run_id = run_id or new_run_id()
 
         host = budget()
         if run_options.get("parallelism") is None:  # auto: the machine's budget
@@ -110,8 +117,10 @@ class Session:
         return RunContext(
             stack=self.stack,
             env=self.env,
-            tf=self.terraform(),
+            tf=self.terraform(run_id),
             store=self.store,
+            run_id=run_id,
+            run_lock=self.run_lock(run_id, lock_for) if lock_for else None,
             aws=self.aws,
             redactor=self.redactor,
             work_root=self.work_root,
@@ -129,7 +138,7 @@ def terraform_version() -> tuple[str, str]:
     return binary, Terraform(binary, cli_config=None, base_env={}, redactor=None).version()
 
 
-def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str]):
+def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str], run_id=""):
     """The one place a Terraform is made: binary, CLI config, plugin cache, timeouts."""
     from orchestrator.tf.terraform import Terraform, cli_setup, find_binary, tf_log_env
 
@@ -150,6 +159,7 @@ def build_terraform(options: Options, mirror: str | None, root: Path, redactor, 
         redactor=redactor,
         timeout=options.terraform_timeout,
         max_retries=options.terraform_retries,
+        run_id=run_id,
     )
 
 

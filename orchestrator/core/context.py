@@ -55,8 +55,16 @@ class RunContext:
     early_destroy_width: int | None = None
     # run id -> the copy's journal (journal.Journal); default: the one in the store's bucket
     journal: Callable[[str], Any] | None = None
+    run_id: str = ""  # the run's id (the session makes one; terraform records it beside each command)
+    # runlock.RunLock: the copy's run lock, acquired by the command before the run starts; None for
+    # a run that writes nothing (only its holder writes the journal)
+    run_lock: Any = None
 
     def __post_init__(self) -> None:
+        if not self.run_id:
+            from orchestrator.state.journal import new_run_id
+
+            self.run_id = new_run_id()
         if self.journal is None:
             from orchestrator.state.journal import Journal
 

@@ -24,7 +24,6 @@ from orchestrator.core.units import Units
 from orchestrator.errors import ConfigError, Interrupted, PolicyDenied, ProtectedEnvironmentError, TerraformError
 from orchestrator.policy import policies
 from orchestrator.state.audit import sha256_file
-from orchestrator.state.journal import new_run_id
 from orchestrator.state.statestore import outputs_of, stranded_message
 from orchestrator.tf import providers
 from orchestrator.tf.hostslots import Slots
@@ -56,9 +55,7 @@ class Engine:
         self.changed = changed
         self.plan_early = plan_early
         self.overrides: tuple = tuple(overrides)
-        self.run_id = new_run_id()
-        ctx.tf.run_id = self.run_id
-        self.run_lock = None  # the environment's run lock, once the CLI took it
+        self.run_id = ctx.run_id
         self.queue: ReadyQueue | None = None
         self.notes: list[str] = []  # what recovery found, for the summary
         # At most `parallelism` terraform commands at once, early plans included, each also
@@ -82,7 +79,7 @@ class Engine:
         if self._journal is None:
             self._journal = self.ctx.journal(self.run_id)
             # Only the holder of the environment's run lock writes the journal.
-            self._journal.writable = lambda: self.run_lock is None or self.run_lock.held
+            self._journal.writable = lambda: self.ctx.run_lock is None or self.ctx.run_lock.held
         return self._journal
 
     def key_arn(self) -> str:

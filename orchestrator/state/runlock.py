@@ -28,6 +28,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -187,7 +188,7 @@ class RunLock:
         self,
         aws: Aws,
         env: Environment,
-        key_arn: str,
+        key_arn: Callable[[], str],
         *,
         run_id: str,
         command: str,
@@ -199,7 +200,7 @@ class RunLock:
         self.env = env
         self.bucket = env.backend.bucket
         self.key = run_key(env, LOCK_NAME)
-        self.key_arn = key_arn
+        self.key_arn = key_arn  # the backend's key, asked for when the lock is first written
         self.run_id = run_id
         self.command = command
         self.who = who
@@ -239,7 +240,7 @@ class RunLock:
         ).encode()
 
     def _put(self, body: bytes, **condition) -> str:
-        return put_run_record(self.s3, self.env, self.key, body, self.key_arn, **condition)
+        return put_run_record(self.s3, self.env, self.key, body, self.key_arn(), **condition)
 
     # ---- taking and releasing ------------------------------------------------------
     def acquire(self, *, timeout: float = 0.0, take_over: bool = False, on_wait=None) -> None:

@@ -482,6 +482,7 @@ class Terraform:
         max_retries: int = 2,
         retry_delay: float = 5.0,
         registry: ProcessRegistry = REGISTRY,
+        run_id: str = "",
     ):
         self.binary = binary
         self.cli_config = cli_config
@@ -491,7 +492,7 @@ class Terraform:
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.registry = registry
-        self.run_id = ""  # the run this terraform works for, recorded beside each command
+        self.run_id = run_id  # the run this terraform works for, recorded beside each command
 
     # ---- process ---------------------------------------------------------
     def env_for(self, ws: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:

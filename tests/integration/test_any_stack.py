@@ -253,7 +253,7 @@ def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_pat
         import sys, importlib.util
         real = importlib.util.find_spec
         importlib.util.find_spec = lambda name, *a: None if name == "moto" else real(name, *a)
-        from orchestrator.cli import run
+        from orchestrator.cli.main import run
         sys.argv = ["orchestrator", "--work-dir", sys.argv[1], "local", "up"]
         run()
         """

@@ -76,12 +76,12 @@ def test_a_lock_is_the_commands_own_only_if_ours_of_the_same_operation_and_newer
 
 
 def test_durations():
-    from orchestrator.cli.main import _duration
+    from orchestrator.cli.app import parse_duration
     from orchestrator.errors import ConfigError
 
-    assert _duration("0s") == 0 and _duration("90s") == 90 and _duration("1h30m") == 5400
+    assert parse_duration("0s") == 0 and parse_duration("90s") == 90 and parse_duration("1h30m") == 5400
     with pytest.raises(ConfigError, match="invalid duration 'soon'"):
-        _duration("soon")
+        parse_duration("soon")
 
 
 # ---- taking over by itself: only when the holder's death is proven ------------------
