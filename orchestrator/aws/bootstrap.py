@@ -247,7 +247,7 @@ class Bootstrapper:
         self._ensure_bucket("state bucket", self.backend.bucket, self._bucket_pieces(self.backend.bucket, key_arn))
 
     def ensure_audit_bucket(self, key_arn: str) -> None:
-        """Where each run's audit record is kept (orchestrator.audit): Object Lock with a default
+        """Where each run's audit record is kept (orchestrator.state.audit): Object Lock with a default
         retention, the backend's key, the state bucket's protections, and a policy that denies
         every principal a delete, a retention change or a governance bypass. A bucket of its
         own, so state and journal objects never inherit the retention."""

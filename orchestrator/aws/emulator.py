@@ -1,6 +1,6 @@
 """moto server, with what it does differently from AWS put right where the product relies on it.
 
-`orchestrator.local` runs this module instead of `moto.server` (same arguments). Each
+`orchestrator.aws.local` runs this module instead of `moto.server` (same arguments). Each
 correction names the AWS behaviour it reproduces and where AWS documents it; each has a test
 that fails on plain moto. Differences that are worked around in settings instead
 (environments/emulator.toml) are listed in the README's "Local emulator" section.

@@ -281,7 +281,7 @@ class UnitJobs:
 
     def _preview(self, unit, upstream, absent, result, report) -> JobReport:
         """A unit whose upstream has no state yet (a job run before its upstream's apply): its
-        preview (orchestrator.preview) in the summary, and a record that says so, with no plan
+        preview (orchestrator.core.preview) in the summary, and a record that says so, with no plan
         file: `unit apply` refuses it."""
         ctx = self.ctx
         result.preview = True

@@ -82,7 +82,7 @@ TakeOverOpt = typer.Option(
 
 def global_options(ctx: typer.Context):
     """The global options, with the command being run (e.g. "unit plan"): it goes into every
-    AWS request's User-Agent (orchestrator.permissions)."""
+    AWS request's User-Agent (orchestrator.aws.permissions)."""
     from dataclasses import replace
 
     names, c = [], ctx

@@ -33,7 +33,7 @@ class Options:
     provider_mirror: str | None = None
     terraform_timeout: float = 3600.0
     terraform_retries: int = 2
-    command: str = ""  # the CLI command, e.g. "unit plan" (User-Agent: orchestrator.permissions)
+    command: str = ""  # the CLI command, e.g. "unit plan" (User-Agent: orchestrator.aws.permissions)
 
 
 @dataclass
@@ -62,20 +62,20 @@ class Session:
 
     @cached_property
     def store(self):
-        """The copy's state bucket (orchestrator.statestore): state, outputs, plans, journal, audit."""
+        """The copy's state bucket (orchestrator.state.statestore): state, outputs, plans, journal, audit."""
         from orchestrator.state.statestore import StateStore
 
         return StateStore(self.aws, self.env, self.emulator_url)
 
     def run_lock(self, run_id: str, command: str):
-        """The copy's run lock, for this run (orchestrator.runlock)."""
+        """The copy's run lock, for this run (orchestrator.state.runlock)."""
         from orchestrator.state.journal import who
         from orchestrator.state.runlock import RunLock
 
         return RunLock(self.aws, self.env, self.store.key_arn, run_id=run_id, command=command, who=who())
 
     def bootstrapper(self, *, repair: bool = False, verify_only: bool = False):
-        """The state backend's (and the audit bucket's) provisioning (orchestrator.bootstrap)."""
+        """The state backend's (and the audit bucket's) provisioning (orchestrator.aws.bootstrap)."""
         from orchestrator.aws.bootstrap import Bootstrapper
 
         return Bootstrapper(
@@ -88,7 +88,7 @@ class Session:
         )
 
     def audit_trail(self, store):
-        """The run's audit records (orchestrator.audit): who, from which commit, in which pipeline."""
+        """The run's audit records (orchestrator.state.audit): who, from which commit, in which pipeline."""
         from orchestrator.state import audit
 
         return audit.AuditTrail(

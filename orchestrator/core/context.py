@@ -18,7 +18,7 @@ Confirm = Callable[[str, Any], bool]  # (unit, PlanSummary) -> apply it?
 
 
 class TerraformLike(Protocol):
-    """The terraform commands the engine runs (orchestrator.terraform.Terraform)."""
+    """The terraform commands the engine runs (orchestrator.tf.terraform.Terraform)."""
 
     timeout: float
     run_id: str

@@ -386,7 +386,7 @@ class Engine:
 
     def _preview_unit(self, unit: str, upstream: dict, absent: list[str], result: UnitResult) -> UnitResult:
         """A unit whose upstream has no state yet: what it would create, planned with the upstream's
-        outputs unknown (orchestrator.preview); never applied."""
+        outputs unknown (orchestrator.core.preview); never applied."""
         result.preview = True
         result.log_path = str(self.units.preview_workspace(unit).log_path)
         waits = f"{', '.join(absent)} not deployed yet"

@@ -1,6 +1,6 @@
 """Smoke checks against what was deployed: the manifest's named checks -> results.
 
-Each check (orchestrator.library, or a project's entry point) reads AWS
+Each check (orchestrator.model.library, or a project's entry point) reads AWS
 (never writes), returns pass/fail with a reason, and is retried with backoff only while AWS may still be converging
 (NotYet), within the check's budget: how long AWS documents the thing may take to settle (an ECS
 rollout with its targets' health checks takes minutes). Any other error fails the check at once.

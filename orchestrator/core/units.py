@@ -151,7 +151,7 @@ class Units:
 
     def preview(self, unit: str, upstream: dict[str, dict | None], result: UnitResult) -> Plan:
         """The unit planned with every upstream that has no state composed beside it (their outputs
-        known after apply): see orchestrator.preview. The plan file is read and deleted at once."""
+        known after apply): see orchestrator.core.preview. The plan file is read and deleted at once."""
         graph, stack = self.ctx.stack.graph, self.ctx.stack
         absent = [u for u in graph.order() if upstream.get(u, {}) is None]
         known: dict[str, dict] = {u: o for u, o in upstream.items() if o is not None}
@@ -289,7 +289,7 @@ class Units:
         # What moved, judged on the plan itself: only attributes the configuration sets count. Read
         # even from a plan without changes: a security group rule opened by hand changes no plan
         # (the rules are separate resources) and says nothing in terraform's output; the refreshed
-        # state in the plan holds it (orchestrator.firewall).
+        # state in the plan holds it (orchestrator.policy.firewall).
         summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(self.workspace(unit)))
         return Plan(summary.has_changes, summary, plan_body(r.stdout))
 

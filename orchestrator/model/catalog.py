@@ -1,5 +1,5 @@
 """The checks and hooks a manifest may name (the built-in library, then the project's entry
-points), and a manifest entry bound to one of them (orchestrator.plugins is the contract)."""
+points), and a manifest entry bound to one of them (orchestrator.model.plugins is the contract)."""
 
 from __future__ import annotations
 

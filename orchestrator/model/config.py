@@ -72,7 +72,7 @@ class Unit:
     depends_on: frozenset[str]
     # terraform variable -> (upstream unit, upstream output)
     inputs: dict[str, tuple[str, str]]
-    # named post-apply hooks and smoke checks (orchestrator.catalog.Call), bound when the manifest loads
+    # named post-apply hooks and smoke checks (orchestrator.model.catalog.Call), bound when the manifest loads
     post_apply: tuple = ()
     smoke: tuple = ()
     # terraform variable -> directory (relative to the unit) packaged as a zip
@@ -403,7 +403,7 @@ class BackendSettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """[audit] of env.toml: where each run's record is kept, under S3 Object Lock (orchestrator.audit)."""
+    """[audit] of env.toml: where each run's record is kept, under S3 Object Lock (orchestrator.state.audit)."""
 
     bucket: str
     retention_days: int = 400  # PCI DSS 10.5.1: twelve months of history, three at hand

@@ -2,7 +2,7 @@
 
 Nothing here knows a particular stack: each function takes the AWS identifiers
 it works on as arguments, and a manifest says which outputs and settings fill
-them (see orchestrator.plugins). A check reads AWS, never writes, and returns
+them (see orchestrator.model.plugins). A check reads AWS, never writes, and returns
 what it saw, raising NotYet while AWS may still be converging and Fail when
 something is wrong. A hook acts after its unit applied and returns a
 HookResult; it is idempotent (a second run changes nothing).

@@ -1,5 +1,5 @@
 """What a smoke check and a post-apply hook are: the contract the library's and a project's
-functions are written against (orchestrator.catalog binds a manifest's entries to them).
+functions are written against (orchestrator.model.catalog binds a manifest's entries to them).
 
 A unit's entry in stack.toml names each by `check = "..."` or `hook = "..."`;
 every other key is an argument of the function:
@@ -11,7 +11,7 @@ every other key is an argument of the function:
 `when = "SETTING"` (a bool setting) switches an entry on; `name = "..."` is the
 label shown in results (default: the check's name).
 
-The library ships the checks and hooks in `orchestrator.library`; a project
+The library ships the checks and hooks in `orchestrator.model.library`; a project
 adds its own as Python entry points in the groups `orchestrator.checks` and
 `orchestrator.hooks`. Every entry is bound when the manifest loads, so an
 unknown name, a missing or unknown argument, or an output the unit does not

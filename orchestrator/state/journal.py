@@ -85,7 +85,7 @@ class Journal:
             self._save()
 
     def record_health(self, health: dict) -> None:
-        """The copy's last health (orchestrator.health), written by the holder of the run lock."""
+        """The copy's last health (orchestrator.core.health), written by the holder of the run lock."""
         with self.lock:
             doc = self.load()
             doc["health"] = health

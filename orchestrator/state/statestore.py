@@ -60,7 +60,7 @@ def audit_prefix(env: Environment, day: str = "") -> str:
 
 
 def audit_key(env: Environment, started: float, run_id: str, part: str) -> str:
-    """One audit record: the run's start, its end, or a CI job's (orchestrator.audit)."""
+    """One audit record: the run's start, its end, or a CI job's (orchestrator.state.audit)."""
     import time as _time
 
     day = _time.strftime("%Y-%m-%d", _time.gmtime(started))

@@ -54,7 +54,7 @@ class Installed:
 
 def test_the_installed_package_carries_its_backend_and_runs_from_its_own_folder(installed):
     where = subprocess.run(
-        [sys.executable, "-c", "import orchestrator.config as c; print(c.__file__)"],
+        [sys.executable, "-c", "import orchestrator.model.config as c; print(c.__file__)"],
         env={**os.environ, "PYTHONPATH": str(installed)},
         cwd="/",
         capture_output=True,
