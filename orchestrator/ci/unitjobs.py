@@ -35,6 +35,7 @@ from orchestrator.errors import ConfigError, NotDeployed, PolicyDenied, StalePla
 from orchestrator.policy import policies
 from orchestrator.state.audit import sha256_file
 from orchestrator.state.journal import who
+from orchestrator.state.locks import StateLock
 from orchestrator.state.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.state.statestore import outputs_of, plan_key
 
@@ -217,17 +218,14 @@ class UnitJobs:
             lock = ctx.store.lock(unit)
             if lock is None:
                 return
-            held = (
-                f"state of unit {unit} is locked by {lock.get('Who')} since {lock.get('Created')} "
-                f"(lock id {lock.get('ID')}, {lock.get('Operation')})"
-            )
+            held = StateLock.from_info(unit, lock)
             if time.monotonic() >= deadline:
                 raise RunLockedError(
-                    f"{held}; if no job runs for it any more (a runner that died), release it: "
-                    f"orchestrator force-unlock {ctx.env.cli_args} --unit {unit} {lock.get('ID')}"
+                    f"{held.describe()}; if no job runs for it any more (a runner that died), release it: "
+                    f"{held.release_command(ctx.env.cli_args)}"
                 )
             if "state" not in said:
-                ctx.say(f"[orchestrator] {held}: waiting for it (up to --lock-timeout)")
+                ctx.say(f"[orchestrator] {held.describe()}: waiting for it (up to --lock-timeout)")
                 said.add("state")
             time.sleep(2.0)
 

@@ -57,7 +57,13 @@ class Session:
 
     def terraform(self, run_id: str = ""):
         return build_terraform(
-            self.options, self.mirror, self.work_root, self.redactor, self.aws.terraform_env(), run_id=run_id
+            self.options,
+            self.mirror,
+            self.work_root,
+            self.redactor,
+            self.aws.terraform_env(),
+            run_id=run_id,
+            copy_args=self.env.cli_args,
         )
 
     @cached_property
@@ -138,7 +144,9 @@ def terraform_version() -> tuple[str, str]:
     return binary, Terraform(binary, cli_config=None, base_env={}, redactor=None).version()
 
 
-def build_terraform(options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str], run_id=""):
+def build_terraform(
+    options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str], run_id="", copy_args=""
+):
     """The one place a Terraform is made: binary, CLI config, plugin cache, timeouts."""
     from orchestrator.tf.terraform import Terraform, cli_setup, find_binary, tf_log_env
 
@@ -160,6 +168,7 @@ def build_terraform(options: Options, mirror: str | None, root: Path, redactor, 
         timeout=options.terraform_timeout,
         max_retries=options.terraform_retries,
         run_id=run_id,
+        copy_args=copy_args,
     )
 
 

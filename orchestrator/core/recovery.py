@@ -15,6 +15,7 @@ from pathlib import Path
 
 from orchestrator.core.graph import UnitGraph
 from orchestrator.core.units import Units
+from orchestrator.state.locks import StateLock
 from orchestrator.state.runlock import RunLockedError, pid_alive
 
 
@@ -45,12 +46,12 @@ def recover(units: Units, graph: UnitGraph, previous: dict[str, dict], timeout: 
         elif marker:
             ws.marker_path.unlink(missing_ok=True)
             note(f"{unit}: terraform {marker.get('command')} of run {marker.get('run_id') or '?'} was killed")
-        lock = ctx.store.lock(unit)
-        if lock and str(lock.get("Who", "")).rpartition("@")[2] == socket.gethostname():
+        info = ctx.store.lock(unit)
+        if info and str(info.get("Who", "")).rpartition("@")[2] == socket.gethostname():
+            lock = StateLock.from_info(unit, info)
             raise RunLockedError(
-                f"state of unit {unit} is locked by {lock.get('Who')} since {lock.get('Created')} "
-                f"(lock id {lock.get('ID')}, {lock.get('Operation')}), and no terraform runs for it on this "
-                f"host any more; release it: orchestrator force-unlock {ctx.env.cli_args} --unit {unit} {lock.get('ID')}"
+                f"{lock.describe()}, and no terraform runs for it on this host any more; "
+                f"release it: {lock.release_command(ctx.env.cli_args)}"
             )
         last = previous.get(unit)
         if last and last.get("status") == "running":

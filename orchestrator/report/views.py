@@ -13,6 +13,7 @@ import threading
 import typer
 
 from orchestrator.errors import ChangesFound, ConfigError, Declined, HookError, PolicyDenied, RunFailed
+from orchestrator.state.locks import StateLock
 
 
 def err(message: str) -> None:
@@ -262,16 +263,16 @@ def lock_lines(copy: dict, env_name: str) -> list[str]:
         lines.append(
             f"run lock: {holder.describe(time.time())}; "
             + (
-                f"stale ({stale}): orchestrator force-unlock {where} --run {holder.run_id}"
+                f"stale ({stale}): {holder.release_command(where)}"
                 if stale
                 else "its run is alive (renewed lately): wait for it"
             )
         )
-    for unit, lock in sorted((copy.get("state_locks") or {}).items()):
+    for unit, info in sorted((copy.get("state_locks") or {}).items()):
+        lock = StateLock.from_info(unit, info)
         lines.append(
-            f"state lock on {unit}: {lock['ID']} ({lock.get('Operation') or '?'} by {lock.get('Who') or '?'}, "
-            f"since {lock.get('Created') or '?'}); if that run is dead: "
-            f"orchestrator force-unlock {where} --unit {unit} {lock['ID']}"
+            f"state lock on {unit}: {lock.id} ({lock.operation} by {lock.who}, since {lock.created}); "
+            f"if that run is dead: {lock.release_command(where)}"
         )
     return lines
 

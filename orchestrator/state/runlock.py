@@ -170,6 +170,10 @@ class Holder:
             f"renewed {max(0, int(now - self.renewed))} s ago)"
         )
 
+    def release_command(self, where: str) -> str:
+        """`where`: the copy's --env/--suffix options."""
+        return f"orchestrator force-unlock {where} --run {self.run_id}"
+
     def stale_reason(self, now: float, stale_after: float = STALE_AFTER) -> str | None:
         here = host_identity()
         if self.identity.complete and here.complete:
@@ -295,7 +299,7 @@ class RunLock:
             return (
                 f"environment {self.env.env_id} is locked by {holder.describe(now)}, which is stale: {stale}; "
                 f"take it over: orchestrator {self.command} {where} --take-over-stale-lock, "
-                f"or release it: orchestrator force-unlock {where} --run {holder.run_id}"
+                f"or release it: {holder.release_command(where)}"
             )
         return (
             f"environment {self.env.env_id} is busy: {holder.describe(now)} holds its run lock; "

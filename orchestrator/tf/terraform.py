@@ -26,6 +26,7 @@ from pathlib import Path
 from orchestrator.errors import Interrupted, PrerequisiteError, StateLockedError, TerraformError
 from orchestrator.policy.firewall import unmanaged_rules
 from orchestrator.redact import Redactor
+from orchestrator.state.locks import StateLock
 
 # Exit codes each command accepts: plan -detailed-exitcode's 2 means "changes".
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2  # plan -detailed-exitcode (1: an error)
@@ -483,6 +484,7 @@ class Terraform:
         retry_delay: float = 5.0,
         registry: ProcessRegistry = REGISTRY,
         run_id: str = "",
+        copy_args: str = "",
     ):
         self.binary = binary
         self.cli_config = cli_config
@@ -493,6 +495,7 @@ class Terraform:
         self.retry_delay = retry_delay
         self.registry = registry
         self.run_id = run_id  # the run this terraform works for, recorded beside each command
+        self.copy_args = copy_args  # the copy's --env/--suffix, for the commands an error names
 
     # ---- process ---------------------------------------------------------
     def env_for(self, ws: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -545,7 +548,7 @@ class Terraform:
                     )
                     self.force_unlock(ws, info["ID"], on_line=on_line)
                     continue
-                raise lock_error(ws.unit, result)
+                raise lock_error(ws.unit, result, self.copy_args)
             if retry_transient and attempts <= self.max_retries and _TRANSIENT_RE.search(result.stderr_tail):
                 note(ws, f"[orchestrator] transient error, retry {attempts}/{self.max_retries}", on_line)
                 time.sleep(self.retry_delay * attempts)
@@ -859,14 +862,11 @@ def own_lost_lock(info: Mapping[str, str], command: str, since: float) -> bool:
     )
 
 
-def lock_error(unit: str, result: CommandResult) -> StateLockedError:
-    info = parse_lock_info(result.stderr_tail)
-    lock_id = info.get("ID", "?")
-    who = info.get("Who", "unknown")
-    since = info.get("Created", "unknown time")
+def lock_error(unit: str, result: CommandResult, where: str = "") -> StateLockedError:
+    lock = StateLock.from_info(unit, parse_lock_info(result.stderr_tail))
+    release = lock.release_command(where) if where else lock.release_command("") + " (with the same --env/--suffix)"
     return StateLockedError(
-        f"state of unit {unit} is locked by {who} since {since} (lock id {lock_id}); "
-        f"if that run is dead: orchestrator force-unlock --unit {unit} {lock_id} (with the same --env/--suffix)",
+        f"{lock.describe()}; if that run is dead: {release}",
         command=result.command,
         stderr_tail=result.stderr_tail,
     )

@@ -157,3 +157,18 @@ def test_an_incomplete_identity_here_proves_nothing():
     pid = dead_pid()
     h = here_holder(pid, renewed_ago=1000.0)
     assert h.proven_dead(time.time(), RENEW, here=HostIdentity(h.machine_id, h.boot_id, None)) is None
+
+
+def test_a_state_lock_words_itself_and_its_release_once():
+    """Every message about a held state lock (deploy, a CI job, recovery, status) is made here."""
+    from orchestrator.state.locks import StateLock
+
+    lock = StateLock.from_info("db", {"ID": "4f1c", "Who": "ci@runner-7", "Created": "2026-12-07", "Operation": "Op"})
+    assert lock.describe() == "state of unit db is locked by ci@runner-7 since 2026-12-07 (lock id 4f1c, Op)"
+    assert (
+        lock.release_command("--env dev --suffix pr1")
+        == "orchestrator force-unlock --env dev --suffix pr1 --unit db 4f1c"
+    )
+    bare = StateLock.from_info("db", {"ID": "4f1c"})  # what terraform's error may leave out is said as unknown
+    assert bare.describe() == "state of unit db is locked by ? since ? (lock id 4f1c)"
+    assert bare.release_command("") == "orchestrator force-unlock --unit db 4f1c"
