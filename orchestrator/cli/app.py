@@ -131,7 +131,11 @@ class Guard:
 
     def __init__(self):
         self.signum: int | None = None
-        self.engine = None
+        self._stops: list = []  # what a signal stops besides terraform (a run's queue)
+
+    def stops(self, stop) -> None:
+        """A signal also calls `stop` (no new units start; terraform is told by the guard itself)."""
+        self._stops.append(stop)
 
     def handler(self, signum, frame):
         from orchestrator.tf.terraform import REGISTRY
@@ -142,8 +146,8 @@ class Guard:
             _detach_from_terminal()
         if first:
             err(f"\n[orchestrator] {signal.Signals(signum).name}: stopping terraform gracefully (no new units start)")
-        if self.engine is not None and self.engine.queue is not None:
-            self.engine.queue.interrupt()
+        for stop in self._stops:
+            stop()
         threading.Thread(target=REGISTRY.interrupt_all, args=(signum,), daemon=True).start()
 
     def __enter__(self):
@@ -269,7 +273,7 @@ def engine_for(
         say=err,
     )
     engine = Engine(ctx, **options)
-    guard.engine = engine
+    guard.stops(engine.interrupt)
     return engine
 
 

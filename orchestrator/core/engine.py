@@ -71,6 +71,11 @@ class Engine:
         self._ran: set[str] = set()  # units the queue ran (the rest it skipped)
         self._digests: dict[str, dict] = {}  # deploy: per unit applied, what the next --changed compares
 
+    def interrupt(self) -> None:
+        """No new unit starts (an operator's signal); what runs finishes or is told by terraform."""
+        if self.queue is not None:
+            self.queue.interrupt()
+
     def _stopped(self) -> bool:
         return self.queue is not None and self.queue.stop.is_set()
 
