@@ -94,7 +94,7 @@ def envs(
         from orchestrator.errors import BackendError, PrerequisiteError
         from orchestrator.model.config import Project, known_environments
         from orchestrator.report.render import to_json
-        from orchestrator.report.views import health_line, last_run_text, lock_lines
+        from orchestrator.report.views import envs_lines
         from orchestrator.state.statestore import inventory, require_bucket
 
         names = [env] if env else known_environments(Project.find(global_options(ctx).project_dir).environments_dir)
@@ -111,17 +111,8 @@ def envs(
         if json_out:
             typer.echo(to_json(command_doc("envs", None, copies=[c for _, c in found])))
             return
-        if not found:
-            typer.echo(f"no copy of {env or 'any environment'} has state, a run or a lock")
-            return
-        typer.echo(f"{'COPY':<20} {'LAST RUN':<44} UNITS")
-        for name, c in found:
-            units = ", ".join(c["units"]) or "(no state)"
-            typer.echo(f"{c['environment']:<20} {last_run_text(c['last_run']):<44} {units}")
-            if c.get("health"):
-                typer.echo(f"{'':<20} {health_line(c['health'])}")
-            for line in lock_lines(c, name):
-                typer.echo(f"{'':<20} {line}")
+        for line in envs_lines(found, env):
+            typer.echo(line)
 
 
 @app.command()
@@ -236,10 +227,8 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
     Example: orchestrator status --env prod
     """
     with Guard():
-        import time as _time
-
         from orchestrator.report.render import to_json
-        from orchestrator.report.views import health_line, lock_lines
+        from orchestrator.report.views import status_lines
         from orchestrator.state.journal import Journal
         from orchestrator.state.statestore import inventory, require_deployed
 
@@ -254,25 +243,8 @@ def status(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffix
                 journal = {k: doc.get(k) for k in ("runs", "units", "health") if k != "health" or doc.get(k)}
                 typer.echo(to_json(command_doc("status", s.env.env_id, **journal, **s.redactor.redact_obj(locks))))
                 return
-            for line in lock_lines({"environment": s.env.env_id, **locks}, s.env.name):
+            for line in status_lines(doc, {"environment": s.env.env_id, **locks}, s.env.name, s.stack.graph.order()):
                 typer.echo(s.redactor.redact(line))
-            if doc.get("health"):
-                typer.echo(s.redactor.redact(health_line(doc["health"])))
-            if not doc["units"]:
-                typer.echo(f"no run recorded for {s.env.env_id}")
-                return
-            typer.echo(f"{'UNIT':<14} {'LAST':<9} {'STATUS':<11} {'WHEN (UTC)':<20} {'BY':<24} RUN")
-            for unit in s.stack.graph.order():
-                rec = doc["units"].get(unit)
-                if not rec:
-                    typer.echo(f"{unit:<14} -")
-                    continue
-                when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(rec["at"]))
-                cause = f"  {rec['detail']}" if rec.get("detail") else ""
-                typer.echo(
-                    f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}"
-                    + cause
-                )
 
 
 @app.command()

@@ -277,6 +277,43 @@ def lock_lines(copy: dict, env_name: str) -> list[str]:
     return lines
 
 
+def status_lines(doc: dict, copy: dict, env_name: str, order: list[str]) -> list[str]:
+    """`status`: the copy's locks, its last health, then each unit's last run from the journal."""
+    import time
+
+    lines = lock_lines(copy, env_name)
+    if doc.get("health"):
+        lines.append(health_line(doc["health"]))
+    if not doc["units"]:
+        return [*lines, f"no run recorded for {copy['environment']}"]
+    lines.append(f"{'UNIT':<14} {'LAST':<9} {'STATUS':<11} {'WHEN (UTC)':<20} {'BY':<24} RUN")
+    for unit in order:
+        rec = doc["units"].get(unit)
+        if not rec:
+            lines.append(f"{unit:<14} -")
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["at"]))
+        cause = f"  {rec['detail']}" if rec.get("detail") else ""
+        lines.append(
+            f"{unit:<14} {rec['command']:<9} {rec['status']:<11} {when:<20} {rec['who']:<24} {rec['run_id']}" + cause
+        )
+    return lines
+
+
+def envs_lines(found: list[tuple[str, dict]], env: str | None) -> list[str]:
+    """`envs`: one line per copy (its last run, its units), then its health and locks."""
+    if not found:
+        return [f"no copy of {env or 'any environment'} has state, a run or a lock"]
+    lines = [f"{'COPY':<20} {'LAST RUN':<44} UNITS"]
+    for name, c in found:
+        units = ", ".join(c["units"]) or "(no state)"
+        lines.append(f"{c['environment']:<20} {last_run_text(c['last_run']):<44} {units}")
+        if c.get("health"):
+            lines.append(f"{'':<20} {health_line(c['health'])}")
+        lines += [f"{'':<20} {line}" for line in lock_lines(c, name)]
+    return lines
+
+
 def last_run_text(run: dict | None) -> str:
     if not run:
         return "-"
