@@ -14,6 +14,6 @@ def _write():
     out.write_text(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-from orchestrator.cli import run  # noqa: E402
+from orchestrator.cli.main import run  # noqa: E402
 
 run()

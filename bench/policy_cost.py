@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator import policies  # noqa: E402
+from orchestrator.policy import policies  # noqa: E402
 
 
 def big_plan(n: int = 300) -> dict:

@@ -34,16 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator import local  # noqa: E402
-from orchestrator.config import (  # noqa: E402
+from orchestrator.aws import local  # noqa: E402
+from orchestrator.model.config import (  # noqa: E402
     Project,
     load_emulator_overrides,
     load_environment,
     load_stack,
     unit_variables,
 )
-from orchestrator.statestore import backend_config, resolve_key_arn  # noqa: E402
-from orchestrator.terraform import backend_config_args  # noqa: E402
+from orchestrator.state.statestore import backend_config, resolve_key_arn  # noqa: E402
+from orchestrator.tf.terraform import backend_config_args  # noqa: E402
 
 PY = sys.executable
 MEASURE = ROOT / "bench" / "measure.py"
@@ -95,7 +95,7 @@ class ByHand:
         self.env = env.with_account(local.EMULATOR_ACCOUNT_ID).with_settings(
             load_emulator_overrides(project.environments_dir, self.stack)
         )
-        from orchestrator.aws import Aws
+        from orchestrator.aws.clients import Aws
 
         self.aws = Aws(self.env.region, endpoint_url=url)
         self.key_arn = resolve_key_arn(self.aws, self.env)

@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", default=None, help="write the run's steps and findings as JSON here")
     args = p.parse_args(argv)
 
-    from orchestrator.aws import Aws
-    from orchestrator.config import load_environment, load_stack, validate_suffix
-    from orchestrator.orphans import live_tagged
+    from orchestrator.aws.clients import Aws
+    from orchestrator.aws.orphans import live_tagged
+    from orchestrator.model.config import load_environment, load_stack, validate_suffix
 
     suffix = validate_suffix(args.suffix or f"acc{secrets.token_hex(3)}")
     source = Path(args.project_dir)

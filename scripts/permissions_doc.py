@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator import permissions  # noqa: E402
+from orchestrator.aws import permissions  # noqa: E402
 
 LISTED = ROOT / "docs" / "permissions.json"
 PAGE = ROOT / "docs" / "permissions.md"

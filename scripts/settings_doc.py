@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import load_emulator_overrides, load_environment, load_stack  # noqa: E402
+from orchestrator.model.config import load_emulator_overrides, load_environment, load_stack  # noqa: E402
 
 DESC_RE = re.compile(r'variable\s+"([A-Za-z0-9_]+)"\s*\{[^}]*?description\s*=\s*"((?:[^"\\]|\\.)*)"', re.S)
 
@@ -32,7 +32,7 @@ def render() -> str:
                         used_by[name].append(unit)
 
     # Settings that switch a manifest entry on (`when`): described by the entry's function.
-    from orchestrator.catalog import registry
+    from orchestrator.model.catalog import registry
 
     for unit in stack.graph.order():
         spec = stack.units[unit]

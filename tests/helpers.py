@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import jsonschema
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_STACK = ROOT / "tests" / "fixtures" / "stack"

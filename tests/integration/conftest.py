@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import local
+from orchestrator.aws import local
 
 MIRROR_CANDIDATES = ("/opt/tf-plugins",)
 
@@ -54,7 +54,7 @@ def clients_for(url: str):
 @contextlib.contextmanager
 def own_emulator(log_dir: Path, *, like_aws: bool = False, timing: dict[str, str] | None = None):
     """A moto server of one's own, for tests that count what is in the account (like_aws: with
-    AWS's timing, orchestrator/emulator.py; timing: its ORCHESTRATOR_LIKE_AWS_* variables)."""
+    AWS's timing, orchestrator/aws/emulator.py; timing: its ORCHESTRATOR_LIKE_AWS_* variables)."""
     server = local.start(log_path=log_dir / "moto.log", like_aws=like_aws, timing=timing)
     try:
         yield server.url

@@ -11,16 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import local
-from orchestrator.aws import Aws
-from orchestrator.bootstrap import Bootstrapper
-from orchestrator.config import Project, load_emulator_overrides, load_environment, load_stack
-from orchestrator.context import RunContext
+from orchestrator.aws import local
+from orchestrator.aws.bootstrap import Bootstrapper
+from orchestrator.aws.clients import Aws
+from orchestrator.cli.session import Options, build_terraform
+from orchestrator.core.context import RunContext
+from orchestrator.core.runner import UnitResult
+from orchestrator.core.units import Units
+from orchestrator.model.config import Project, load_emulator_overrides, load_environment, load_stack
 from orchestrator.redact import Redactor
-from orchestrator.runner import UnitResult
-from orchestrator.session import Options, build_terraform
-from orchestrator.statestore import StateStore
-from orchestrator.units import Units
+from orchestrator.state.statestore import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = local.EMULATOR_ACCOUNT_ID
@@ -110,7 +110,7 @@ def plan_environment(
     environment's (e.g. the manifest's teardown settings), `name_prefix` its prefix."""
     from dataclasses import replace
 
-    from orchestrator import preflight
+    from orchestrator.aws import preflight
 
     project = Project(ROOT)
     stack = load_stack(project.terraform_dir)

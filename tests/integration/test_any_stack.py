@@ -54,7 +54,7 @@ class Installed:
 
 def test_the_installed_package_carries_its_backend_and_runs_from_its_own_folder(installed):
     where = subprocess.run(
-        [sys.executable, "-c", "import orchestrator.config as c; print(c.__file__)"],
+        [sys.executable, "-c", "import orchestrator.model.config as c; print(c.__file__)"],
         env={**os.environ, "PYTHONPATH": str(installed)},
         cwd="/",
         capture_output=True,
@@ -241,7 +241,7 @@ def test_the_distribution_has_a_name_of_its_own_and_an_extra_for_the_emulator(in
     assert any(r.startswith("moto[server]") and 'extra == "local"' in r for r in requires), requires
     assert not any(r.startswith("moto") and "extra" not in r for r in requires), requires
     scripts = (dist_info / "entry_points.txt").read_text()
-    assert "orchestrator = orchestrator.cli:run" in scripts
+    assert "orchestrator = orchestrator.cli.main:run" in scripts
 
 
 def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_path):
@@ -253,7 +253,7 @@ def test_without_the_extra_the_emulator_is_refused_with_the_install_line(tmp_pat
         import sys, importlib.util
         real = importlib.util.find_spec
         importlib.util.find_spec = lambda name, *a: None if name == "moto" else real(name, *a)
-        from orchestrator.cli import run
+        from orchestrator.cli.main import run
         sys.argv = ["orchestrator", "--work-dir", sys.argv[1], "local", "up"]
         run()
         """

@@ -83,8 +83,8 @@ def test_posture_with_get_calls(cli, aws):
 def test_tls_only_policy_document():
     """The policy real AWS gets (the emulator cannot enforce it): deny every non-TLS request."""
 
-    from orchestrator.bootstrap import _render
-    from orchestrator.config import Project
+    from orchestrator.aws.bootstrap import _render
+    from orchestrator.model.config import Project
 
     policy = _render(Project(FIXTURE_STACK).backend_file("state-bucket-policy.json"), partition="aws", bucket="b")
     deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
@@ -96,8 +96,8 @@ def test_tls_only_policy_document():
 def test_audit_bucket_policy_document_denies_every_rewrite():
     """What real AWS gets on the audit bucket besides Object Lock: nobody deletes a record,
     shortens its retention, bypasses governance or lifts the lock (the emulator skips policies)."""
-    from orchestrator.bootstrap import _render
-    from orchestrator.config import Project
+    from orchestrator.aws.bootstrap import _render
+    from orchestrator.model.config import Project
 
     policy = _render(Project(FIXTURE_STACK).backend_file("audit-bucket-policy.json"), partition="aws", bucket="a")
     deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyAuditRewrite")

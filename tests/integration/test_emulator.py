@@ -1,4 +1,4 @@
-"""The emulator's corrections of moto (orchestrator/emulator.py): each behaves as AWS does."""
+"""The emulator's corrections of moto (orchestrator/aws/emulator.py): each behaves as AWS does."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def test_an_email_subscription_stays_pending_and_the_smoke_check_says_so(like_aw
     """Like AWS: an e-mail subscription delivers nothing until confirmed. The smoke check names
     it instead of counting it as delivered; once confirmed (and redriving to the DLQ) it passes.
     On plain moto the subscription is confirmed at once."""
-    from orchestrator.aws import Aws
-    from orchestrator.library import sns_subscriptions_dlq
-    from orchestrator.plugins import Context, Fail
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.library import sns_subscriptions_dlq
+    from orchestrator.model.plugins import Context, Fail
 
     client = clients_for(like_aws)
     sns, sqs = client("sns"), client("sqs")
@@ -143,9 +143,9 @@ def test_like_aws_a_new_service_starts_its_tasks_then_passes_its_health_checks_t
     """Like AWS: tasks PENDING, then RUNNING with targets `initial`, then healthy and the rollout
     COMPLETED. The smoke check waits through it (NotYet) and passes; plain moto reported the
     service running at once, so the old check passed before any task could serve."""
-    from orchestrator.aws import Aws
-    from orchestrator.library import ecs_service
-    from orchestrator.plugins import Context, NotYet
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.library import ecs_service
+    from orchestrator.model.plugins import Context, NotYet
 
     ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "fresh")
     ctx = Context(aws=Aws("us-east-1", endpoint_url=ecs_like_aws), settings={})
@@ -163,9 +163,9 @@ def test_like_aws_a_new_service_starts_its_tasks_then_passes_its_health_checks_t
 def test_like_aws_a_new_task_definition_rolls_out_beside_the_old_tasks(ecs_like_aws):
     """An update to a new task definition starts a second deployment; the old tasks keep running
     until the new ones are healthy: the check waits for the one COMPLETED deployment."""
-    from orchestrator.aws import Aws
-    from orchestrator.library import ecs_service
-    from orchestrator.plugins import Context, NotYet
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.library import ecs_service
+    from orchestrator.model.plugins import Context, NotYet
 
     ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "updated")
     assert _phases(ecs_like_aws, "updated", tg) == (
@@ -191,10 +191,10 @@ def test_like_aws_a_crash_looping_service_never_passes_its_smoke_check(ecs_like_
     """Tasks that start and then fail their health checks: targets `unhealthy`, the rollout never
     completes, the check fails when its budget ends, naming the targets' state. The old check
     (runningCount >= desiredCount) passed it."""
-    from orchestrator.aws import Aws
-    from orchestrator.library import ecs_service
-    from orchestrator.plugins import Context
-    from orchestrator.smoke import Check, run_check
+    from orchestrator.aws.clients import Aws
+    from orchestrator.core.smoke import Check, run_check
+    from orchestrator.model.library import ecs_service
+    from orchestrator.model.plugins import Context
 
     ecs, elb, tg = _service_behind_a_target_group(ecs_like_aws, "crashing")
     ctx = Context(aws=Aws("us-east-1", endpoint_url=ecs_like_aws), settings={})
@@ -211,9 +211,9 @@ def test_like_aws_a_crash_looping_service_never_passes_its_smoke_check(ecs_like_
 def test_plain_moto_rolls_out_at_once_and_registers_healthy_targets(moto_url):
     """The always-on correction: the service's tasks are registered with its target group (moto
     registers nothing), settled at once, so the demo's smoke checks pass without waiting."""
-    from orchestrator.aws import Aws
-    from orchestrator.library import ecs_service
-    from orchestrator.plugins import Context
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.library import ecs_service
+    from orchestrator.model.plugins import Context
 
     name = f"plain-{uuid.uuid4().hex[:6]}"
     _service_behind_a_target_group(moto_url, name)

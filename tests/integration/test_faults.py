@@ -11,10 +11,10 @@ import json
 import boto3
 import pytest
 
-from orchestrator.aws import Aws
+from orchestrator.aws.clients import Aws
 from orchestrator.errors import HookError
-from orchestrator.library import write_db_endpoint
-from orchestrator.plugins import Context
+from orchestrator.model.library import write_db_endpoint
+from orchestrator.model.plugins import Context
 from orchestrator.redact import Redactor
 from tests.faultproxy import FaultProxy, Rule
 from tests.helpers import FIXTURE_STACK, Cli

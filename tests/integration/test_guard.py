@@ -16,7 +16,7 @@ import shutil
 import pytest
 from botocore.exceptions import ClientError
 
-from orchestrator import policies
+from orchestrator.policy import policies
 from tests.helpers import FIXTURE_STACK, Cli
 
 ADDRESS = "aws_cloudwatch_log_group.base"

@@ -10,9 +10,9 @@ import zlib
 
 import pytest
 
-from orchestrator.html_report import STATUS_COLORS, render
 from orchestrator.redact import Redactor
-from orchestrator.render import report_dict
+from orchestrator.report.html_report import STATUS_COLORS, render
+from orchestrator.report.render import report_dict
 from tests.unit.test_render import ORDER, sample
 
 

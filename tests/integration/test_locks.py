@@ -53,8 +53,9 @@ def test_a_held_lock_is_reported_with_holder_and_unlock_command(cli, aws):
     units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
     assert units["base"]["status"] == "failed"
     assert units["base"]["detail"] == (
-        f"state of unit base is locked by ghost@dead-runner since 2026-11-29 01:02:03 +0000 UTC (lock id {LOCK_ID}); "
-        f"if that run is dead: orchestrator force-unlock --unit base {LOCK_ID} (with the same --env/--suffix)"
+        f"state of unit base is locked by ghost@dead-runner since 2026-11-29 01:02:03 +0000 UTC "
+        f"(lock id {LOCK_ID}, OperationTypeApply); "
+        f"if that run is dead: orchestrator force-unlock --env dev --suffix lock --unit base {LOCK_ID}"
     )
     assert units["mid"]["detail"] == "base failed"
     assert lock_exists(aws)  # someone else's lock is never removed behind their back
@@ -84,7 +85,7 @@ def test_force_unlock_releases_a_dead_runs_lock(cli, aws):
 def test_a_lock_left_on_this_host_by_a_terraform_that_is_gone_stops_the_run_before_anything(cli, aws):
     """Its holder ran here and no terraform runs for the unit any more: the run names the lock and
     the command that releases it, before any terraform command, and leaves the lock alone."""
-    from orchestrator.terraform import terraform_identity
+    from orchestrator.tf.terraform import terraform_identity
 
     plant_lock(aws, who=terraform_identity())
     log = cli.work / "envs" / "dev-lock" / "base" / "terraform.log"

@@ -37,8 +37,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import pipeline
-from orchestrator.config import Project, load_environment, load_stack
+from orchestrator.ci import pipeline
+from orchestrator.model.config import Project, load_environment, load_stack
 from tests.helpers import FIXTURE_STACK, Cli, CommentsApi, deployed
 
 PR = 7

@@ -185,10 +185,10 @@ def test_the_database_password_appears_nowhere(cli, settled, aws):
 
 
 def test_smoke_checks_retry_through_throttling(cli, settled):
-    from orchestrator.aws import Aws
-    from orchestrator.config import load_stack
-    from orchestrator.plugins import Context
-    from orchestrator.smoke import calls_for, run_smoke
+    from orchestrator.aws.clients import Aws
+    from orchestrator.core.smoke import calls_for, run_smoke
+    from orchestrator.model.config import load_stack
+    from orchestrator.model.plugins import Context
     from tests.faultproxy import FaultProxy, Rule
 
     proxy = FaultProxy(cli.emulator)
@@ -306,8 +306,8 @@ def test_prod_teardown_is_refused_and_changes_nothing(cli, aws):
 
 
 def tagged(cli, suffixes):
-    from orchestrator.aws import Aws
-    from orchestrator.orphans import live_tagged
+    from orchestrator.aws.clients import Aws
+    from orchestrator.aws.orphans import live_tagged
 
     return live_tagged(
         Aws("us-east-1", endpoint_url=cli.emulator),

@@ -269,7 +269,7 @@ def test_ca_bundle_is_required_on_real_aws_only(tmp_path):
     """The rotation function reaches a TLS-only database with its packaged CA bundle."""
     from dataclasses import dataclass
 
-    from orchestrator import preflight as pf
+    from orchestrator.aws import preflight as pf
 
     @dataclass
     class FakeAws:

@@ -4,7 +4,7 @@ KMS-encrypted logs, three NATs, the access-log bucket; smoke checks; a
 redeploy; teardown refused without the typed confirmation, then done with it
 (deletion protection lifted first: moto honours the cluster's).
 
-Its own emulator, in like-AWS mode (orchestrator/emulator.py): prod's resources never meet
+Its own emulator, in like-AWS mode (orchestrator/aws/emulator.py): prod's resources never meet
 another test's, quota checks count only them, and AWS's timing applies: ECS tasks PENDING
 then `initial` targets before the rollout completes (scaled down here), e-mail subscriptions
 pending until confirmed, DynamoDB refusing PITR right after creation, a snapshot unusable under
@@ -230,7 +230,7 @@ def test_every_call_of_prods_life_is_in_the_published_permissions(deployed, call
     ORCHESTRATOR_UPDATE_PERMISSIONS=1 rewrites the list (and docs/permissions.md) from this run."""
     import os
 
-    from orchestrator import permissions
+    from orchestrator.aws import permissions
 
     recorded = permissions.needed(permissions.read_records(calls))
     assert len(recorded["deploy"]) > 100 and "ecs:CreateService" in recorded["deploy"], recorded

@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from orchestrator import policies
-from orchestrator.config import NAME_PREFIX_RE, SUFFIX_RE, Project, load_stack
+from orchestrator.model.config import NAME_PREFIX_RE, SUFFIX_RE, Project, load_stack
+from orchestrator.policy import policies
 from tests.integration.plans import ACCOUNT, ROOT, plan_environment
 
 REGION = "us-east-1"
@@ -485,7 +485,7 @@ def test_every_name_fits_its_limit_for_the_longest_prefix_and_suffix(longest):
 
 def test_preflight_name_templates_cover_the_unshortened_limits(longest):
     """The names preflight checks are the ones the plan makes."""
-    from orchestrator import preflight
+    from orchestrator.aws import preflight
 
     stack = load_stack(Project(ROOT).terraform_dir)
     (spec,) = [s for s in stack.preflight if s["check"] == "name_lengths"]
@@ -504,8 +504,8 @@ def test_the_guard_covers_the_real_database_and_keeps_only_the_alb_open(prod):
     keys, secret and buckets, so a replace of the database is refused by address; and the only
     ingress open to the internet is the load balancer's, which [guard] public_security_groups allows
     (the rule's group is found through the configuration, as it is unknown before apply)."""
-    from orchestrator import guard
-    from orchestrator.config import load_stack
+    from orchestrator.model.config import load_stack
+    from orchestrator.policy import guard
 
     stack = load_stack(ROOT / "terraform")
     database = prod.plans["database"]
@@ -551,7 +551,7 @@ def test_every_policy_the_manifest_declares_passes_on_each_environments_real_pla
     """The platform obeys its own policies: on the real plans of dev, staging and prod, none of
     the manifest's policies (the guard rules, ownership tags, encryption at rest, no wildcard
     action, where each applies) finds anything, while each of them can say no (their unit tests)."""
-    from orchestrator.config import load_stack
+    from orchestrator.model.config import load_stack
 
     stack = load_stack(ROOT / "terraform")
     declared = {r.policy for r in stack.policies}

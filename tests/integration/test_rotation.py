@@ -21,7 +21,7 @@ SRC = ROOT / "terraform" / "database" / "lambda" / "rotation" / "rotate.py"
 def packaged_rotate(tmp: Path, ca_pem: bytes | None):
     """rotate.py as the package ships it: built by the orchestrator with `ca_pem` as its
     ca-bundle.pem (the RDS bundle on AWS), extracted, imported from the extracted copy."""
-    from orchestrator.artifacts import build_zip
+    from orchestrator.model.artifacts import build_zip
 
     src = tmp / "src" / "rotation"
     shutil.copytree(SRC.parent, src, ignore=shutil.ignore_patterns("ca-bundle.pem", "__pycache__"))
@@ -59,7 +59,7 @@ def sm(moto_url):
 @pytest.fixture(scope="module")
 def rotation_lambda(moto_url, tmp_path_factory):
     """The function Secrets Manager would call (moto stores it; it cannot run it)."""
-    from orchestrator.artifacts import build_zip
+    from orchestrator.model.artifacts import build_zip
 
     kw = dict(endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
     iam = boto3.client("iam", **kw)
@@ -234,7 +234,7 @@ def test_unknown_token_is_refused(rotate, sm, postgres, db_role, rotation_lambda
 
 
 def test_package_builds_reproducibly(tmp_path):
-    from orchestrator.artifacts import build_zip
+    from orchestrator.model.artifacts import build_zip
 
     a = build_zip(SRC.parent, tmp_path / "a")
     b = build_zip(SRC.parent, tmp_path / "b")
@@ -433,8 +433,8 @@ def test_no_password_reaches_the_server_log_or_any_output(
 
 @pytest.fixture
 def hook_ctx(moto_url):
-    from orchestrator.aws import Aws
-    from orchestrator.plugins import Context
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.plugins import Context
 
     return Context(aws=Aws("us-east-1", endpoint_url=moto_url), settings={})
 
@@ -454,7 +454,7 @@ def test_host_written_after_create_secret_is_kept_and_no_pending_label_is_left(
 ):
     """AWSPENDING copied before the orchestrator wrote the host: the rotation logs in where
     AWSCURRENT says the database is, and its new AWSCURRENT keeps that host."""
-    from orchestrator.library import write_db_endpoint
+    from orchestrator.model.library import write_db_endpoint
 
     arn, _ = make_secret(sm, postgres, db_role, rotation_lambda, with_host=False)
     token = str(uuid.uuid4())
@@ -469,7 +469,7 @@ def test_host_written_after_create_secret_is_kept_and_no_pending_label_is_left(
     assert can_login(postgres, db_role["username"], new_password)
     assert_settled(sm, arn)
     # prove_rotation's wait sees this rotation done, though AWSCURRENT is not on its token
-    from orchestrator.library import await_rotation
+    from orchestrator.model.library import await_rotation
 
     assert await_rotation(sm, arn, token, wait_seconds=0, interval=0, clock=Ticks())
     rotate_once(rotate, sm, arn)  # the next rotation is not blocked
@@ -482,7 +482,7 @@ def test_endpoint_changed_late_in_a_rotation_is_kept(
 ):
     """The endpoint moves (here: dbname) after the password is set: finishSecret's new
     AWSCURRENT is the new password with the new endpoint, and no AWSPENDING stays."""
-    from orchestrator.library import write_db_endpoint
+    from orchestrator.model.library import write_db_endpoint
 
     arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
     token = str(uuid.uuid4())
@@ -506,7 +506,7 @@ def test_rotation_finishing_between_the_hooks_read_and_write_is_not_undone(
     and its write (forced here, deterministically, from the hook's own client). The hook sees
     that its write displaced another writer's version and merges into that one: the new
     password survives."""
-    from orchestrator.library import write_db_endpoint
+    from orchestrator.model.library import write_db_endpoint
 
     arn, _ = make_secret(sm, postgres, db_role, rotation_lambda)
     token = str(uuid.uuid4())
@@ -553,7 +553,7 @@ def test_await_rotation_sees_the_rotation_finish(rotate, sm, postgres, db_role, 
     another thread); await_rotation returns True once the token is AWSCURRENT."""
     import threading
 
-    from orchestrator.library import await_rotation
+    from orchestrator.model.library import await_rotation
 
     arn, before = make_secret(sm, postgres, db_role, rotation_lambda)
     token = str(uuid.uuid4())
@@ -580,7 +580,7 @@ def test_await_rotation_sees_the_rotation_finish(rotate, sm, postgres, db_role, 
 def test_await_rotation_that_never_finishes_takes_its_label_off(rotate, sm, postgres, db_role, rotation_lambda):
     """A rotation that failed (its function never finished): at the deadline the AWSPENDING
     label is taken off, so the next RotateSecret is not refused, and nothing else moved."""
-    from orchestrator.library import await_rotation
+    from orchestrator.model.library import await_rotation
 
     arn, before = make_secret(sm, postgres, db_role, rotation_lambda)
     token = str(uuid.uuid4())

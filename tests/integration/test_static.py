@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator.terraform import cli_setup
+from orchestrator.tf.terraform import cli_setup
 from tests.helpers import ROOT
 
 UNITS = ("network", "security", "database", "edge", "observability", "app")

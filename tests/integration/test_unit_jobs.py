@@ -187,11 +187,11 @@ def test_bad_run_id_and_unknown_unit_are_one_line_each(job):
 
 def test_jobs_recording_side_by_side_lose_no_record(job, moto_url):
     """Journal writes of jobs on different machines (no run lock): conditional, nothing lost."""
-    from orchestrator.aws import Aws
-    from orchestrator.config import Project, load_environment, load_stack
-    from orchestrator.journal import Journal
+    from orchestrator.aws.clients import Aws
+    from orchestrator.model.config import Project, load_environment, load_stack
     from orchestrator.redact import Redactor
-    from orchestrator.statestore import resolve_key_arn
+    from orchestrator.state.journal import Journal
+    from orchestrator.state.statestore import resolve_key_arn
 
     project = Project.find(str(FIXTURE_STACK))
     env = load_environment(project.environments_dir, "dev", load_stack(project.terraform_dir)).with_suffix("jr")
@@ -237,7 +237,7 @@ def test_a_job_re_run_on_the_same_runner_releases_a_dead_runs_lock(job, aws):
     import sys
     import time
 
-    from orchestrator.runlock import host_identity
+    from orchestrator.state.runlock import host_identity
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
 from tests.helpers import ROOT
 
@@ -16,35 +17,59 @@ DOC = ROOT / "docs" / "architecture.md"
 def layers() -> dict[str, int]:
     out = {}
     for line in DOC.read_text().split("## Known exceptions")[0].splitlines():
-        m = re.match(r"^\| (\d) \w+ \|.*\| ((?:`[\w_]+` ?)+) \|$", line)
+        m = re.match(r"^\| (\d) \w+ \|.*\| ((?:`[\w.]+` ?)+) \|$", line)
         if m:
-            out.update({name: int(m.group(1)) for name in re.findall(r"`([\w_]+)`", m.group(2))})
+            out.update({name: int(m.group(1)) for name in re.findall(r"`([\w.]+)`", m.group(2))})
     return out
 
 
 def exceptions() -> set[tuple[str, str]]:
     text = DOC.read_text().split("## Known exceptions")[1].split("\n## ")[0]
-    return set(re.findall(r"^\| `([\w_]+)` -> `([\w_]+)` \|", text, re.M))
+    return set(re.findall(r"^\| `([\w.]+)` -> `([\w.]+)` \|", text, re.M))
+
+
+def module_files(package=PACKAGE) -> dict[str, Path]:
+    """Every module by its dotted name under the package (`core.engine`); a folder's
+    `__init__.py` is the folder itself, not a module (test_a_folder_is_only_a_folder)."""
+    out = {}
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package).with_suffix("")
+        if rel.name == "__init__" and len(rel.parts) > 1:
+            continue
+        out[".".join(rel.parts)] = path
+    return out
 
 
 def imports(package=PACKAGE) -> dict[str, set[str]]:
     """Each module's imports of the package's modules, wherever they are in the file."""
-    modules = {p.stem for p in package.glob("*.py")}
+    files = module_files(package)
     out: dict[str, set[str]] = {}
-    for name in modules:
+    for name, path in files.items():
         found = set()
-        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "orchestrator":
-                parts = node.module.split(".")
-                found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
+                base = node.module.split(".", 1)[1] if "." in node.module else ""
+                for a in node.names:  # `from orchestrator.core import engine` names a module
+                    dotted = f"{base}.{a.name}" if base else a.name
+                    found.add(dotted if dotted in files else base)
             elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("orchestrator.")}
-        out[name] = (found & modules) - {name}
+                found |= {a.name.split(".", 1)[1] for a in node.names if a.name.startswith("orchestrator.")}
+        out[name] = (found & set(files)) - {name}
     return out
 
 
+def test_a_folder_is_only_a_folder():
+    """A subpackage's `__init__.py` says what the folder holds and imports nothing: importing
+    `orchestrator.core.engine` runs no code of another module."""
+    for path in PACKAGE.rglob("__init__.py"):
+        if path.parent == PACKAGE:
+            continue
+        body = ast.parse(path.read_text()).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{path}: a docstring only"
+
+
 def test_every_module_has_one_layer():
-    known, modules = layers(), {p.stem for p in PACKAGE.glob("*.py")}
+    known, modules = layers(), set(module_files())
     assert sorted(modules - set(known)) == [], "add them to the table in docs/architecture.md"
     assert sorted(set(known) - modules) == [], "the table names modules that no longer exist"
 
@@ -91,11 +116,12 @@ def test_the_checker_sees_an_import_inside_a_function_going_up_and_its_cycle(tmp
     """The rules above can fail: a base module importing the CLI lazily is both."""
     fake = tmp_path / "orchestrator"
     fake.mkdir()
-    for p in PACKAGE.glob("*.py"):
-        (fake / p.name).write_text(p.read_text())
+    for p in PACKAGE.rglob("*.py"):
+        (fake / p.relative_to(PACKAGE)).parent.mkdir(parents=True, exist_ok=True)
+        (fake / p.relative_to(PACKAGE)).write_text(p.read_text())
     (fake / "errors.py").write_text(
-        (fake / "errors.py").read_text() + "\n\ndef f():\n    from orchestrator import cli\n"
+        (fake / "errors.py").read_text() + "\n\ndef f():\n    from orchestrator.cli import main\n"
     )
     graph = imports(fake)
-    assert ("errors", "cli") in upward(graph) - exceptions()
-    assert any("errors" in c and "cli" in c for c in cycles(graph))
+    assert ("errors", "cli.main") in upward(graph) - exceptions()
+    assert any("errors" in c and "cli.main" in c for c in cycles(graph))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from orchestrator.artifacts import build_zip
+from orchestrator.model.artifacts import build_zip
 
 
 def test_the_same_artifact_built_from_many_threads_is_one_good_zip_and_no_stage_is_left(tmp_path):

@@ -10,12 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from orchestrator import audit, policies
-from orchestrator.config import AuditSettings, BackendSettings, Environment
+from orchestrator.core.runner import Status, UnitResult
 from orchestrator.errors import BackendError
+from orchestrator.model.config import AuditSettings, BackendSettings, Environment
+from orchestrator.policy import policies
 from orchestrator.redact import Redactor
-from orchestrator.runner import Status, UnitResult
-from orchestrator.statestore import audit_key, parse_audit_key
+from orchestrator.state import audit
+from orchestrator.state.statestore import audit_key, parse_audit_key
 
 ENV = Environment(
     "prod", None, "us-east-1", "123456789012", "pay", "p", "r", "o", True,

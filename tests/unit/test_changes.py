@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator import changes
+from orchestrator.core import changes
 
 
 def _unit(tmp_path):

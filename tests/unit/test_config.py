@@ -1,6 +1,7 @@
 import pytest
 
-from orchestrator.config import (
+from orchestrator.errors import ConfigError, GraphError
+from orchestrator.model.config import (
     Environment,
     known_environments,
     load_environment,
@@ -9,8 +10,7 @@ from orchestrator.config import (
     unit_variables,
     validate_suffix,
 )
-from orchestrator.errors import ConfigError, GraphError
-from orchestrator.statestore import state_key
+from orchestrator.state.statestore import state_key
 
 
 def stack_of(root):
@@ -173,7 +173,7 @@ def test_every_manifest_input_is_a_declared_variable_and_a_real_output(project_r
 
 
 def test_every_unit_variable_has_a_source(project_root):
-    from orchestrator.config import COMMON_VARIABLES
+    from orchestrator.model.config import COMMON_VARIABLES
 
     stack = stack_of(project_root)
     for unit in stack.units.values():
@@ -221,7 +221,7 @@ def test_supplied_secret_too_short_is_refused_without_the_value(project_root):
 
 
 def test_the_backend_definition_ships_with_the_package_and_a_project_may_override_it(tmp_path):
-    from orchestrator.config import Project
+    from orchestrator.model.config import Project
 
     project = Project(tmp_path)
     packaged = project.backend_file("backend.toml")
@@ -235,8 +235,8 @@ def test_the_backend_definition_ships_with_the_package_and_a_project_may_overrid
 def test_a_unit_file_that_cannot_be_read_is_one_line(tmp_path):
     """A unit's shared file linked to a place that is not there (a copy of the project that left the
     link's target behind): one line naming the file, not a traceback."""
-    from orchestrator.config import unit_variables
     from orchestrator.errors import ConfigError
+    from orchestrator.model.config import unit_variables
 
     unit = tmp_path / "unit"
     unit.mkdir()
@@ -249,7 +249,7 @@ def test_a_unit_file_that_cannot_be_read_is_one_line(tmp_path):
 def test_unit_variables_parse_strings_heredocs_and_nested_blocks(tmp_path):
     """A `}` inside a string or a heredoc, or `default =` inside a validation message, is text:
     what has a default and what is required is read by an HCL parser, not by counting braces."""
-    from orchestrator.config import unit_outputs, unit_variables
+    from orchestrator.model.config import unit_outputs, unit_variables
 
     (tmp_path / "variables.tf").write_text(
         'variable "brace" {\n  description = "a } here"\n  type = string\n}\n'
@@ -264,8 +264,8 @@ def test_unit_variables_parse_strings_heredocs_and_nested_blocks(tmp_path):
 
 
 def test_a_unit_file_that_is_not_hcl_is_one_line(tmp_path):
-    from orchestrator.config import unit_variables
     from orchestrator.errors import ConfigError
+    from orchestrator.model.config import unit_variables
 
     (tmp_path / "main.tf").write_text('variable "x" {\n')
     with pytest.raises(ConfigError, match=r"main\.tf: not valid HCL"):
@@ -273,7 +273,7 @@ def test_a_unit_file_that_is_not_hcl_is_one_line(tmp_path):
 
 
 def test_local_module_dirs_follow_nested_local_sources(tmp_path):
-    from orchestrator.hcl import local_module_dirs
+    from orchestrator.model.hcl import local_module_dirs
 
     for d in ("unit", "modules/a", "modules/b"):
         (tmp_path / d).mkdir(parents=True)

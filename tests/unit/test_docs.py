@@ -7,7 +7,7 @@ import re
 
 import typer.main
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from tests.helpers import ROOT
 
 ROW = re.compile(r"^\| (`[^|]+`(?: / `[^|]+`)*) \|", re.M)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import policies
-from orchestrator.config import BackendSettings, Environment, load_stack
-from orchestrator.context import RunContext
-from orchestrator.engine import Engine
+from orchestrator.core.context import RunContext
+from orchestrator.core.engine import Engine
+from orchestrator.core.runner import Status
 from orchestrator.errors import HookError, PolicyDenied, TerraformError
-from orchestrator.journal import Journal
+from orchestrator.model.config import BackendSettings, Environment, load_stack
+from orchestrator.policy import policies
 from orchestrator.redact import Redactor
-from orchestrator.runner import Status
-from orchestrator.terraform import CommandResult
+from orchestrator.state.journal import Journal
+from orchestrator.tf.terraform import CommandResult
 
 # a -> b -> c, and a -> d; `tag` reaches only a, `size` is what a's database would lose on a replace
 MANIFEST = """
@@ -482,7 +482,7 @@ def test_a_run_whose_only_failure_is_a_hook_ends_with_exit_6(world, tmp_path):
     from types import SimpleNamespace
 
     from orchestrator.errors import RunFailed
-    from orchestrator.views import finish
+    from orchestrator.report.views import finish
 
     engine = world()
 
@@ -701,7 +701,7 @@ def test_a_deny_policy_refuses_a_teardowns_destroy_plan_and_destroys_nothing(wor
 def test_a_warn_policy_is_shown_and_recorded_and_applies(world, tmp_path, capsys):
     from types import SimpleNamespace
 
-    from orchestrator.views import finish
+    from orchestrator.report.views import finish
 
     stack = with_policies(world, [{"policy": "ownership_tags", "level": "warn", "tags": ["Owner", "Project"]}])
     report = world(stack=stack).deploy()
@@ -731,7 +731,7 @@ def test_a_run_whose_only_failures_are_denials_ends_with_exit_12(world, tmp_path
     from types import SimpleNamespace
 
     from orchestrator.errors import PolicyDenied, RunFailed
-    from orchestrator.views import finish
+    from orchestrator.report.views import finish
 
     stack = with_policies(world, [{"policy": "ownership_tags", "tags": ["Project"]}])
     report = world(stack=stack).deploy()

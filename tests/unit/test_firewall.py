@@ -3,8 +3,8 @@ however AWS spells them back, are not; a group whose rules live elsewhere is not
 
 from __future__ import annotations
 
-from orchestrator import firewall
-from orchestrator.terraform import PlanSummary
+from orchestrator.policy import firewall
+from orchestrator.tf.terraform import PlanSummary
 
 DB, APP, ALB = "sg-0db", "sg-0app", "sg-0alb"
 

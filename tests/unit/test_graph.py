@@ -1,7 +1,7 @@
 import pytest
 
+from orchestrator.core.graph import UnitGraph
 from orchestrator.errors import GraphError
-from orchestrator.graph import UnitGraph
 
 DIAMOND = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
 

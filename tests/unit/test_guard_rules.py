@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from orchestrator import policies
-from orchestrator.guard import open_to_world, stateful_deletes
+from orchestrator.policy import policies
+from orchestrator.policy.guard import open_to_world, stateful_deletes
 
 STATEFUL = {"aws_rds_cluster", "aws_kms_key", "aws_s3_bucket", "aws_cloudwatch_log_group"}
 

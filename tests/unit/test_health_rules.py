@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator import health
-from orchestrator.runner import RunReport, Status, UnitResult
+from orchestrator.core import health
+from orchestrator.core.runner import RunReport, Status, UnitResult
 
 
 def report(**changed) -> RunReport:

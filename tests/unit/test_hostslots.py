@@ -13,7 +13,7 @@ import time
 import pytest
 
 from orchestrator.errors import ConfigError, Interrupted
-from orchestrator.hostslots import GIB, HostSlots, Slots, budget, parse_parallelism
+from orchestrator.tf.hostslots import GIB, HostSlots, Slots, budget, parse_parallelism
 
 
 def test_auto_is_two_per_cpu_within_what_the_memory_holds_at_most_eight():

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from orchestrator.runlock import Holder, pid_alive, process_start
-from orchestrator.terraform import lock_created, own_lost_lock, terraform_identity
+from orchestrator.state.runlock import Holder, pid_alive, process_start
+from orchestrator.tf.terraform import lock_created, own_lost_lock, terraform_identity
 
 
 def holder(pid: int, *, host: str | None = None, renewed_ago: float = 5.0, pid_start: str | None = None) -> Holder:
@@ -76,19 +76,19 @@ def test_a_lock_is_the_commands_own_only_if_ours_of_the_same_operation_and_newer
 
 
 def test_durations():
-    from orchestrator.cli import _duration
+    from orchestrator.cli.app import parse_duration
     from orchestrator.errors import ConfigError
 
-    assert _duration("0s") == 0 and _duration("90s") == 90 and _duration("1h30m") == 5400
+    assert parse_duration("0s") == 0 and parse_duration("90s") == 90 and parse_duration("1h30m") == 5400
     with pytest.raises(ConfigError, match="invalid duration 'soon'"):
-        _duration("soon")
+        parse_duration("soon")
 
 
 # ---- taking over by itself: only when the holder's death is proven ------------------
 
 from dataclasses import replace  # noqa: E402
 
-from orchestrator.runlock import HostIdentity, host_identity  # noqa: E402
+from orchestrator.state.runlock import HostIdentity, host_identity  # noqa: E402
 
 RENEW = 30.0
 
@@ -157,3 +157,18 @@ def test_an_incomplete_identity_here_proves_nothing():
     pid = dead_pid()
     h = here_holder(pid, renewed_ago=1000.0)
     assert h.proven_dead(time.time(), RENEW, here=HostIdentity(h.machine_id, h.boot_id, None)) is None
+
+
+def test_a_state_lock_words_itself_and_its_release_once():
+    """Every message about a held state lock (deploy, a CI job, recovery, status) is made here."""
+    from orchestrator.state.locks import StateLock
+
+    lock = StateLock.from_info("db", {"ID": "4f1c", "Who": "ci@runner-7", "Created": "2026-12-07", "Operation": "Op"})
+    assert lock.describe() == "state of unit db is locked by ci@runner-7 since 2026-12-07 (lock id 4f1c, Op)"
+    assert (
+        lock.release_command("--env dev --suffix pr1")
+        == "orchestrator force-unlock --env dev --suffix pr1 --unit db 4f1c"
+    )
+    bare = StateLock.from_info("db", {"ID": "4f1c"})  # what terraform's error may leave out is said as unknown
+    assert bare.describe() == "state of unit db is locked by ? since ? (lock id 4f1c)"
+    assert bare.release_command("") == "orchestrator force-unlock --unit db 4f1c"

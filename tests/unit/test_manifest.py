@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import catalog, plugins
-from orchestrator.config import load_stack
 from orchestrator.errors import ConfigError
+from orchestrator.model import catalog, plugins
+from orchestrator.model.config import load_stack
 
 BASE_TF = """
 variable "name_prefix" { type = string }
@@ -128,7 +128,7 @@ def test_a_project_adds_checks_and_hooks_as_entry_points(tmp_path, monkeypatch):
 
 
 def test_a_check_that_raises_anything_fails_with_one_line():
-    from orchestrator.smoke import Check, run_check
+    from orchestrator.core.smoke import Check, run_check
 
     def broken():
         raise RuntimeError("plugin bug")
@@ -153,8 +153,8 @@ class FakeClock:
 
 
 def test_a_converging_check_is_retried_for_its_whole_budget_then_fails_with_its_last_reason():
-    from orchestrator.plugins import NotYet
-    from orchestrator.smoke import Check, run_check
+    from orchestrator.core.smoke import Check, run_check
+    from orchestrator.model.plugins import NotYet
 
     clock, waits = FakeClock(), []
 
@@ -176,8 +176,8 @@ def test_a_converging_check_is_retried_for_its_whole_budget_then_fails_with_its_
 
 
 def test_a_check_that_settles_within_its_budget_passes_and_a_fail_is_not_retried():
-    from orchestrator.plugins import Fail, NotYet
-    from orchestrator.smoke import Check, run_check
+    from orchestrator.core.smoke import Check, run_check
+    from orchestrator.model.plugins import Fail, NotYet
 
     clock = FakeClock()
 
@@ -199,7 +199,7 @@ def test_a_check_that_settles_within_its_budget_passes_and_a_fail_is_not_retried
 
 
 def test_each_check_has_a_budget_sized_for_what_it_reads():
-    from orchestrator import catalog, library, plugins
+    from orchestrator.model import catalog, library, plugins
 
     assert library.ecs_service.converge_seconds >= 600  # Fargate start + health checks + old tasks draining
     assert library.load_balancer.converge_seconds >= 300  # an ALB is "provisioning" for minutes
@@ -209,7 +209,7 @@ def test_each_check_has_a_budget_sized_for_what_it_reads():
 
 
 def test_only_units_that_use_a_provider_need_a_lock_file(tmp_path):
-    from orchestrator.providers import needs_lock_file
+    from orchestrator.tf.providers import needs_lock_file
 
     cases = {
         "data_only": 'resource "terraform_data" "x" {}\n',
@@ -251,7 +251,7 @@ def test_a_bad_keep_on_teardown_entry_is_one_line_naming_it(tmp_path, entry, mes
 
 
 def test_keep_on_teardown_applies_where_its_setting_is_on():
-    from orchestrator.config import load_stack as load
+    from orchestrator.model.config import load_stack as load
 
     stack = load(Path(__file__).resolve().parents[2] / "terraform")
     (keep,) = stack.units["security"].keep_on_teardown
@@ -302,7 +302,7 @@ def test_an_unknown_manifest_key_is_one_line_naming_the_nearest_valid_one(tmp_pa
     ],
 )
 def test_an_unknown_environment_key_is_one_line(tmp_project, old, new, message):
-    from orchestrator.config import load_environment
+    from orchestrator.model.config import load_environment
 
     env_file = tmp_project / "environments" / "dev" / "env.toml"
     text = env_file.read_text()
@@ -315,8 +315,8 @@ def test_an_unknown_environment_key_is_one_line(tmp_project, old, new, message):
 
 def test_doctor_checks_each_units_constraint_and_lock_file_against_the_mirror(tmp_path):
     """The mirror answers "from where"; whether what it holds is what the units ask for is checked too."""
-    from orchestrator.config import load_stack
-    from orchestrator.providers import mirror_problems, mirror_versions, satisfies
+    from orchestrator.model.config import load_stack
+    from orchestrator.tf.providers import mirror_problems, mirror_versions, satisfies
 
     mirror = tmp_path / "mirror"
     (mirror / "registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64").mkdir(parents=True)
@@ -348,8 +348,8 @@ def test_doctor_checks_each_units_constraint_and_lock_file_against_the_mirror(tm
 def test_a_missing_output_and_a_key_error_inside_a_check_are_told_apart():
     """A check's argument naming an output the state lacks says so; a KeyError raised by the check's
     own code is a bug or an unexpected reply, never reported as a missing output."""
-    from orchestrator.plugins import MissingOutput
-    from orchestrator.smoke import Check, run_check
+    from orchestrator.core.smoke import Check, run_check
+    from orchestrator.model.plugins import MissingOutput
 
     def missing():
         raise MissingOutput("output 'alb_dns_name' of unit edge")

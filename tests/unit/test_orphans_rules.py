@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.orphans import _aws_managed, _split, is_held
+from orchestrator.aws.orphans import _aws_managed, _split, is_held
 
 
 @pytest.mark.parametrize(

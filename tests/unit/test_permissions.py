@@ -1,4 +1,4 @@
-"""The emulator's recorded calls -> IAM actions per role (orchestrator/permissions.py), and the
+"""The emulator's recorded calls -> IAM actions per role (orchestrator/aws/permissions.py), and the
 published page generated from its list."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import permissions
+from orchestrator.aws import permissions
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestrator import pipeline
-from orchestrator.cli import app
-from orchestrator.config import Project, load_environment, load_stack
+from orchestrator.ci import pipeline
+from orchestrator.cli.main import app
 from orchestrator.errors import ConfigError
+from orchestrator.model.config import Project, load_environment, load_stack
 from tests.helpers import ROOT
 
 GOLDEN = ROOT / "examples" / "ci"

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from orchestrator import policies
 from orchestrator.errors import ConfigError
+from orchestrator.policy import policies
 
 FACTS = policies.Facts("prod", True, ownership_tags=("Project", "Owner"))
 

@@ -8,7 +8,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from tests.helpers import ROOT
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import prcomment
+from orchestrator.ci import prcomment
 from orchestrator.errors import ConfigError, DeliveryError
 from tests.helpers import CommentsApi, github_env
 

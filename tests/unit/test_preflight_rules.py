@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from orchestrator import preflight as pf
+from orchestrator.aws import preflight as pf
 from orchestrator.errors import ConfigError
 
 

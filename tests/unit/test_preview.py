@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator import preview
+from orchestrator.core import preview
 
 
 def test_compose_wires_unknown_outputs_and_escapes_literals(tmp_path):

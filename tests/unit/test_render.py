@@ -5,10 +5,10 @@ from pathlib import Path
 
 import jsonschema
 
+from orchestrator.core.runner import RunReport, Status, UnitResult
+from orchestrator.core.smoke import CheckResult
 from orchestrator.redact import Redactor
-from orchestrator.render import report_dict, summary_table
-from orchestrator.runner import RunReport, Status, UnitResult
-from orchestrator.smoke import CheckResult
+from orchestrator.report.render import report_dict, summary_table
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report-schema.json").read_text())
@@ -73,8 +73,8 @@ def test_schema_rejects_an_unknown_status():
 
 
 def test_graph_renderings():
-    from orchestrator.graph import UnitGraph
-    from orchestrator.render import graph_dot, graph_mermaid, graph_text
+    from orchestrator.core.graph import UnitGraph
+    from orchestrator.report.render import graph_dot, graph_mermaid, graph_text
 
     g = UnitGraph({"network": [], "security": ["network"], "edge": ["network", "security"]})
     assert graph_text(g) == "network  (after: -)\n  security  (after: network)\n    edge  (after: network, security)"
@@ -101,7 +101,7 @@ def test_plan_of_an_undeployed_environment_means_differences_not_failure():
 
 
 def test_a_plan_with_changes_says_would_change_and_names_the_addresses_drift_says_drifted():
-    from orchestrator.render import status_label
+    from orchestrator.report.render import status_label
 
     r = UnitResult("logs", Status.SUCCEEDED, detail="aws_cloudwatch_log_group.app", change=1)
     quiet = UnitResult("net", Status.NO_CHANGES)
@@ -114,7 +114,7 @@ def test_a_plan_with_changes_says_would_change_and_names_the_addresses_drift_say
 
 
 def test_drift_names_an_unmanaged_attribute_the_next_apply_reverts_and_ignores_read_backs():
-    from orchestrator.terraform import PlanSummary
+    from orchestrator.tf.terraform import PlanSummary
 
     plan = {
         "configuration": {"root_module": {"resources": [{"address": "aws_sns_topic.t", "expressions": {"name": {}}}]}},

@@ -3,7 +3,7 @@ first, verdicts, previews marked; cut per unit under a comment's size limit, nev
 
 from __future__ import annotations
 
-from orchestrator.views import review_markdown
+from orchestrator.report.views import review_markdown
 
 
 def record(unit, changes, policies=(), preview=False):

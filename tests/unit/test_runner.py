@@ -3,8 +3,8 @@
 import threading
 import time
 
-from orchestrator.graph import UnitGraph
-from orchestrator.runner import ReadyQueue, Status, UnitResult
+from orchestrator.core.graph import UnitGraph
+from orchestrator.core.runner import ReadyQueue, Status, UnitResult
 
 # network -> security -> {database (slow), edge, observability} -> app
 PLATFORM = {
@@ -96,19 +96,29 @@ def test_teardown_runs_in_reverse_order():
     assert order.index("security") > max(order.index(u) for u in ("database", "edge", "observability"))
 
 
-def test_wall_time_follows_the_critical_path_not_the_sum_of_levels():
-    # Level-by-level waves would cost max(level) each: 0.1 + 0.1 + 0.6 + 0.1 = 0.9 s,
-    # plus edge's 0.5 s chain waiting on the slow database wave.
-    # The ready-queue starts 'late' as soon as 'edge' is done: critical path = 0.8 s.
+def test_a_unit_starts_when_its_own_upstream_is_done_not_when_its_level_is():
+    """'late' needs only 'edge'; 'db' is on edge's level. The ready-queue starts 'late' while 'db'
+    still runs: db waits for late to start (a 10 s deadline only for a failure), which level-by-level
+    waves (late after the whole db wave) would never allow."""
     g = UnitGraph({"net": [], "sec": ["net"], "db": ["sec"], "edge": ["sec"], "late": ["edge"], "app": ["db"]})
-    d = {"net": 0.1, "sec": 0.1, "db": 0.5, "edge": 0.1, "late": 0.5, "app": 0.1}
-    t0 = time.monotonic()
-    ReadyQueue(g, FakeAction(d), parallelism=4).run()
-    wall = time.monotonic() - t0
-    critical = 0.1 + 0.1 + 0.5 + 0.1  # net, sec, db, app (and net, sec, edge, late = 0.8)
-    waves = 0.1 + 0.1 + 0.5 + 0.5  # level 3 holds both 'late' and 'app' after the db wave
-    assert wall < critical + 0.15, wall
-    assert wall < waves - 0.2
+    late_started = threading.Event()
+
+    class DbWaitsForLate(FakeAction):
+        saw_late = None
+
+        def __call__(self, unit):
+            if unit == "late":
+                late_started.set()
+            if unit == "db":
+                self.saw_late = late_started.wait(timeout=10)
+            return super().__call__(unit)
+
+    action = DbWaitsForLate()
+    results = ReadyQueue(g, action, parallelism=4).run()
+    assert action.saw_late is True
+    assert all(r.status == Status.SUCCEEDED for r in results.values())
+    assert action.events.index(("start", "late")) < action.events.index(("end", "db"))
+    assert action.events.index(("end", "db")) < action.events.index(("start", "app"))
 
 
 def test_interrupt_stops_new_units():

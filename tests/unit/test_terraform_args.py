@@ -1,6 +1,6 @@
 import pytest
 
-from orchestrator.terraform import (
+from orchestrator.tf.terraform import (
     PlanSummary,
     backend_config_args,
     build_args,
@@ -84,8 +84,8 @@ def test_implicit_mirrors_are_terraforms_own_directories(tmp_path, monkeypatch):
 
 
 def test_backend_config_for_units(project_root):
-    from orchestrator.config import load_environment, load_stack
-    from orchestrator.statestore import backend_config
+    from orchestrator.model.config import load_environment, load_stack
+    from orchestrator.state.statestore import backend_config
 
     stack = load_stack(project_root / "terraform")
     dev = load_environment(project_root / "environments", "dev", stack).with_suffix("pr7")
@@ -237,7 +237,7 @@ constraint ~> 6.0; must use terraform init
 
 
 def test_terraforms_reason_is_one_line_and_its_init_upgrade_advice_becomes_ours():
-    from orchestrator.terraform import error_detail, our_advice
+    from orchestrator.tf.terraform import error_detail, our_advice
 
     text = our_advice(LOCK_FAILURE)
     assert "terraform init" not in text and "orchestrator lock --upgrade" in text
@@ -252,8 +252,8 @@ def test_lock_upgrade_puts_the_old_file_back_when_terraform_fails(tmp_path):
     import pytest
 
     from orchestrator.errors import ConfigError, TerraformError
-    from orchestrator.providers import write_lock_file
-    from orchestrator.terraform import Workspace
+    from orchestrator.tf.providers import write_lock_file
+    from orchestrator.tf.terraform import Workspace
 
     unit = tmp_path / "unit"
     unit.mkdir()
@@ -275,7 +275,7 @@ def test_lock_upgrade_puts_the_old_file_back_when_terraform_fails(tmp_path):
 def test_the_tail_keeps_the_first_error_that_a_plan_and_its_warnings_pushed_up():
     """Under the shim, stdout and stderr share one log in the order they arrived: the error that
     decides what happened (first_error) must survive a long plan and warnings printed after it."""
-    from orchestrator.terraform import first_error, output_tail
+    from orchestrator.tf.terraform import first_error, output_tail
 
     error = ["│ Error: Invalid count argument", "│   on main.tf line 9, in resource:", "│ The count value depends on"]
     after = [f"  + plan line {i}" for i in range(60)] + ["Warning: Backend configuration ignored"] * 3

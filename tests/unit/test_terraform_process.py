@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.errors import Interrupted, StateLockedError, TerraformError
 from orchestrator.redact import Redactor
-from orchestrator.terraform import ProcessRegistry, Terraform, Workspace
+from orchestrator.tf.terraform import ProcessRegistry, Terraform, Workspace
 
 
 def fake(tmp_path: Path, script: str) -> str:

@@ -4,8 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import __version__
-from orchestrator.cli import app
-from orchestrator.views import ci, confirm_factory
+from orchestrator.cli.main import app
+from orchestrator.report.views import ci, confirm_factory
 
 
 @pytest.mark.parametrize(
@@ -25,8 +25,8 @@ def test_version():
 
 
 def test_the_prompt_lists_the_plan_then_says_how_many_more_and_where(monkeypatch, capsys):
-    from orchestrator import views
-    from orchestrator.terraform import PlanSummary
+    from orchestrator.report import views
+    from orchestrator.tf.terraform import PlanSummary
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(views.sys.stdin, "isatty", lambda: True)
@@ -48,7 +48,7 @@ def test_the_live_view_shows_only_the_units_of_the_run():
     """--only: the units outside the run are never listed as pending."""
     from rich.console import Console
 
-    from orchestrator.views import LiveProgress
+    from orchestrator.report.views import LiveProgress
 
     live = LiveProgress(["network", "security", "database", "app"])
     live.narrow(["database", "app"])
@@ -64,7 +64,7 @@ def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
     import os
     import time
 
-    from orchestrator.views import lock_lines
+    from orchestrator.report.views import lock_lines
 
     now = time.time()
     live = {
@@ -78,10 +78,35 @@ def test_a_live_run_lock_gets_no_release_command_a_stale_one_does():
     assert line.endswith("stale (not renewed for 20 min): orchestrator force-unlock --env dev --suffix pr1 --run r-old")
 
 
+def test_status_and_envs_are_rendered_from_what_the_bucket_holds():
+    """`status` and `envs` only read; what they print is made here, from the journal and the
+    copy's inventory: locks first (with the release command), then the units in graph order."""
+    from orchestrator.report.views import envs_lines, status_lines
+
+    lock = {"ID": "4f1c", "Who": "ci@runner-7", "Created": "2026-12-07", "Operation": "OperationTypeApply"}
+    copy = {"environment": "dev-pr1", "run_lock": None, "state_locks": {"db": lock}}
+    record = {"command": "deploy", "status": "failed", "at": 0, "who": "ci", "run_id": "r1", "detail": "boom"}
+    lines = status_lines({"units": {"db": record}}, copy, "dev", ["net", "db"])
+    assert lines[0] == (
+        "state lock on db: 4f1c (OperationTypeApply by ci@runner-7, since 2026-12-07); if that run is dead: "
+        "orchestrator force-unlock --env dev --suffix pr1 --unit db 4f1c"
+    )
+    assert lines[1].split() == ["UNIT", "LAST", "STATUS", "WHEN", "(UTC)", "BY", "RUN"]
+    assert lines[2].split() == ["net", "-"]
+    assert lines[3].split() == ["db", "deploy", "failed", "1970-01-01", "00:00:00", "ci", "r1", "boom"]
+    assert status_lines({"units": {}}, {**copy, "state_locks": {}}, "dev", ["db"]) == ["no run recorded for dev-pr1"]
+
+    assert envs_lines([], None) == ["no copy of any environment has state, a run or a lock"]
+    found = [("dev", {**copy, "units": ["net"], "last_run": None})]
+    header, line, locked = envs_lines(found, "dev")
+    assert line.split()[0] == "dev-pr1" and line.endswith("net")
+    assert locked.strip().startswith("state lock on db: 4f1c")
+
+
 def test_plan_summary_marks_previews_and_folds_each_plan_redacted():
+    from orchestrator.core.runner import RunReport, Status, UnitResult
     from orchestrator.redact import Redactor
-    from orchestrator.runner import RunReport, Status, UnitResult
-    from orchestrator.views import plan_markdown
+    from orchestrator.report.views import plan_markdown
 
     redactor = Redactor()
     redactor.add("s3cr3t-value-1234")

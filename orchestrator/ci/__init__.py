@@ -1,0 +1,1 @@
+"""CI: the generated pipelines, the per-unit jobs, the review comment."""

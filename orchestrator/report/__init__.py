@@ -1,0 +1,1 @@
+"""What the operator reads: tables, JSON documents, live views, the HTML page."""

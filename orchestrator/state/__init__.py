@@ -1,0 +1,1 @@
+"""The state bucket: its key layout, the journal, the run lock, the audit trail."""
