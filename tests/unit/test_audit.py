@@ -1,4 +1,4 @@
-"""orchestrator.audit without AWS: records written once, a killed run's end written by the next
+"""orchestrator.state.audit without AWS: records written once, a killed run's end written by the next
 run, secrets redacted, the trail read back as rows and CSV."""
 
 from __future__ import annotations

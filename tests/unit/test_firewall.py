@@ -1,4 +1,4 @@
-"""orchestrator.firewall: a security group rule nobody declared is drift; the stack's own rules,
+"""orchestrator.policy.firewall: a security group rule nobody declared is drift; the stack's own rules,
 however AWS spells them back, are not; a group whose rules live elsewhere is not judged."""
 
 from __future__ import annotations

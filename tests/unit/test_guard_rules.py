@@ -1,4 +1,4 @@
-"""orchestrator.guard, and the two guard policies built on it, on plan documents shaped like
+"""orchestrator.policy.guard, and the two guard policies built on it, on plan documents shaped like
 `terraform show -json tfplan`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""orchestrator.health without AWS: the state, its exit code, when a change is worth telling."""
+"""orchestrator.core.health without AWS: the state, its exit code, when a change is worth telling."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_a_slot_held_by_a_process_killed_with_sigkill_is_free_again(tmp_path):
         import sys, time
         sys.path.insert(0, {str(os.getcwd())!r})
         from pathlib import Path
-        from orchestrator.hostslots import HostSlots
+        from orchestrator.tf.hostslots import HostSlots
         slots = HostSlots(Path({str(tmp_path)!r}), 1)
         assert slots.try_acquire() is not None
         print("held", flush=True)

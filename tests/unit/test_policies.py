@@ -1,4 +1,4 @@
-"""orchestrator.policies on plan documents shaped like `terraform show -json tfplan`: each
+"""orchestrator.policy.policies on plan documents shaped like `terraform show -json tfplan`: each
 built-in says yes and no, the manifest's entries are checked when it loads, overrides need a
 reason. Pure: no terraform, no AWS."""
 

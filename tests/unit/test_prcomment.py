@@ -1,4 +1,4 @@
-"""orchestrator.prcomment against a local HTTP server that answers as GitHub's and GitLab's
+"""orchestrator.ci.prcomment against a local HTTP server that answers as GitHub's and GitLab's
 comment APIs do (listing in pages of 100, edit, create): one comment per request, edited in
 place on every push; the token never printed; a refusal is one line naming the status."""
 
