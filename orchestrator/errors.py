@@ -43,14 +43,27 @@ class BackendError(OrchestratorError):
 
 
 class TerraformError(OrchestratorError):
-    """A terraform command failed; carries the command and the stderr tail."""
+    """A terraform command failed; carries the command, its output's tail and, for a command run
+    with `-json`, its error diagnostics ({"summary", "detail"}, redacted)."""
 
     exit_code = 5
 
-    def __init__(self, message: str, *, command: list[str] | None = None, stderr_tail: str = "", hint=None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: list[str] | None = None,
+        stderr_tail: str = "",
+        hint=None,
+        diagnostics: list[dict] | None = None,
+    ):
         super().__init__(message, hint=hint)
         self.command = command or []
         self.stderr_tail = stderr_tail
+        self.diagnostics = diagnostics or []
+
+    def summaries(self) -> list[str]:
+        return [str(d.get("summary") or "") for d in self.diagnostics]
 
 
 class StateLockedError(TerraformError):

@@ -38,10 +38,10 @@ from orchestrator.state.journal import who
 from orchestrator.state.locks import StateLock
 from orchestrator.state.runlock import RENEW_EVERY, RunLockedError, current_holder, force_release
 from orchestrator.state.statestore import outputs_of, plan_key
+from orchestrator.tf import events as tf_events
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PLAN_VERSION = 1
-_STALE = "Saved plan is stale"  # terraform's error when the state is not the one the plan was made against
 
 
 def check_run_id(run_id: str | None) -> str:
@@ -384,7 +384,7 @@ class UnitJobs:
             except TerraformError as exc:
                 # terraform's own check, under the state lock: the state moved between ours and its
                 # (the terraform of a killed attempt still finishing). Nothing was applied.
-                if _STALE not in exc.stderr_tail:
+                if tf_events.STALE_PLAN not in exc.summaries():
                     raise
                 result.add = result.change = result.destroy = 0
                 return self._moved(unit, planned_state, result)

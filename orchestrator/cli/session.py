@@ -64,7 +64,15 @@ class Session:
             self.aws.terraform_env(),
             run_id=run_id,
             copy_args=self.env.cli_args,
+            read_lock=self._state_lock,
         )
+
+    def _state_lock(self, unit: str) -> dict | None:
+        """A unit's state lock as the backend holds it; None when it cannot be read."""
+        try:
+            return self.store.lock(unit)
+        except Exception:  # noqa: BLE001 - the lock error is said either way, with what is known
+            return None
 
     @cached_property
     def store(self):
@@ -145,7 +153,14 @@ def terraform_version() -> tuple[str, str]:
 
 
 def build_terraform(
-    options: Options, mirror: str | None, root: Path, redactor, base_env: dict[str, str], run_id="", copy_args=""
+    options: Options,
+    mirror: str | None,
+    root: Path,
+    redactor,
+    base_env: dict[str, str],
+    run_id="",
+    copy_args="",
+    read_lock=None,
 ):
     """The one place a Terraform is made: binary, CLI config, plugin cache, timeouts."""
     from orchestrator.tf.terraform import Terraform, cli_setup, find_binary, tf_log_env
@@ -169,6 +184,7 @@ def build_terraform(
         max_retries=options.terraform_retries,
         run_id=run_id,
         copy_args=copy_args,
+        read_lock=read_lock,
     )
 
 

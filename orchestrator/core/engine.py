@@ -27,7 +27,7 @@ from orchestrator.state.audit import sha256_file
 from orchestrator.state.statestore import outputs_of, stranded_message
 from orchestrator.tf import providers
 from orchestrator.tf.hostslots import Slots
-from orchestrator.tf.terraform import first_error, names_a_gone_resource
+from orchestrator.tf.terraform import error_summary, names_a_gone_resource
 
 # The journal's status of a unit --resume took as done by an earlier run (its report says "no changes").
 RESUMED = "resumed"
@@ -398,10 +398,10 @@ class Engine:
         try:
             plan = self.units.preview(unit, upstream, result)
         except TerraformError as exc:
-            if first_error(exc.stderr_tail) not in preview.CANNOT_COUNT:
+            if error_summary(exc) not in preview.CANNOT_COUNT:
                 raise
             result.status, result.waits_for = Status.SKIPPED, tuple(absent)
-            result.detail = f"preview: cannot be planned before {waits}: {first_error(exc.stderr_tail)}"
+            result.detail = f"preview: cannot be planned before {waits}: {error_summary(exc)}"
             return result
         if not plan.changed:
             result.status, result.detail = Status.NO_CHANGES, f"preview ({waits}): no changes"

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from orchestrator.core import preview
 from orchestrator.core.context import RunContext
@@ -25,25 +24,24 @@ from orchestrator.model.config import unit_variables
 from orchestrator.model.hcl import module_calls
 from orchestrator.model.plugins import Context, MissingOutput
 from orchestrator.policy import policies
+from orchestrator.tf import events as tf_events
 from orchestrator.tf.terraform import PlanSummary, Workspace
 
-# terraform's line when a plan (or the plan inside an apply) finds nothing to do
-_NO_CHANGES_RE = re.compile(r"^No changes\. ", re.M)
 
-
-@dataclass
 class Plan:
-    changed: bool
-    summary: PlanSummary
-    text: str = ""  # the plan as terraform printed it, from its first "Terraform ..." paragraph
+    """A saved plan: whether it changes anything, its counts, and its text for a person (terraform's
+    own wording of each attribute's change), read from the plan file only when someone reads it."""
 
+    def __init__(self, changed: bool, summary: PlanSummary, text: str | Callable[[], str] = ""):
+        self.changed = changed
+        self.summary = summary
+        self._text = text
 
-_PLAN_BODY_RE = re.compile(r"^(?:Terraform will perform|Terraform detected|Note: Objects have changed)", re.M)
-
-
-def plan_body(stdout: str) -> str:
-    m = _PLAN_BODY_RE.search(stdout)
-    return stdout[m.start() :].strip() if m else ""
+    @property
+    def text(self) -> str:
+        if callable(self._text):
+            self._text = self._text()
+        return self._text
 
 
 def _instances(state: dict, address: str) -> list[tuple[str, str]]:
@@ -280,18 +278,23 @@ class Units:
     def plan(self, unit: str, result: UnitResult, *, destroy: bool = False, drift: bool = False) -> Plan:
         """A saved plan (the unit's tfplan), counted into the result; drift: judged on the plan's JSON
         (what moved in AWS behind the state, and what of it the next apply would put back)."""
-        changed, r = self.ctx.tf.plan(self.workspace(unit), destroy=destroy, **self._kw(unit))
+        ws = self.workspace(unit)
+        changed, r = self.ctx.tf.plan(ws, destroy=destroy, **self._kw(unit))
         result.count(r)
+
+        def text() -> str:
+            return self.ctx.tf.show_plan_text(ws) if ws.plan_path.exists() else ""
+
         if not drift:
             if not changed:
                 return Plan(False, PlanSummary())
-            return Plan(True, PlanSummary.from_plan_text(r.stdout), plan_body(r.stdout))
+            return Plan(True, PlanSummary.from_events(r.events), text)
         # What moved, judged on the plan itself: only attributes the configuration sets count. Read
         # even from a plan without changes: a security group rule opened by hand changes no plan
         # (the rules are separate resources) and says nothing in terraform's output; the refreshed
         # state in the plan holds it (orchestrator.policy.firewall).
-        summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(self.workspace(unit)))
-        return Plan(summary.has_changes, summary, plan_body(r.stdout))
+        summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(ws))
+        return Plan(summary.has_changes, summary, text)
 
     def apply(self, unit: str, result: UnitResult) -> None:
         """Exactly the saved plan, nothing else."""
@@ -301,8 +304,10 @@ class Units:
         """Plan and apply in one terraform run (one provider start instead of two), for a plan nobody reads."""
         r = self.ctx.tf.apply_auto(self.workspace(unit), **self._kw(unit))
         result.count(r)
-        result.take_counts(PlanSummary.from_plan_text(r.stdout))
-        result.status = Status.NO_CHANGES if _NO_CHANGES_RE.search(r.stdout) else Status.SUCCEEDED
+        planned = PlanSummary.from_events(r.events)
+        result.take_counts(planned)
+        changed = planned.has_changes or tf_events.changes_outputs(r.events)
+        result.status = Status.SUCCEEDED if changed else Status.NO_CHANGES
 
     # ---- what teardown keeps ----------------------------------------------------------
     def keeps(self, unit: str) -> tuple:

@@ -27,6 +27,7 @@ from orchestrator.errors import Interrupted, PrerequisiteError, StateLockedError
 from orchestrator.policy.firewall import unmanaged_rules
 from orchestrator.redact import Redactor
 from orchestrator.state.locks import StateLock
+from orchestrator.tf import events as tf_events
 
 # Exit codes each command accepts: plan -detailed-exitcode's 2 means "changes".
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2  # plan -detailed-exitcode (1: an error)
@@ -48,7 +49,6 @@ TRANSIENT_PATTERNS = (
     r"failed to query available provider packages",
 )
 _TRANSIENT_RE = re.compile("|".join(TRANSIENT_PATTERNS))
-_LOCK_RE = re.compile(r"Error acquiring the state lock")
 
 # A delete that failed because the object is already gone (an SDK retry of a delete whose first
 # reply was lost, or someone else deleted it): a fresh destroy plan no longer contains it.
@@ -222,6 +222,16 @@ class CommandResult:
     stderr_tail: str
     duration: float
     attempts: int = 1
+    events: tuple[dict, ...] = field(default=(), repr=False)  # a `-json` command's UI events
+
+    def first_error(self) -> str:
+        return tf_events.first_error(self.events) or first_error(self.stderr_tail)
+
+    def held_lock(self) -> bool:
+        """Another holds the state lock (a `-json` command says so in a diagnostic)."""
+        if self.events:
+            return tf_events.has_error(self.events, tf_events.LOCK_ERROR)
+        return first_error(self.stderr_tail) == tf_events.LOCK_ERROR
 
     @property
     def subcommand(self) -> str:
@@ -248,17 +258,17 @@ class PlanSummary:
         return f"+{self.add} ~{self.change} -{self.destroy} ±{self.replace}"
 
     @classmethod
-    def from_plan_text(cls, text: str) -> PlanSummary:
-        """From plan's human output: saves a `show -json` (one more provider start) per unit."""
-        counts = {"create": 0, "update": 0, "delete": 0, "replace": 0}
-        changed = []
-        for m in _PLAN_LINE_RE.finditer(text):
-            action = _PLAN_ACTIONS[m.group(2)]
-            if action is None:
-                continue
-            counts[action] += 1
-            changed.append({"address": m.group(1), "actions": _ACTION_LISTS[action]})
-        return cls(counts["create"], counts["update"], counts["delete"], counts["replace"], tuple(changed))
+    def from_events(cls, events) -> PlanSummary:
+        """From the `planned_change` events of a `-json` plan (or of the plan inside an apply)."""
+        changed = tf_events.planned_changes(events)
+        kinds = [c["actions"] for c in changed]
+        return cls(
+            kinds.count(["create"]),
+            kinds.count(["update"]),
+            kinds.count(["delete"]),
+            kinds.count(["delete", "create"]),
+            tuple(changed),
+        )
 
     @classmethod
     def from_drift_json(cls, plan: dict) -> PlanSummary:
@@ -333,13 +343,6 @@ class PlanSummary:
         return cls(add, change, destroy, replace, tuple(changed))
 
 
-_PLAN_LINE_RE = re.compile(
-    r"^\s*# (\S+(?: \S+)*?) (will be created|will be updated in-place|will be destroyed|must be replaced|"
-    r"will be read during apply|will be replaced, as requested)$",
-    re.M,
-)
-
-
 def describe_change(c: dict) -> str:
     """One drifted resource: its address, and what moved (attributes its configuration sets,
     unmanaged ones the next apply reverts, security group rules no resource declares)."""
@@ -372,22 +375,6 @@ def _same_value(value):
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     return value
-
-
-_PLAN_ACTIONS = {
-    "will be created": "create",
-    "will be updated in-place": "update",
-    "will be destroyed": "delete",
-    "must be replaced": "replace",
-    "will be replaced, as requested": "replace",
-    "will be read during apply": None,
-}
-_ACTION_LISTS = {
-    "create": ["create"],
-    "update": ["update"],
-    "delete": ["delete"],
-    "replace": ["delete", "create"],
-}
 
 
 class ProcessRegistry:
@@ -466,6 +453,11 @@ class Workspace:
         return self.work_dir / "terraform.log"
 
     @property
+    def events_path(self) -> Path:
+        """The `-json` commands' events, one per line, redacted (written by tfshim.py)."""
+        return self.work_dir / "terraform.events.jsonl"
+
+    @property
     def marker_path(self) -> Path:
         """Exists while a terraform command runs for this working copy (written by tfshim.py)."""
         return self.work_dir / "running.json"
@@ -485,6 +477,7 @@ class Terraform:
         registry: ProcessRegistry = REGISTRY,
         run_id: str = "",
         copy_args: str = "",
+        read_lock: Callable[[str], dict | None] | None = None,
     ):
         self.binary = binary
         self.cli_config = cli_config
@@ -496,6 +489,8 @@ class Terraform:
         self.registry = registry
         self.run_id = run_id  # the run this terraform works for, recorded beside each command
         self.copy_args = copy_args  # the copy's --env/--suffix, for the commands an error names
+        # unit -> the lock on its state as the backend holds it (ID, Who, Operation, Created)
+        self.read_lock = read_lock
 
     # ---- process ---------------------------------------------------------
     def env_for(self, ws: Workspace, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -535,8 +530,8 @@ class Terraform:
                 return CommandResult(**{**result.__dict__, "attempts": attempts})
             if self.registry.interrupted is not None:
                 raise Interrupted(f"{_what(args)} of unit {ws.unit} interrupted", signum=self.registry.interrupted)
-            if _LOCK_RE.search(result.stderr_tail):
-                info = parse_lock_info(result.stderr_tail)
+            if result.held_lock():
+                info = (self.read_lock(ws.unit) if self.read_lock else None) or {}
                 if attempts <= self.max_retries and own_lost_lock(info, args[0], since):
                     # The lock write reached the backend but its reply was lost; the SDK retried
                     # the conditional write and found the lock this very command had just taken.
@@ -548,15 +543,16 @@ class Terraform:
                     )
                     self.force_unlock(ws, info["ID"], on_line=on_line)
                     continue
-                raise lock_error(ws.unit, result, self.copy_args)
+                raise lock_error(ws.unit, result, info, self.copy_args)
             if retry_transient and attempts <= self.max_retries and _TRANSIENT_RE.search(result.stderr_tail):
                 note(ws, f"[orchestrator] transient error, retry {attempts}/{self.max_retries}", on_line)
                 time.sleep(self.retry_delay * attempts)
                 continue
             raise TerraformError(
-                f"terraform {args[0]} failed for unit {ws.unit} (exit {result.returncode}): {first_error(result.stderr_tail)}",
+                f"terraform {args[0]} failed for unit {ws.unit} (exit {result.returncode}): {result.first_error()}",
                 command=["terraform", f"-chdir={ws.source_dir}", *args],
                 stderr_tail=our_advice(result.stderr_tail),
+                diagnostics=tf_events.diagnostics(result.events),
             )
 
     def _run_once(self, ws, args, *, extra_env, on_line, capture) -> CommandResult:
@@ -603,6 +599,8 @@ class Terraform:
         with open(ws.log_path, "a", encoding="utf-8") as log_file:
             log_file.write(f"\n$ terraform {' '.join(args)}\n")
             offset = log_file.tell()
+        json_ui = "-json" in args
+        events_offset = ws.events_path.stat().st_size if json_ui and ws.events_path.exists() else 0
         proc = subprocess.Popen(
             [sys.executable, str(SHIM), str(ws.log_path), str(ws.marker_path), "--", *cmd],
             cwd=ws.work_dir,
@@ -615,7 +613,10 @@ class Terraform:
         self.registry.add(proc)
         info = {"command": args[0], "args": args[1:], "orchestrator_pid": os.getpid(), "run_id": self.run_id}
         try:
-            proc.stdin.write(json.dumps({"mask": self.redactor.values(), "info": info}).encode())
+            doc = {"mask": self.redactor.values(), "info": info}
+            if json_ui:
+                doc["events"] = str(ws.events_path)
+            proc.stdin.write(json.dumps(doc).encode())
             proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -651,12 +652,18 @@ class Terraform:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
             self.registry.remove(proc)
+        events: tuple[dict, ...] = ()
+        if json_ui and ws.events_path.exists():
+            with open(ws.events_path, encoding="utf-8", errors="replace") as f:
+                f.seek(events_offset)
+                events = tf_events.read(f.read())
         return CommandResult(
             command=cmd,
             returncode=_exit_code(proc.returncode),
             stdout="".join(line + "\n" for line in lines),
             stderr_tail="\n".join(output_tail(lines)),
             duration=time.monotonic() - started,
+            events=events,
         )
 
     # ---- commands ----------------------------------------------------------
@@ -694,7 +701,7 @@ class Terraform:
         **kw,
     ) -> tuple[bool, CommandResult]:
         """Saved plan with -detailed-exitcode: returns (has_changes, result)."""
-        flags = ["-detailed-exitcode", f"-out={ws.plan_path}"]
+        flags = ["-json", "-detailed-exitcode", f"-out={ws.plan_path}"]
         if destroy:
             flags.append("-destroy")
         if not refresh:
@@ -709,9 +716,15 @@ class Terraform:
         result = self.run(ws, build_args("show", flags=["-json", str(ws.plan_path)]), capture=True, **kw)
         return json.loads(result.stdout)
 
+    def show_plan_text(self, ws: Workspace, **kw) -> str:
+        """The saved plan as terraform words it for a person (each attribute's change), redacted:
+        what the operator reads before answering, and what a CI summary shows. Never parsed."""
+        result = self.run(ws, build_args("show", flags=[str(ws.plan_path)]), capture=True, **kw)
+        return self.redactor.redact(result.stdout).strip()
+
     def apply(self, ws: Workspace, *, lock_timeout: str = "0s", **kw) -> CommandResult:
         """Applies the saved plan, nothing else."""
-        args = build_args("apply", flags=["-auto-approve"], options={"lock-timeout": lock_timeout}) + [
+        args = build_args("apply", flags=["-json", "-auto-approve"], options={"lock-timeout": lock_timeout}) + [
             str(ws.plan_path)
         ]
         return self.run(ws, args, **kw)
@@ -719,7 +732,7 @@ class Terraform:
     def apply_auto(self, ws: Workspace, *, lock_timeout: str = "0s", **kw) -> CommandResult:
         """Plan and apply in one terraform run (one provider start instead of two), for runs
         nobody confirms. The plan is printed in the output as usual."""
-        flags = ["-auto-approve"]
+        flags = ["-json", "-auto-approve"]
         if ws.var_file.exists():
             flags.append(f"-var-file={ws.var_file}")
         return self.run(ws, build_args("apply", flags=flags, options={"lock-timeout": lock_timeout}), **kw)
@@ -772,6 +785,12 @@ def _timeout_kill(proc: subprocess.Popen) -> None:
         _signal_group(proc, signal.SIGKILL)
 
 
+def error_summary(exc: TerraformError) -> str:
+    """A failed command's first error: its first error diagnostic's summary (a `-json` command),
+    else the first `Error:` line of its output."""
+    return next(iter(exc.summaries()), "") or first_error(exc.stderr_tail)
+
+
 def first_error(stderr_tail: str) -> str:
     """The first 'Error: ...' line of terraform's output, else its last line."""
     for line in stderr_tail.splitlines():
@@ -814,15 +833,7 @@ def error_block(stderr_tail: str) -> str:
     return stderr_tail
 
 
-_LOCK_FIELD_RE = re.compile(r"^\s*│?\s*(ID|Path|Operation|Who|Version|Created):\s*(.*)$", re.M)
-
-
-def parse_lock_info(text: str) -> dict[str, str]:
-    return {m.group(1): m.group(2).strip() for m in _LOCK_FIELD_RE.finditer(text)}
-
-
 _LOCK_OPERATIONS = {"plan": "OperationTypePlan", "apply": "OperationTypeApply", "destroy": "OperationTypeApply"}
-_GO_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d+))? ([+-]\d{4})")
 
 
 def terraform_identity() -> str:
@@ -838,14 +849,19 @@ def terraform_identity() -> str:
 
 
 def lock_created(text: str) -> float | None:
-    """Epoch seconds of a lock's Created ("2026-11-29 16:20:18.097311031 +0000 UTC")."""
+    """Epoch seconds of a lock's Created as the backend holds it (Go's RFC 3339 with nanoseconds:
+    "2026-11-29T16:20:18.097311031Z")."""
     from datetime import datetime
 
-    m = _GO_TIME_RE.match(text.strip())
-    if not m:
+    text = (text or "").strip()
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most microseconds
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
         return None
-    fraction = (m.group(2) or "0")[:6].ljust(6, "0")
-    return datetime.strptime(f"{m.group(1)}.{fraction} {m.group(3)}", "%Y-%m-%d %H:%M:%S.%f %z").timestamp()
 
 
 def own_lost_lock(info: Mapping[str, str], command: str, since: float) -> bool:
@@ -862,8 +878,15 @@ def own_lost_lock(info: Mapping[str, str], command: str, since: float) -> bool:
     )
 
 
-def lock_error(unit: str, result: CommandResult, where: str = "") -> StateLockedError:
-    lock = StateLock.from_info(unit, parse_lock_info(result.stderr_tail))
+def lock_error(unit: str, result: CommandResult, info: Mapping[str, str], where: str = "") -> StateLockedError:
+    """The held lock, as the backend holds it (`info`; empty when it was released meanwhile)."""
+    if not info.get("ID"):
+        return StateLockedError(
+            f"state of unit {unit} was locked by another command, released since; run the command again",
+            command=result.command,
+            stderr_tail=result.stderr_tail,
+        )
+    lock = StateLock.from_info(unit, dict(info))
     release = lock.release_command(where) if where else lock.release_command("") + " (with the same --env/--suffix)"
     return StateLockedError(
         f"{lock.describe()}; if that run is dead: {release}",

@@ -11,14 +11,19 @@ terminal or a cancelled CI step therefore reaches neither this script nor
 terraform: terraform completes the command it was given, writes its state and
 releases its lock, and no secret reaches LOG in clear.
 
+A command run with `-json` (terraform's machine-readable UI) has each event
+written, redacted, to the "events" file the JSON document names, and its
+`@message` (a diagnostic with its detail) to LOG: the log stays what a person
+reads, the events what the orchestrator reads (orchestrator/tf/events.py).
+
 While terraform runs, MARKER holds {"pid", "terraform_pid", "command",
 "started", ...info}; when it exits, MARKER is replaced by its ``.done``
 sibling with the exit code. A signal sent to the group (the orchestrator's
 graceful stop) reaches terraform, which decides what to do; this script
 ignores SIGINT, SIGTERM and SIGHUP and keeps writing until terraform is gone.
 
-Deliberately small and self-contained: only the standard library and the
-orchestrator's redactor.
+Deliberately small and self-contained: only the standard library, the
+orchestrator's redactor and its reader of terraform's events.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the directory holding the package
 
 from orchestrator.redact import Redactor  # noqa: E402
+from orchestrator.tf import events as tf_events  # noqa: E402
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -73,13 +79,25 @@ def main(argv: list[str]) -> int:
         {**doc.get("info", {}), "pid": os.getpid(), "terraform_pid": proc.pid, "started": started},
     )
     lock = threading.Lock()
-    with open(log_path, "a", encoding="utf-8", buffering=1) as log:
+    events_path = doc.get("events")
+    with (
+        open(log_path, "a", encoding="utf-8", buffering=1) as log,
+        open(events_path or os.devnull, "a", encoding="utf-8", buffering=1) as events_file,
+    ):
+        events = events_file if events_path else None
 
         def pump(stream):
             for line in stream:
-                clean = redactor.redact(line.rstrip("\n"))
+                event = tf_events.parse(line) if events else None
+                if event is None:
+                    clean = redactor.redact(line.rstrip("\n"))
+                    with lock:
+                        log.write(clean + "\n")
+                    continue
+                event = redactor.redact_obj(event)
                 with lock:
-                    log.write(clean + "\n")
+                    events.write(json.dumps(event) + "\n")
+                    log.write("".join(text + "\n" for text in tf_events.log_lines(event)))
 
         pumps = [threading.Thread(target=pump, args=(s,), daemon=True) for s in (proc.stdout, proc.stderr)]
         for t in pumps:

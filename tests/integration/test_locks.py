@@ -53,7 +53,7 @@ def test_a_held_lock_is_reported_with_holder_and_unlock_command(cli, aws):
     units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
     assert units["base"]["status"] == "failed"
     assert units["base"]["detail"] == (
-        f"state of unit base is locked by ghost@dead-runner since 2026-11-29 01:02:03 +0000 UTC "
+        f"state of unit base is locked by ghost@dead-runner since 2026-11-29T01:02:03.000000Z "
         f"(lock id {LOCK_ID}, OperationTypeApply); "
         f"if that run is dead: orchestrator force-unlock --env dev --suffix lock --unit base {LOCK_ID}"
     )

@@ -50,6 +50,16 @@ size = 0
 """
 
 
+def planned(address: str, action: str) -> dict:
+    """A `planned_change` event as `terraform plan -json` prints it."""
+    return {
+        "@level": "info",
+        "@message": f"{address}: Plan to {action}",
+        "type": "planned_change",
+        "change": {"resource": {"addr": address}, "action": action},
+    }
+
+
 class FakeTerraform:
     """Plans compare a unit's variables with what was applied; applies record them."""
 
@@ -81,24 +91,27 @@ class FakeTerraform:
         if (command, ws.unit) in self.fail:
             raise TerraformError(f"terraform {command} failed for unit {ws.unit}", stderr_tail="Error: boom")
 
-    def _diff(self, ws, destroy: bool) -> tuple[bool, str]:
+    def _diff(self, ws, destroy: bool) -> tuple[bool, tuple[dict, ...], str]:
+        """(changed, the `-json` events terraform prints, the plan as `terraform show` words it)."""
         values = json.loads(ws.var_file.read_text())
         current = self.applied.get(ws.unit)
         if destroy:
-            return current is not None, f"  # aws_thing.{ws.unit} will be destroyed\n" if current else ""
+            if current is None:
+                return False, (), ""
+            return True, (planned(f"aws_thing.{ws.unit}", "delete"),), f"  # aws_thing.{ws.unit} will be destroyed\n"
         if current == values:
-            return False, "No changes. Your infrastructure matches the configuration.\n"
-        verb = "will be created" if current is None else "will be updated in-place"
+            return False, (), ""
+        action, verb = ("create", "will be created") if current is None else ("update", "will be updated in-place")
         head = "Terraform will perform the following actions:\n\n"
         moved = "".join(
             f'      ~ {k} = "{(current or {}).get(k)}" -> "{v}"\n'
             for k, v in sorted(values.items())
             if current and current.get(k) != v
         )
-        return True, f"{head}  # aws_thing.{ws.unit} {verb}\n{moved}"
+        return True, (planned(f"aws_thing.{ws.unit}", action),), f"{head}  # aws_thing.{ws.unit} {verb}\n{moved}"
 
-    def _result(self, command: str, stdout: str) -> CommandResult:
-        return CommandResult(["terraform", "-chdir=x", command], 0, stdout, "", 0.0)
+    def _result(self, command: str, events: tuple[dict, ...] = ()) -> CommandResult:
+        return CommandResult(["terraform", "-chdir=x", command], 0, "", "", 0.0, events=events)
 
     def init(self, ws, backend_config, **kw):
         self._call("init", ws)
@@ -108,9 +121,10 @@ class FakeTerraform:
 
     def plan(self, ws, *, destroy=False, **kw):
         self._call("plan", ws)
-        changed, text = self._diff(ws, destroy)
-        ws.plan_path.write_text(json.dumps({"values": json.loads(ws.var_file.read_text()), "destroy": destroy}))
-        return changed, self._result("plan", text)
+        changed, events, text = self._diff(ws, destroy)
+        saved = {"values": json.loads(ws.var_file.read_text()), "destroy": destroy, "text": text}
+        ws.plan_path.write_text(json.dumps(saved))
+        return changed, self._result("plan", events)
 
     def _wrote(self, unit: str) -> None:
         for u in (unit, self.writes_also.get(unit)):
@@ -130,9 +144,13 @@ class FakeTerraform:
     def apply_auto(self, ws, **kw):
         self._call("apply_auto", ws)
         self._wrote(ws.unit)
-        changed, text = self._diff(ws, False)
+        changed, events, _ = self._diff(ws, False)
         self.applied[ws.unit] = json.loads(ws.var_file.read_text())
-        return self._result("apply", text)
+        return self._result("apply", events)
+
+    def show_plan_text(self, ws, **kw):
+        self.calls.append(("show_text", ws.unit))
+        return json.loads(ws.plan_path.read_text())["text"]
 
     def show_plan(self, ws, **kw):
         self.calls.append(("show", ws.unit))

@@ -51,8 +51,10 @@ def test_a_holder_on_another_host_is_stale_only_when_not_renewed():
 
 
 def test_terraform_lock_times_parse():
-    assert lock_created("2026-11-29 16:20:18.097311031 +0000 UTC") == pytest.approx(1795969218.097311)
-    assert lock_created("2026-11-29 17:20:18 +0100 CET") == pytest.approx(1795969218.0)
+    """As the backend holds them: Go's RFC 3339 with nanoseconds (the lock file's, DynamoDB's Info)."""
+    assert lock_created("2026-11-29T16:20:18.097311031Z") == pytest.approx(1795969218.097311)
+    assert lock_created("2026-11-29T17:20:18+01:00") == pytest.approx(1795969218.0)
+    assert lock_created("2026-11-29T16:20:18.5Z") == pytest.approx(1795969218.5)
     assert lock_created("unknown time") is None
 
 
@@ -62,7 +64,7 @@ def info(**kw):
 
 
 def go_time(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d} +0000 UTC"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
 
 
 def test_a_lock_is_the_commands_own_only_if_ours_of_the_same_operation_and_newer_than_the_command():

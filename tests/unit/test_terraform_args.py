@@ -8,7 +8,6 @@ from orchestrator.tf.terraform import (
     cli_setup,
     first_error,
     implicit_mirrors,
-    parse_lock_info,
 )
 
 
@@ -117,59 +116,12 @@ def test_plan_summary_counts_replacements_separately():
     assert not PlanSummary.from_plan_json({"resource_changes": []}).has_changes
 
 
-LOCK_ERR = """
-│ Error: Error acquiring the state lock
-│
-│ Error message: operation error S3: PutObject, https response error StatusCode: 412
-│ Lock Info:
-│   ID:        5c1f4a0e-1111-2222-3333-444455556666
-│   Path:      acme/payment-platform/dev/network.tfstate
-│   Operation: OperationTypeApply
-│   Who:       runner@ci-17
-│   Version:   1.11.4
-│   Created:   2026-11-29 04:00:00.1 +0000 UTC
-"""
-
-
-def test_parse_lock_info():
-    info = parse_lock_info(LOCK_ERR)
-    assert info["ID"] == "5c1f4a0e-1111-2222-3333-444455556666"
-    assert info["Who"] == "runner@ci-17"
-    assert info["Created"].startswith("2026-11-29")
-
-
 @pytest.mark.parametrize(
     "tail,expected",
     [("│ Error: Invalid value\n│ more", "Invalid value"), ("just a line\nlast line", "last line"), ("", "no output")],
 )
 def test_first_error(tail, expected):
     assert first_error(tail) == expected
-
-
-PLAN_TEXT = """
-Terraform will perform the following actions:
-
-  # aws_iam_role.monitoring will be created
-  + resource "aws_iam_role" "monitoring" {
-  # aws_rds_cluster_instance.main[0] will be updated in-place
-  # aws_sns_topic_subscription.email["ops@acme-payments.com"] must be replaced
--/+ resource "aws_sns_topic_subscription" "email" {
-  # aws_lb.main will be destroyed
-  # aws_lb.old (deposed object 1a2b3c) will be destroyed
-  # data.aws_iam_policy_document.rotation will be read during apply
-  # terraform_data.x will be replaced, as requested
-
-Plan: 3 to add, 1 to change, 4 to destroy.
-"""
-
-
-def test_plan_summary_from_text_matches_the_plan_line():
-    s = PlanSummary.from_plan_text(PLAN_TEXT)
-    assert (s.add, s.change, s.destroy, s.replace) == (1, 1, 2, 2)
-    # terraform's own count: add = creates + replaces, destroy = deletes + replaces
-    assert (s.add + s.replace, s.change, s.destroy + s.replace) == (3, 1, 4)
-    assert s.resources[2]["address"] == 'aws_sns_topic_subscription.email["ops@acme-payments.com"]'
-    assert s.resources[4]["address"] == "aws_lb.old (deposed object 1a2b3c)"
 
 
 DRIFT_PLAN = {

@@ -83,23 +83,73 @@ def test_other_errors_are_not_retried_and_carry_command_and_stderr(tmp_path, ws)
     assert "more" in exc.value.stderr_tail
 
 
-def test_lock_error_names_holder_and_unlock_command(tmp_path, ws):
-    script = """cat >&2 <<'E'
-│ Error: Error acquiring the state lock
-│ Lock Info:
-│   ID:        5c1f4a0e-1111-2222-3333-444455556666
-│   Who:       runner@ci-17
-│   Created:   2026-11-29 04:00:00 +0000 UTC
-E
+LOCKED = r"""
+echo '{"@level":"info","@message":"Terraform 1.11.4","type":"version","terraform":"1.11.4","ui":"1.2"}'
+echo '{"@level":"error","@message":"Error: Error acquiring the state lock","type":"diagnostic","diagnostic":{"severity":"error","summary":"Error acquiring the state lock","detail":"Error message: resource temporarily unavailable\nLock Info:\n  ID: (not read)"}}'
 exit 1"""
-    tf = runner(fake(tmp_path, script), tmp_path)
+
+HELD = {
+    "ID": "5c1f4a0e-1111-2222-3333-444455556666",
+    "Operation": "OperationTypeApply",
+    "Who": "runner@ci-17",
+    "Version": "1.11.4",
+    "Created": "2026-11-29T04:00:00.1Z",
+}
+
+
+def test_lock_error_names_the_holder_the_backend_holds_and_the_unlock_command(tmp_path, ws):
+    """The lock is read from the backend (read_lock), never from the error's text."""
+    asked = []
+    tf = runner(fake(tmp_path, LOCKED), tmp_path)
+    tf.read_lock = lambda unit: asked.append(unit) or HELD
     with pytest.raises(StateLockedError) as exc:
-        tf.run(ws, ["apply"])
+        tf.run(ws, ["apply", "-json"])
+    assert asked == ["network"]
     assert str(exc.value) == (
-        "state of unit network is locked by runner@ci-17 since 2026-11-29 04:00:00 +0000 UTC "
-        "(lock id 5c1f4a0e-1111-2222-3333-444455556666); if that run is dead: orchestrator force-unlock "
-        "--unit network 5c1f4a0e-1111-2222-3333-444455556666 (with the same --env/--suffix)"
+        "state of unit network is locked by runner@ci-17 since 2026-11-29T04:00:00.1Z "
+        "(lock id 5c1f4a0e-1111-2222-3333-444455556666, OperationTypeApply); if that run is dead: "
+        "orchestrator force-unlock --unit network 5c1f4a0e-1111-2222-3333-444455556666 (with the same --env/--suffix)"
     )
+    # the log reads as terraform's human output would: the error and its detail under it
+    log = ws.log_path.read_text()
+    assert "Error: Error acquiring the state lock\n\n  Error message: resource temporarily unavailable" in log
+    assert '"@level"' not in log
+
+
+def test_a_lock_released_before_it_is_read_says_so(tmp_path, ws):
+    tf = runner(fake(tmp_path, LOCKED), tmp_path)
+    tf.read_lock = lambda unit: None
+    with pytest.raises(StateLockedError) as exc:
+        tf.run(ws, ["apply", "-json"])
+    assert (
+        str(exc.value) == "state of unit network was locked by another command, released since; run the command again"
+    )
+
+
+EVENTS = r"""
+echo 'a line on stderr before the UI starts' >&2
+echo '{"@level":"info","@message":"aws_db.main: Plan to create","type":"planned_change","change":{"resource":{"addr":"aws_db.main"},"action":"create"}}'
+echo '{"@level":"info","@message":"aws_db.main: Creating... password=hunter2-canary-value","type":"apply_start","hook":{"resource":{"addr":"aws_db.main"},"action":"create"}}'
+echo '{"@level":"info","@message":"Outputs: 1","type":"outputs","outputs":{"master_password":{"sensitive":false,"value":"hunter2-canary-value"}}}'
+echo '{"@level":"info","@message":"Apply complete! Resources: 1 added, 0 changed, 0 destroyed.","type":"change_summary","changes":{"add":1,"change":0,"remove":0,"import":0,"operation":"apply"}}'
+"""
+
+
+def test_a_json_command_gives_its_events_redacted_and_a_log_a_person_reads(tmp_path, ws):
+    redactor = Redactor()
+    redactor.add("hunter2-canary-value")
+    tf = runner(fake(tmp_path, EVENTS), tmp_path, redactor=redactor)
+    lines = []
+    first = tf.run(ws, ["apply", "-json"], on_line=lines.append)
+    second = tf.run(ws, ["apply", "-json"])
+    assert [e["type"] for e in first.events] == ["planned_change", "apply_start", "outputs", "change_summary"]
+    assert second.events == first.events  # each command reads its own events, not the earlier ones
+    assert "aws_db.main: Creating... password=***" in lines
+    assert "Apply complete! Resources: 1 added, 0 changed, 0 destroyed." in lines
+    assert "a line on stderr before the UI starts" in lines
+    for text in (ws.log_path.read_text(), ws.events_path.read_text(), repr(first.events)):
+        assert "hunter2-canary-value" not in text
+    assert '"@message"' not in ws.log_path.read_text()
 
 
 def test_output_is_redacted_in_the_log(tmp_path, ws):
