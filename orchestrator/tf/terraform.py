@@ -675,7 +675,7 @@ class Terraform:
             raise PrerequisiteError(f"cannot read the version of {self.binary}: {out.stderr.strip()[:200]}") from None
 
     def init(self, ws: Workspace, backend_config: Mapping[str, object], *, reconfigure: bool = False, **kw):
-        flags = backend_config_args(backend_config) + ["-lockfile=readonly"]
+        flags = backend_config_args(backend_config) + ["-json", "-lockfile=readonly"]
         if reconfigure:
             flags.append("-reconfigure")
         try:
