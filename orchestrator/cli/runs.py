@@ -258,7 +258,15 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
         if summary and not Path(summary).parent.is_dir():
             raise ConfigError(f"{summary}: directory {Path(summary).parent} does not exist")
         with open_session(global_options(ctx), env, suffix) as s:
-            engine = engine_for(s, guard, lock_for=command, events=events, json_out=json_out, changed=changed)
+            engine = engine_for(
+                s,
+                guard,
+                lock_for=command,
+                events=events,
+                json_out=json_out,
+                changed=changed,
+                plan_text=show or bool(summary),
+            )
             narrow(engine.graph(only_list).units)
             with run_locked(engine):
                 report = engine.plan(only_list, command=command)

@@ -42,11 +42,13 @@ class Engine:
         changed: bool = False,
         overrides=(),
         plan_early: bool = True,
+        plan_text: bool = False,
     ):
         """resume: skip units the journal says finished with the same inputs; changed: skip units
         whose files, inputs and state did not move since their last apply; overrides: the policy
         violations the operator accepted by name, with a reason (policies.Override); plan_early:
-        plan ahead of the queue."""
+        plan ahead of the queue; plan_text: a plan or drift run keeps each changed unit's plan as
+        terraform words it (`--show`, `--summary`: one `terraform show` per changed unit)."""
         if resume and changed:
             raise ConfigError("--changed and --resume: choose one (--changed also skips what the last run finished)")
         self.ctx = ctx
@@ -54,6 +56,7 @@ class Engine:
         self.resume = resume
         self.changed = changed
         self.plan_early = plan_early
+        self.plan_text = plan_text
         self.overrides: tuple = tuple(overrides)
         self.run_id = ctx.run_id
         self.queue: ReadyQueue | None = None
@@ -197,7 +200,8 @@ class Engine:
             if not drift:
                 result.policies = self.units.verdicts(unit, destroy=destroy, overrides=self.overrides)
             if not apply:
-                result.status, result.detail, result.diff = Status.SUCCEEDED, plan.summary.describe(), plan.text
+                result.status, result.detail = Status.SUCCEEDED, plan.summary.describe()
+                result.diff = plan.text if self.plan_text else ""
                 return result
             denied = [v for v in result.policies if v.denied]
             if denied:

@@ -262,7 +262,9 @@ def world(tmp_path):
     tf = FakeTerraform()
     store = MemoryStore(tf)
 
-    def engine(env=env, *, resume=False, changed=False, allow_replace=(), stack=stack, **options) -> Engine:
+    def engine(
+        env=env, *, resume=False, changed=False, allow_replace=(), stack=stack, plan_text=False, **options
+    ) -> Engine:
         options.setdefault("early_destroy_width", 4)  # every destroy planned ahead at once, unless a test says
         overrides = options.pop("overrides", None) or policies.overrides([], None, allow_replace)
         redactor = Redactor()
@@ -270,7 +272,7 @@ def world(tmp_path):
             stack, env, tf, store, aws=None, redactor=redactor, work_root=tmp_path / "work",
             journal=lambda run_id: MemoryJournal(store.docs, redactor, run_id), **options,
         )  # fmt: skip
-        return Engine(ctx, resume=resume, changed=changed, overrides=overrides)
+        return Engine(ctx, resume=resume, changed=changed, overrides=overrides, plan_text=plan_text)
 
     engine.tf, engine.env, engine.store, engine.stack = tf, env, store, stack
     return engine
@@ -768,3 +770,17 @@ def test_an_environment_without_policies_plans_and_applies_in_one_run_and_reads_
     world().deploy()
     assert ("apply_auto", "a") in world.tf.calls
     assert not [c for c in world.tf.calls if c[0] == "show"]
+
+
+def test_a_plans_text_is_read_only_when_someone_reads_it(world):
+    """terraform's wording of a plan costs a `terraform show` (a provider start): `plan` reads it
+    for --show or --summary alone, a deploy nobody confirms never."""
+    report = world().plan()
+    assert statuses(report)["a"] == "succeeded"  # the root; the others wait for its outputs
+    assert ("show_text", "a") not in world.tf.calls and report.units["a"].diff == ""
+    report = world(plan_text=True).plan()
+    assert "# aws_thing.a will be created" in report.units["a"].diff
+    assert world.tf.calls.count(("show_text", "a")) == 1
+    world.tf.calls.clear()
+    world().deploy()
+    assert [c for c in world.tf.calls if c[0] == "show_text"] == []
