@@ -39,3 +39,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if integration in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_terraform_slots(tmp_path_factory):
+    """The machine's terraform slots (orchestrator.tf.hostslots) for this test session alone: its
+    workers share them (the bound on terraform processes still holds across them), and no other
+    run on the machine (another session, a demo, a benchmark) takes one from the tests or gives
+    them its wait. A test that sets its own ORCHESTRATOR_SLOTS_DIR keeps it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    previous = os.environ.get("ORCHESTRATOR_SLOTS_DIR")
+    os.environ["ORCHESTRATOR_SLOTS_DIR"] = str(shared / "terraform-slots")
+    yield
+    if previous is None:
+        os.environ.pop("ORCHESTRATOR_SLOTS_DIR", None)
+    else:
+        os.environ["ORCHESTRATOR_SLOTS_DIR"] = previous

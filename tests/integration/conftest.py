@@ -241,23 +241,51 @@ def wait_for(fn, timeout=30.0, interval=0.5):
             time.sleep(interval)
 
 
-# Real plans of the platform (tests/integration/plans.py), shared by every module that reads them.
+def shared_plans(tmp_path_factory, name: str, make, deadline_s: float = 1200.0):
+    """A plan set made once per test session, whichever pytest-xdist worker needs it first: the
+    others wait for it (a lock file beside the workers' temp dirs, 20 min at most) and read it.
+    Nothing in a plan set belongs to the emulator of the worker that made it (plans only, nothing
+    applied; the zone id it holds is compared with the plans' own)."""
+    import fcntl
+    import pickle
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    made = shared / f"plans-{name}.pickle"
+    with open(shared / f"plans-{name}.lock", "w") as lock:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"plan set {name}: another worker held it {deadline_s:.0f} s"
+                time.sleep(0.5)
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        plans = make(tmp_path_factory.mktemp(f"plans-{name}"))
+        made.write_bytes(pickle.dumps(plans))
+        return plans
+
+
+# Real plans of the platform (tests/integration/plans.py), shared by every module that reads them,
+# made once per session (whichever worker first needs them).
 @pytest.fixture(scope="session")
 def dev(moto_url, mirror, tmp_path_factory):
     from tests.integration.plans import plan_environment
 
-    return plan_environment("dev", moto_url, mirror, tmp_path_factory.mktemp("plans-dev"))
+    return shared_plans(tmp_path_factory, "dev", lambda work: plan_environment("dev", moto_url, mirror, work))
 
 
 @pytest.fixture(scope="session")
 def prod(moto_url, mirror, tmp_path_factory):
     from tests.integration.plans import plan_environment
 
-    return plan_environment("prod", moto_url, mirror, tmp_path_factory.mktemp("plans-prod"))
+    return shared_plans(tmp_path_factory, "prod", lambda work: plan_environment("prod", moto_url, mirror, work))
 
 
 @pytest.fixture(scope="session")
 def staging(moto_url, mirror, tmp_path_factory):
     from tests.integration.plans import plan_environment
 
-    return plan_environment("staging", moto_url, mirror, tmp_path_factory.mktemp("plans-staging"))
+    return shared_plans(tmp_path_factory, "staging", lambda work: plan_environment("staging", moto_url, mirror, work))
