@@ -277,6 +277,11 @@ def engine_for(
     return engine
 
 
+def parse_only(only: str | None) -> list[str] | None:
+    """`--only a,b`: the units named, in their order (None: every unit)."""
+    return [u.strip() for u in only.split(",") if u.strip()] if only else None
+
+
 def parse_duration(text: str) -> float:
     """terraform-style durations: 90s, 10m, 1h, 1h30m."""
     import re

@@ -135,8 +135,8 @@ def outputs(
 
         with read_only_session(ctx, env, suffix) as s:
             units = [unit] if unit else s.stack.graph.order()
-            if unit and unit not in s.stack.units:
-                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            if unit is not None:
+                s.stack.graph.require(unit)
             deployed = require_deployed(s.aws, s.env, s.stack.graph.order())
             data = s.redactor.redact_obj({u: deployed[u] for u in units})
             if name or raw:
@@ -184,8 +184,8 @@ def audit(
                     raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
         with read_only_session(ctx, env, None) as s:
             store = s.store
-            if unit is not None and unit not in s.stack.units:
-                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            if unit is not None:
+                s.stack.graph.require(unit)
             records = []
             for key in store.audit_keys():
                 where = parse_audit_key(s.env, key)

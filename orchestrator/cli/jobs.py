@@ -56,8 +56,7 @@ def _unit_job(ctx, env, suffix, unit, run_id, lock_timeout, json_out, summary, r
             if path and not Path(path).parent.is_dir():
                 raise ConfigError(f"{path}: directory {Path(path).parent} does not exist")
         with open_session_(ctx, env, suffix) as s:
-            if unit not in s.stack.units:
-                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+            s.stack.graph.require(unit)
             providers.require_lock_files(s.stack, [unit])
             run_ctx = s.run_context(
                 run_id=run_id, parallelism=1, lock_timeout=lock_timeout, on_line=lambda _u, t: err(t), say=err

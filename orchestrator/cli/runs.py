@@ -27,6 +27,7 @@ from orchestrator.cli.app import (
     err,
     global_options,
     open_session_,
+    parse_only,
     read_only_session,
     run_locked,
     smoke_waits,
@@ -141,7 +142,7 @@ def deploy(
         from orchestrator.cli.session import open_session
         from orchestrator.core.smoke import calls_for, run_smoke
 
-        only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        only_list = parse_only(only)
         accepted = parse_overrides(override, reason, allow_replace)
         confirm = confirm_factory(yes)
         with open_session(global_options(ctx), env, suffix) as s:
@@ -254,7 +255,7 @@ def _plan_command(ctx, env, suffix, only, json_out, command, events=False, show=
         from orchestrator.cli.session import open_session
         from orchestrator.report.views import plan_markdown
 
-        only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+        only_list = parse_only(only)
         if summary and not Path(summary).parent.is_dir():
             raise ConfigError(f"{summary}: directory {Path(summary).parent} does not exist")
         with open_session(global_options(ctx), env, suffix) as s:
@@ -458,16 +459,12 @@ def teardown(
     Example: orchestrator teardown --env dev --suffix pr42 --yes
     """
     with Guard() as guard:
-        from orchestrator.errors import ProtectedEnvironmentError
         from orchestrator.model.config import Project, load_environment, load_stack
 
         # Refuse a protected environment before touching AWS at all.
         project = Project.find(global_options(ctx).project_dir)
         env_cfg = load_environment(project.environments_dir, env, load_stack(project.terraform_dir))
-        if env_cfg.protected and not (allow_protected and confirm_name == env):
-            raise ProtectedEnvironmentError(
-                f"environment {env} is protected: teardown needs --allow-protected and --confirm {env} (nothing was changed)"
-            )
+        env_cfg.refuse_unless_confirmed("teardown", allow_protected, confirm_name)
         accepted = parse_overrides(override, reason, ())
         confirm = confirm_factory(yes)  # each unit's destroy plan shown and confirmed, unless --yes or CI
         with open_session_(ctx, env, suffix) as s:
@@ -481,7 +478,7 @@ def teardown(
                 json_out=json_out,
                 overrides=accepted,
             )
-            only_list = [u.strip() for u in only.split(",") if u.strip()] if only else None
+            only_list = parse_only(only)
             narrow(engine.graph(only_list, with_upstream=False).units)
             with (
                 run_locked(engine, lock_timeout, take_over),

@@ -110,7 +110,7 @@ def tf_command(
     """
     with Guard() as guard:
         from orchestrator.core.runner import UnitResult
-        from orchestrator.errors import NotDeployed, ProtectedEnvironmentError, TerraformExit
+        from orchestrator.errors import NotDeployed, TerraformExit
 
         args = list(ctx.args)
         if not args:
@@ -119,12 +119,10 @@ def tf_command(
             )
         writes = args[0] in _TF_WRITES or (args[0] == "state" and len(args) > 1 and args[1] in _TF_STATE_WRITES)
         with open_session_(ctx, env, suffix) as s:
-            if unit not in s.stack.units:
-                raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
-            if writes and s.env.protected and not (allow_protected and confirm_name == env):
-                raise ProtectedEnvironmentError(
-                    f"environment {env} is protected: terraform {' '.join(args[:2])} needs --allow-protected and "
-                    f"--confirm {env} (nothing was run)"
+            s.stack.graph.require(unit)
+            if writes:
+                s.env.refuse_unless_confirmed(
+                    f"terraform {' '.join(args[:2])}", allow_protected, confirm_name, "nothing was run"
                 )
             engine = engine_for(s, guard, lock_for="tf" if writes else None)
             units = engine.units
@@ -173,8 +171,7 @@ def force_unlock(
             return
         if not unit or not lock_id:
             raise ConfigError("force-unlock needs --unit UNIT LOCK_ID (a state lock) or --run RUN_ID (the run lock)")
-        if unit not in s.stack.units:
-            raise ConfigError(f"unknown unit {unit!r} (known: {', '.join(s.stack.graph.units)})")
+        s.stack.graph.require(unit)
         engine = engine_for(s, guard)
         from orchestrator.core.runner import UnitResult
 

@@ -21,7 +21,7 @@ from orchestrator.core.graph import UnitGraph
 from orchestrator.core.recovery import recover
 from orchestrator.core.runner import ReadyQueue, RunReport, Status, UnitResult
 from orchestrator.core.units import Units
-from orchestrator.errors import ConfigError, Interrupted, PolicyDenied, ProtectedEnvironmentError, TerraformError
+from orchestrator.errors import ConfigError, Interrupted, PolicyDenied, TerraformError
 from orchestrator.policy import policies
 from orchestrator.state.audit import sha256_file
 from orchestrator.state.statestore import outputs_of, stranded_message
@@ -428,12 +428,7 @@ class Engine:
     def teardown(
         self, only: list[str] | None = None, *, allow_protected: bool = False, confirm_name: str | None = None
     ) -> RunReport:
-        env = self.ctx.env
-        if env.protected and not (allow_protected and confirm_name == env.name):
-            raise ProtectedEnvironmentError(
-                f"environment {env.name} is protected: teardown needs --allow-protected and "
-                f"--confirm {env.name} (nothing was changed)"
-            )
+        self.ctx.env.refuse_unless_confirmed("teardown", allow_protected, confirm_name)
         self.key_arn()
         stranded = self.ctx.store.stranded(self.ctx.stack.units)
         if stranded:

@@ -80,12 +80,17 @@ class UnitGraph:
                 stack.extend(self.dependents(u))
         return frozenset(seen)
 
+    def require(self, *units: str) -> None:
+        """Units named on the command line: each one of the graph's, else one line naming the
+        unknown ones and the known (the only place that words it)."""
+        unknown = sorted(u for u in units if u not in self._deps)
+        if unknown:
+            raise GraphError(f"unknown unit(s): {', '.join(unknown)} (known: {', '.join(self.units)})")
+
     def subset(self, only: Iterable[str]) -> UnitGraph:
         """The named units plus everything they need."""
         wanted = list(only)
-        unknown = sorted(u for u in wanted if u not in self._deps)
-        if unknown:
-            raise GraphError(f"unknown unit(s): {', '.join(unknown)} (known: {', '.join(self.units)})")
+        self.require(*wanted)
         keep: set[str] = set()
         for u in wanted:
             keep.add(u)

@@ -546,6 +546,19 @@ class Environment:
         """How a command names this environment: --env E [--suffix S] (for hints in messages)."""
         return f"--env {self.name}" + (f" --suffix {self.suffix}" if self.suffix else "")
 
+    def refuse_unless_confirmed(
+        self, what: str, allow_protected: bool, confirm_name: str | None, nothing: str = "nothing was changed"
+    ) -> None:
+        """A protected environment (prod) is changed by `what` only with --allow-protected and
+        --confirm <its name>: the one place that words the refusal."""
+        if self.protected and not (allow_protected and confirm_name == self.name):
+            from orchestrator.errors import ProtectedEnvironmentError
+
+            raise ProtectedEnvironmentError(
+                f"environment {self.name} is protected: {what} needs --allow-protected and --confirm {self.name} "
+                f"({nothing})"
+            )
+
     def with_suffix(self, suffix: str | None) -> Environment:
         if not suffix:
             return self

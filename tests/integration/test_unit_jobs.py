@@ -180,7 +180,7 @@ def test_bad_run_id_and_unknown_unit_are_one_line_each(job):
     r = job("unit", "plan", "base", "--env", "dev", "--run-id", "no spaces")
     assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1].startswith("error: invalid run id 'no spaces'")
     r = job("unit", "plan", "nope", "--env", "dev", "--run-id", "r7")
-    assert r.exit_code == 1 and r.stderr.strip().startswith("error: unknown unit 'nope'")
+    assert r.exit_code == 1 and r.stderr.strip().startswith("error: unknown unit(s): nope (known: ")
     r = job("unit", "apply", "base", "--env", "dev")
     assert r.exit_code == 1 and "need --run-id" in r.stderr
 
