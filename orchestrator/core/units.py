@@ -23,7 +23,7 @@ from orchestrator.model.artifacts import build_zip
 from orchestrator.model.config import unit_variables
 from orchestrator.model.hcl import module_calls
 from orchestrator.model.plugins import Context, MissingOutput
-from orchestrator.policy import policies
+from orchestrator.policy import firewall, policies
 from orchestrator.tf import events as tf_events
 from orchestrator.tf.terraform import PlanSummary, Workspace
 
@@ -290,9 +290,16 @@ class Units:
                 return Plan(False, PlanSummary())
             return Plan(True, PlanSummary.from_events(r.events), text)
         # What moved, judged on the plan itself: only attributes the configuration sets count. Read
-        # even from a plan without changes: a security group rule opened by hand changes no plan
-        # (the rules are separate resources) and says nothing in terraform's output; the refreshed
-        # state in the plan holds it (orchestrator.policy.firewall).
+        # even from a plan without changes when its refresh found something moved, or read security
+        # group rules: a rule opened by hand changes no plan (the rules are separate resources) and
+        # says nothing in terraform's output; the refreshed state in the plan holds it
+        # (orchestrator.policy.firewall). Otherwise nothing moved, and no `show` is paid for.
+        if (
+            not changed
+            and not tf_events.drifted(r.events)
+            and not tf_events.refreshed_types(r.events) & set(firewall.RULE_TYPES)
+        ):
+            return Plan(False, PlanSummary())
         summary = PlanSummary.from_drift_json(self.ctx.tf.show_plan(ws))
         return Plan(summary.has_changes, summary, text)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 # AWS answers a rule's protocol by name where one exists; a configuration may give the number.
 _PROTOCOLS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "all": "-1"}
-_RULE_TYPES = {
+RULE_TYPES = {
     "aws_security_group_rule": None,  # `type` says ingress or egress
     "aws_vpc_security_group_ingress_rule": "ingress",
     "aws_vpc_security_group_egress_rule": "egress",
@@ -62,13 +62,13 @@ def _sources(v: dict, group: str) -> Iterator[tuple[str, str]]:
 def _declared(r: dict) -> tuple[str, set[tuple]] | None:
     """(group id, atoms) of one rule resource, None if it is not one."""
     kind = r.get("type")
-    if r.get("mode") != "managed" or kind not in _RULE_TYPES:
+    if r.get("mode") != "managed" or kind not in RULE_TYPES:
         return None
     v = r.get("values") or {}
     group = v.get("security_group_id")
     if not group:
         return None
-    direction = _RULE_TYPES[kind] or v.get("type")
+    direction = RULE_TYPES[kind] or v.get("type")
     proto = _proto(v.get("protocol") if kind == "aws_security_group_rule" else v.get("ip_protocol"))
     ports = _ports(proto, v.get("from_port"), v.get("to_port"))
     if kind == "aws_security_group_rule":

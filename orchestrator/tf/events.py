@@ -106,3 +106,17 @@ def changes_outputs(events: Iterable[dict]) -> bool:
         if e.get("type") == "outputs"
         for o in (e.get("outputs") or {}).values()
     )
+
+
+def drifted(events: Iterable[dict]) -> bool:
+    """The refresh found a resource changed or deleted outside terraform (`resource_drift`)."""
+    return any(e.get("type") == "resource_drift" for e in events)
+
+
+def refreshed_types(events: Iterable[dict]) -> set[str]:
+    """The resource types the plan's refresh read (its `refresh_start` events)."""
+    return {
+        str(((e.get("hook") or {}).get("resource") or {}).get("resource_type", ""))
+        for e in events
+        if e.get("type") == "refresh_start"
+    }

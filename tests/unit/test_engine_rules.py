@@ -76,6 +76,7 @@ class FakeTerraform:
         self.run_id = ""
         self.lock = threading.Lock()
         self.removed: dict[str, set[str]] = {}  # unit -> addresses taken out of its state
+        self.refreshes: dict[str, tuple[dict, ...]] = {}  # unit -> refresh events its plans print
 
     def _call(self, command: str, ws) -> None:
         first = self.after.get((command, ws.unit))
@@ -122,6 +123,7 @@ class FakeTerraform:
     def plan(self, ws, *, destroy=False, **kw):
         self._call("plan", ws)
         changed, events, text = self._diff(ws, destroy)
+        events += self.refreshes.get(ws.unit, ())
         saved = {"values": json.loads(ws.var_file.read_text()), "destroy": destroy, "text": text}
         ws.plan_path.write_text(json.dumps(saved))
         return changed, self._result("plan", events)
@@ -784,3 +786,22 @@ def test_a_plans_text_is_read_only_when_someone_reads_it(world):
     world.tf.calls.clear()
     world().deploy()
     assert [c for c in world.tf.calls if c[0] == "show_text"] == []
+
+
+def refresh(rtype: str) -> dict:
+    """A `refresh_start` event as `terraform plan -json` prints it."""
+    return {"type": "refresh_start", "hook": {"resource": {"addr": f"{rtype}.x", "resource_type": rtype}}}
+
+
+def test_drift_reads_a_plan_with_nothing_to_do_only_where_something_moved_or_a_rule_could_hide(world):
+    """`show -json` is a provider start: drift pays for it on a plan without changes only when the
+    refresh found drift, or read security group rules (a rule opened by hand changes no plan)."""
+    world().deploy()
+    world.tf.calls.clear()
+    report = world().plan(command="drift")
+    assert statuses(report) == dict.fromkeys("abcd", "no changes")
+    assert [c for c in world.tf.calls if c[0] == "show"] == []
+    world.tf.refreshes = {"b": (refresh("aws_vpc_security_group_ingress_rule"),), "c": (refresh("aws_s3_bucket"),)}
+    world.tf.refreshes["d"] = ({"type": "resource_drift", "change": {"resource": {"addr": "aws_thing.d"}}},)
+    world().plan(command="drift")
+    assert sorted(u for c, u in world.tf.calls if c == "show") == ["b", "d"]
