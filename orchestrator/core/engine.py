@@ -61,6 +61,7 @@ class Engine:
         self.run_id = ctx.run_id
         self.queue: ReadyQueue | None = None
         self.notes: list[str] = []  # what recovery found, for the summary
+        self._together: _Together | None = None  # a plan's previews planned in one root
         # At most `parallelism` terraform commands at once, early plans included, each also
         # holding one of the host's slots (shared with every other run on this machine).
         self._slots = Slots(ctx.parallelism, ctx.host_slots, stopped=lambda: self._stopped())
@@ -375,8 +376,23 @@ class Engine:
         self.key_arn()
         if self.changed:
             self._previous = {u: dict(r) for u, r in self.journal.load()["units"].items()}
+        self._together = self._previews_together(graph) if command == "plan" else None
         # Plans only read: each unit plans against its upstream's deployed outputs, so none waits for another.
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
+
+    def _previews_together(self, graph: UnitGraph) -> _Together | None:
+        """The units of a `plan` that will be previews (no state, an upstream without state), when
+        there are several: planned in one composed root, not one root each (a copy never deployed
+        plans its upstream units once, not once per dependent)."""
+        stack = self.ctx.stack
+        outputs = {u: self.ctx.store.outputs(u) for u in stack.graph.units}
+        units = [
+            u
+            for u in graph.order()
+            if outputs[u] is None
+            and any(outputs.get(a) is None for a in stack.graph.ancestors(u) | stack.units[u].depends_on)
+        ]
+        return _Together(units, outputs) if len(units) > 1 else None
 
     def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:
         upstream = self.units.upstream_outputs(unit)
@@ -400,7 +416,9 @@ class Engine:
         result.log_path = str(self.units.preview_workspace(unit).log_path)
         waits = f"{', '.join(absent)} not deployed yet"
         try:
-            plan = self.units.preview(unit, upstream, result)
+            plan = self._shared_preview(unit, result)
+            if plan is None:
+                plan = self.units.preview(unit, upstream, result)
         except TerraformError as exc:
             if error_summary(exc) not in preview.CANNOT_COUNT:
                 raise
@@ -415,6 +433,25 @@ class Engine:
         result.status, result.diff = Status.SUCCEEDED, plan.text
         result.detail = f"preview ({waits}): {plan.summary.describe()}"
         return result
+
+    def _shared_preview(self, unit: str, result: UnitResult):
+        """The unit's share of the previews planned together (the first unit to need them plans
+        them, the others wait for it); None when the unit is not one of them, or the shared plan
+        failed (each unit then previews alone, so an error is its own unit's)."""
+        together = self._together
+        if together is None or unit not in together.units:
+            return None
+        with together.lock:
+            if together.plans is None:
+                try:
+                    together.plans = self.units.previews(together.units, together.outputs, result)
+                except TerraformError as exc:
+                    together.plans = {}
+                    self.units.note(unit, f"previews planned together failed ({error_summary(exc)}): each alone")
+        plan = together.plans.get(unit)
+        if plan is not None:
+            result.log_path = str(self.units.shared_preview_workspace().log_path)
+        return plan
 
     def _warn_stranded(self) -> None:
         """State the manifest no longer names (a renamed or removed unit): said in the summary."""
@@ -512,3 +549,14 @@ class Engine:
             self.units.keep(unit, result)
             return self._converge(unit, result, destroy=True, ask=False)
         return self._converge(unit, result, destroy=True)
+
+
+@dataclasses.dataclass
+class _Together:
+    """Previews planned in one composed root: the units, every unit's outputs (None: no state),
+    and, once planned, each unit's share."""
+
+    units: list[str]
+    outputs: dict
+    plans: dict | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)

@@ -11,6 +11,9 @@ values. Terraform plans it; every value that depends on an upstream output is
 "(known after apply)", exactly as in the real plan of that unit after its
 upstream's apply. The unit's share of the plan (module.<unit>) is its preview.
 
+Several units to preview in one `plan` (a copy never deployed) are composed together, in one
+root with every undeployed upstream of theirs (Units.previews): one plan, each unit's share of it.
+
 The plan file is read (`show -json`) and deleted at once: nothing can apply it.
 A unit whose resources cannot be counted before its upstream exists (a `count`
 or `for_each` over an upstream output) is said so, not guessed.

@@ -150,19 +150,33 @@ class Units:
     def preview(self, unit: str, upstream: dict[str, dict | None], result: UnitResult) -> Plan:
         """The unit planned with every upstream that has no state composed beside it (their outputs
         known after apply): see orchestrator.core.preview. The plan file is read and deleted at once."""
+        return self.previews([unit], upstream, result, self.preview_workspace(unit))[unit]
+
+    def previews(
+        self, units: list[str], outputs: dict[str, dict | None], result: UnitResult, ws: Workspace | None = None
+    ) -> dict[str, Plan]:
+        """Several units' previews from one composed root (one init, one plan, one `show -json`):
+        the units, and every upstream of theirs that has no state, as modules of one configuration;
+        each unit's preview is its share of that plan. `outputs`: deployed units' outputs (None: no
+        state). The plan file is read and deleted at once."""
         graph, stack = self.ctx.stack.graph, self.ctx.stack
-        absent = [u for u in graph.order() if upstream.get(u, {}) is None]
-        known: dict[str, dict] = {u: o for u, o in upstream.items() if o is not None}
-        known.update({u: preview.Unknown(u, stack.units[u].path) for u in absent})
+        wanted = set(units)
+        for unit in units:
+            upstream = graph.ancestors(unit) | stack.units[unit].depends_on
+            wanted |= {a for a in upstream if outputs.get(a, {}) is None}
+        order = [u for u in graph.order() if u in wanted]
+        known: dict[str, dict] = {u: o for u, o in outputs.items() if o is not None and u not in wanted}
+        known.update({u: preview.Unknown(u, stack.units[u].path) for u in order})
         modules, secret_env = {}, {}
-        for u in [*absent, unit]:
+        for u in order:
             spec = stack.units[u]
             values = self.variables_for(u, {a: known[a] for a in graph.ancestors(u) if a in known})
             declared = unit_variables(spec.path)
             names = tuple(n for n in spec.generated_secrets if n in declared)
             modules[u] = (spec.path, values, names)
             secret_env.update(self.secret_env(u))
-        ws = self.preview_workspace(unit)
+        ws = ws or self.shared_preview_workspace()
+        line = self.line(units[0])
         digest = preview.write_root(
             ws.source_dir,
             preview.compose(ws.source_dir, modules),
@@ -173,16 +187,22 @@ class Units:
         marker = ws.work_dir / "init.fingerprint"
         with self._init_lock:
             if not (marker.exists() and marker.read_text() == digest):
-                result.count(self.ctx.tf.init(ws, {}, reconfigure=True, on_line=self.line(unit)))
+                result.count(self.ctx.tf.init(ws, {}, reconfigure=True, on_line=line))
                 marker.write_text(digest)
-        kw = {"lock_timeout": self.ctx.lock_timeout, "extra_env": secret_env, "on_line": self.line(unit)}
+        kw = {"lock_timeout": self.ctx.lock_timeout, "extra_env": secret_env, "on_line": line}
         try:
             _, r = self.ctx.tf.plan(ws, var_file=False, **kw)
             result.count(r)
-            summary = preview.unit_share(self.ctx.tf.show_plan(ws), unit)
+            plan = self.ctx.tf.show_plan(ws)
         finally:
             ws.plan_path.unlink(missing_ok=True)  # never applied
-        return Plan(summary.has_changes, summary, preview.diff_text(summary))
+        shares = {u: preview.unit_share(plan, u) for u in units}
+        return {u: Plan(s.has_changes, s, preview.diff_text(s)) for u, s in shares.items()}
+
+    def shared_preview_workspace(self) -> Workspace:
+        """The throwaway root of the previews a run makes together, in the copy's work dir."""
+        root = self.ctx.work_root / "envs" / self.ctx.env.env_id / "_previews"
+        return Workspace("_previews", root, root)
 
     def preview_workspace(self, unit: str) -> Workspace:
         """The throwaway root of the unit's preview, inside its work dir (its own log and .terraform)."""

@@ -590,6 +590,11 @@ def test_plan_of_a_copy_never_deployed_previews_every_unit_with_the_deploys_coun
         assert planned[u]["detail"].startswith("preview (base"), planned[u]
     assert planned["leaf"]["detail"].startswith("preview (base, mid not deployed yet): terraform_data.leaf")
     assert not list((cli.work / "envs" / "dev-pv").glob("**/tfplan"))  # nothing left that could be applied
+    # the three previews planned together: one composed root, one plan (base composed once, not thrice)
+    shared = cli.work / "envs" / "dev-pv" / "_previews" / "terraform.log"
+    assert shared.read_text().count("$ terraform plan") == 1
+    assert {planned[u]["log"] for u in ("mid", "leaf", "side")} == {str(shared)}
+    assert not list((cli.work / "envs" / "dev-pv").glob("*/preview"))
     text = cli("plan", *copy, "--show")
     assert text.exit_code == 2 and "known after apply" in text.stdout + text.stderr
     r = cli("deploy", *copy, "--yes", "--no-smoke", "--json")
