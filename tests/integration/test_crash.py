@@ -30,6 +30,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from orchestrator.tf import events as tf_events
 from tests.integration.test_interrupt import CANARY, Interruptible, slow_project, terraform_processes
 
 BUCKET = "fixture-tfstate-dev-123456789012"
@@ -338,7 +339,7 @@ def test_no_secret_in_any_log_after_the_crashes(crash, moto_url):
     were killed."""
     # the apply's outputs event carried the canary (canary_echo), masked in the unit's events
     slow_events = ((crash.work / "envs" / "dev-crash" / "slow") / "terraform.events.jsonl").read_text()
-    echoed = [json.loads(line)["outputs"]["canary_echo"] for line in slow_events.splitlines() if '"outputs"' in line]
+    echoed = [e["outputs"].get("canary_echo", {}) for e in tf_events.read(slow_events) if e["type"] == "outputs"]
     assert any(o.get("value") == "***" for o in echoed), "terraform did not print the canary at all"
     texts = list(crash.texts)
     for f in crash.work.rglob("*"):

@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from orchestrator.tf import events as tf_events
 from tests.helpers import FIXTURE_STACK
 
 CANARY = "canary-Zq8vN3xW7kLp2Rt"
@@ -243,7 +244,7 @@ def test_canary_secret_appears_nowhere(interrupted, moto_url):
     cli, work = interrupted["cli"], interrupted["work"]
     # the apply's outputs event carried the canary (canary_echo), masked in the unit's events
     slow_events = ((work / "envs" / "dev-int" / "slow") / "terraform.events.jsonl").read_text()
-    echoed = [json.loads(line)["outputs"]["canary_echo"] for line in slow_events.splitlines() if '"outputs"' in line]
+    echoed = [e["outputs"].get("canary_echo", {}) for e in tf_events.read(slow_events) if e["type"] == "outputs"]
     assert any(o.get("value") == "***" for o in echoed), "terraform did not print the canary at all"
     texts = list(cli.texts)
     for f in work.rglob("*"):
