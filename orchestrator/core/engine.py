@@ -62,6 +62,7 @@ class Engine:
         self.queue: ReadyQueue | None = None
         self.notes: list[str] = []  # what recovery found, for the summary
         self._together: _Together | None = None  # a plan's previews planned in one root
+        self._outputs: dict[str, dict | None] = {}  # a plan's: every unit's outputs, read once
         # At most `parallelism` terraform commands at once, early plans included, each also
         # holding one of the host's slots (shared with every other run on this machine).
         self._slots = Slots(ctx.parallelism, ctx.host_slots, stopped=lambda: self._stopped())
@@ -376,6 +377,8 @@ class Engine:
         self.key_arn()
         if self.changed:
             self._previous = {u: dict(r) for u, r in self.journal.load()["units"].items()}
+        # Every unit's outputs, read once for the run (each read is a state object from S3).
+        self._outputs = {u: self.ctx.store.outputs(u) for u in self.ctx.stack.graph.units}
         self._together = self._previews_together(graph) if command == "plan" else None
         # Plans only read: each unit plans against its upstream's deployed outputs, so none waits for another.
         return self._run(command, UnitGraph({u: () for u in graph.units}), self._plan_unit)
@@ -384,20 +387,18 @@ class Engine:
         """The units of a `plan` that will be previews (no state, an upstream without state), when
         there are several: planned in one composed root, not one root each (a copy never deployed
         plans its upstream units once, not once per dependent)."""
-        stack = self.ctx.stack
-        outputs = {u: self.ctx.store.outputs(u) for u in stack.graph.units}
+        outputs = self._outputs
         units = [
             u
             for u in graph.order()
-            if outputs[u] is None
-            and any(outputs.get(a) is None for a in stack.graph.ancestors(u) | stack.units[u].depends_on)
+            if outputs[u] is None and any(outputs[a] is None for a in self.units.upstream_of(u))
         ]
         return _Together(units, outputs) if len(units) > 1 else None
 
     def _plan_unit(self, unit: str, result: UnitResult) -> UnitResult:
-        upstream = self.units.upstream_outputs(unit)
+        upstream = self.units.upstream_outputs(unit, self._outputs)
         absent = [u for u, outputs in upstream.items() if outputs is None]
-        if absent and self._command == "plan" and self.ctx.store.outputs(unit) is None:
+        if absent and self._command == "plan" and self._outputs[unit] is None:
             return self._preview_unit(unit, upstream, absent, result)
         if absent:
             result.status, result.waits_for = Status.SKIPPED, tuple(absent)

@@ -142,10 +142,15 @@ class Units:
             upstream[dep] = outputs
         return upstream
 
-    def upstream_outputs(self, unit: str) -> dict[str, dict | None]:
-        """Each upstream unit's outputs from its state (None: not deployed)."""
-        ups = self.ctx.stack.graph.ancestors(unit) | self.ctx.stack.units[unit].depends_on
-        return {dep: self.ctx.store.outputs(dep) for dep in sorted(ups)}
+    def upstream_of(self, unit: str) -> list[str]:
+        """Every unit this one needs: its ancestors in the graph and its depends_on."""
+        return sorted(self.ctx.stack.graph.ancestors(unit) | self.ctx.stack.units[unit].depends_on)
+
+    def upstream_outputs(self, unit: str, outputs: dict[str, dict | None] | None = None) -> dict[str, dict | None]:
+        """Each upstream unit's outputs from its state (None: not deployed); `outputs`: every
+        unit's, read once already."""
+        read = outputs.get if outputs is not None else self.ctx.store.outputs
+        return {dep: read(dep) for dep in self.upstream_of(unit)}
 
     def preview(self, unit: str, upstream: dict[str, dict | None], result: UnitResult) -> Plan:
         """The unit planned with every upstream that has no state composed beside it (their outputs
@@ -162,8 +167,7 @@ class Units:
         graph, stack = self.ctx.stack.graph, self.ctx.stack
         wanted = set(units)
         for unit in units:
-            upstream = graph.ancestors(unit) | stack.units[unit].depends_on
-            wanted |= {a for a in upstream if outputs.get(a, {}) is None}
+            wanted |= {a for a in self.upstream_of(unit) if outputs.get(a, {}) is None}
         order = [u for u in graph.order() if u in wanted]
         known: dict[str, dict] = {u: o for u, o in outputs.items() if o is not None and u not in wanted}
         known.update({u: preview.Unknown(u, stack.units[u].path) for u in order})
