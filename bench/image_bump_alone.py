@@ -31,7 +31,6 @@ def main() -> None:
         run.orch(url, work, "bootstrap", "--env", "dev")
         run.orch(url, work, "local", "seed", "--env", "dev")
         run.orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke")
-        run.orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke")  # moto's ECS rebalance re-diff
         for i in range(args.rounds):
             for k, (mode, times, extra) in enumerate(
                 (("every unit planned", every, ()), ("--only app", alone, ("--only", "app")))

@@ -286,8 +286,9 @@ def one_run(i: int, tmp: Path, concurrency: list[int]) -> dict:
         orch(url, work, "bootstrap", "--env", "dev")
         orch(url, work, "local", "seed", "--env", "dev")
         full, full_report, rss_deploy = orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
-        # moto does not model ECS availability-zone rebalancing: the deploy right after a create shows one
-        # in-place change on the ECS service (real AWS would not). The no-op is the first deploy after that.
+        # The deploy right after the create: a no-op since the emulator keeps the ECS service's
+        # availability-zone rebalancing (plain moto made it one in-place change; docs/benchmarks.md's
+        # numbers before that fix say "ECS rebalance on moto").
         note(i, "full deploy", full)
         second, _, _ = orch(url, work, "deploy", "--env", "dev", "--yes", "--no-smoke", "--json")
         note(i, "second deploy", second)

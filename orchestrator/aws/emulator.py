@@ -211,7 +211,32 @@ def ecs_services_roll_out_and_register_targets(*, like_aws: bool = False) -> Non
     ELBv2Backend.describe_target_health = like_aws_health
 
 
-CORRECTIONS = (current_version_follows_its_label,)
+def a_service_keeps_its_availability_zone_rebalancing() -> None:
+    """CreateService stores `availabilityZoneRebalancing` (ENABLED when the request names none:
+    "For create service requests, when no value is specified for AvailabilityZoneRebalancing,
+    Amazon ECS defaults the value to ENABLED",
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html) and
+    DescribeServices returns it. moto drops it on create and keeps it only once an UpdateService
+    sent it, so the first plan after creating a service proposed to set it: every first redeploy
+    on the emulator updated the service once, where AWS has nothing to do."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original = EC2ContainerServiceResponse.create_service
+    if getattr(original, "_keeps_rebalancing", False):
+        return
+
+    def create_service(self):
+        result = original(self)
+        cluster = (self._get_param("cluster") or "default").split("/")[-1]
+        service = self.ecs_backend.services[f"{cluster}:{self._get_param('serviceName')}"]
+        service.availability_zone_rebalancing = self._get_param("availabilityZoneRebalancing") or "ENABLED"
+        return result
+
+    create_service._keeps_rebalancing = True
+    EC2ContainerServiceResponse.create_service = create_service
+
+
+CORRECTIONS = (current_version_follows_its_label, a_service_keeps_its_availability_zone_rebalancing)
 
 
 # ---- like-AWS mode: AWS's asynchronous timing, where moto answers at once -------------

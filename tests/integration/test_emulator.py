@@ -223,6 +223,28 @@ def test_plain_moto_rolls_out_at_once_and_registers_healthy_targets(moto_url):
     )
 
 
+def test_a_new_service_shows_its_availability_zone_rebalancing(moto_url):
+    """Always on: CreateService keeps `availabilityZoneRebalancing`, ENABLED when not named (AWS's
+    default for a create). Plain moto drops it, and the first plan after a create updated the
+    service once; the platform's no-op redeploys (test_platform, test_prod_emulator) now find
+    nothing at once."""
+    name = f"azr-{uuid.uuid4().hex[:6]}"
+    ecs, _, _ = _service_behind_a_target_group(moto_url, name)
+    family = ecs.describe_services(cluster=name, services=[name])["services"][0]["taskDefinition"]
+    ecs.create_service(
+        cluster=name,
+        serviceName=f"{name}-off",
+        taskDefinition=family,
+        desiredCount=0,
+        availabilityZoneRebalancing="DISABLED",
+    )
+    shown = ecs.describe_services(cluster=name, services=[name, f"{name}-off"])["services"]
+    assert {s["serviceName"]: s.get("availabilityZoneRebalancing") for s in shown} == {
+        name: "ENABLED",
+        f"{name}-off": "DISABLED",
+    }
+
+
 def test_like_aws_a_snapshot_under_a_key_pending_deletion_cannot_be_copied_or_restored(like_aws):
     """Like AWS: a final snapshot is only as usable as its KMS key. While the key is enabled the
     snapshot copies; once the key is scheduled for deletion, copy and restore are refused
