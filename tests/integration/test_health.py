@@ -1,12 +1,14 @@
 """`health` on the fixture stack: a failing smoke check remembered in the journal (shown by
 `status` and `envs`), told to an SNS topic (read back through an SQS subscription) and a webhook
-(a local HTTP server); a webhook that times out is said, the run finishes. The drift cycle runs on
-the platform (tests/integration/test_platform.py)."""
+(a local HTTP server); a webhook that times out is said, the run finishes; the same state again
+tells nobody; put right, "healthy" is told once. A rule opened by hand (drift only the plan's
+refresh of the rules shows) runs on the platform (tests/integration/test_platform.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 
@@ -58,10 +60,9 @@ def health(world):
     return r, json.loads(r.stdout)
 
 
-def test_a_failing_check_is_told_and_a_webhook_timing_out_does_not_stop_the_run(world, aws):
-    """The drift cycle (drifted, the same drift told to nobody, healthy again) runs on the platform
-    (tests/integration/test_platform.py); here, on the fixture stack: a copy's first health finds a
-    smoke check failing while the webhook is slower than its 1 s timeout."""
+def test_a_failing_check_is_told_once_and_healthy_again_once_and_a_webhook_timing_out_does_not_stop_the_run(world, aws):
+    """A copy's first health finds a smoke check failing while the webhook is slower than its 1 s
+    timeout; the same failure again tells nobody; the check put right, "healthy" is told once."""
     hook, queue, logs = world["hook"], world["queue"], aws("logs")
 
     # A smoke check failing, and the webhook slower than its 1 s timeout: the run finishes,
@@ -86,3 +87,24 @@ def test_a_failing_check_is_told_and_a_webhook_timing_out_does_not_stop_the_run(
     envs = world["cli"]("envs", "--env", "dev", "--json")
     copy = next(c for c in json.loads(envs.stdout)["copies"] if c["environment"] == f"dev-{SUFFIX}")
     assert copy["health"]["state"] == "failing"
+
+    # The same failure again: nothing new to tell (the first run's webhook call, released above,
+    # arrives late: it is the only one).
+    hook.delay = 0.0
+    deadline = time.monotonic() + 30
+    while not hook.bodies and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hook.bodies == [sent]
+    r, doc = health(world)
+    assert r.exit_code == 13, r.output
+    assert (doc["state"], doc["was"], doc["notifications"]) == ("failing", "failing", [])
+    assert sns_messages(aws, queue) == [] and len(hook.bodies) == 1
+
+    # Put right: healthy, told once to each target.
+    logs.create_log_group(logGroupName=BY_HAND)
+    r, doc = health(world)
+    assert r.exit_code == 0, r.output
+    assert (doc["state"], doc["was"], doc["failing"], doc["drifted"]) == ("healthy", "failing", [], {})
+    [sent] = sns_messages(aws, queue)
+    assert (sent["state"], sent["was"]) == ("healthy", "failing")
+    assert hook.bodies[1:] == [sent]
