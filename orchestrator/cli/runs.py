@@ -352,12 +352,9 @@ def health(
     Example: orchestrator health --env prod
     """
     with Guard() as guard:
-        import os
-
         from orchestrator.cli.session import open_session
         from orchestrator.core import health as health_mod
         from orchestrator.core.smoke import calls_for, run_smoke
-        from orchestrator.report.render import report_dict, smoke_dict, to_json
         from orchestrator.state.statestore import require_deployed
 
         with open_session(global_options(ctx), env, suffix) as s:
@@ -369,43 +366,39 @@ def health(
                 now = health_mod.judge(s.env.env_id, engine.run_id, report, results)
                 previous = engine.journal.load().get("health")
                 engine.journal.record_health(now.record())
-            notify = s.env.notify
-            topic = notify.sns_topic
-            if topic and not topic.startswith("arn:"):
-                unit, name = topic.split(".")
-                topic = (outputs.get(unit) or {}).get(name)
-            url = os.environ.get(notify.webhook_url_env) if notify.webhook_url_env else None
-            if url:
-                s.redactor.add(url)  # a webhook URL is a credential
-            sent = []
-            if health_mod.changed(previous, now):
-                notifier = health_mod.Notifier(s.aws, topic, url, notify.webhook_timeout_seconds)
-                sent = notifier.send(s.redactor.redact_obj(health_mod.message(now, previous)))
-            order = [u for u in s.stack.graph.order() if u in report.units]
-            for unit in order:
-                for line in now.drifted.get(unit, []):
-                    err(s.redactor.redact(f"drift {unit}: {line}"))
-            for c in results:
-                err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
-            for n in sent:
-                err(s.redactor.redact(f"notification {n.target}: {'sent' if n.ok else 'FAILED: ' + n.detail}"))
-            was = (previous or {}).get("state", "unknown")
-            err(f"health of {s.env.env_id}: {now.state} (was {was}){'' if sent else '; no notification (no change)'}")
-            if json_out:
-                doc = command_doc(
-                    "health",
-                    s.env.env_id,
-                    state=now.state,
-                    was=was,
-                    drifted=now.drifted,
-                    failing=now.failing,
-                    drift=report_dict(report, order, s.redactor)["units"],
-                    smoke=[smoke_dict(c) for c in results],
-                    notifications=[{"target": n.target, "sent": n.ok, "detail": n.detail} for n in sent],
-                )
-                typer.echo(to_json(s.redactor.redact_obj(doc)))
+            sent = health_mod.tell(s.aws, s.env.notify, outputs, previous, now, s.redactor)
+            _render_health(s, report, results, now, previous, sent, json_out)
             if now.exit_code:
                 raise HealthProblems(now.exit_code)
+
+
+def _render_health(s, report, results, now, previous, sent, json_out: bool) -> None:
+    """`health`'s summary on stderr (drift lines, checks, notifications, the verdict), its JSON on stdout."""
+    from orchestrator.report.render import report_dict, smoke_dict, to_json
+
+    order = [u for u in s.stack.graph.order() if u in report.units]
+    for unit in order:
+        for line in now.drifted.get(unit, []):
+            err(s.redactor.redact(f"drift {unit}: {line}"))
+    for c in results:
+        err(f"smoke {'PASS' if c.passed else 'FAIL'} {c.name}: {c.reason}")
+    for n in sent:
+        err(s.redactor.redact(f"notification {n.target}: {'sent' if n.ok else 'FAILED: ' + n.detail}"))
+    was = (previous or {}).get("state", "unknown")
+    err(f"health of {s.env.env_id}: {now.state} (was {was}){'' if sent else '; no notification (no change)'}")
+    if json_out:
+        doc = command_doc(
+            "health",
+            s.env.env_id,
+            state=now.state,
+            was=was,
+            drifted=now.drifted,
+            failing=now.failing,
+            drift=report_dict(report, order, s.redactor)["units"],
+            smoke=[smoke_dict(c) for c in results],
+            notifications=[{"target": n.target, "sent": n.ok, "detail": n.detail} for n in sent],
+        )
+        typer.echo(to_json(s.redactor.redact_obj(doc)))
 
 
 @app.command()

@@ -12,6 +12,7 @@ A target that fails (a webhook timing out) is said in the run's summary; the run
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -140,3 +141,27 @@ class Notifier:
                 detail = f"timed out after {self.timeout:g} s" if timed_out else type(reason).__name__
                 self.sent.append(Sent("webhook", False, detail))
         return self.sent
+
+
+def topic_of(notify, outputs: dict) -> str | None:
+    """[notify]'s SNS topic: its ARN, or the "<unit>.<output>" of what is deployed (None if absent)."""
+    topic = notify.sns_topic
+    if topic and not topic.startswith("arn:"):
+        unit, name = topic.split(".")
+        return (outputs.get(unit) or {}).get(name)
+    return topic or None
+
+
+def tell(aws, notify, outputs: dict, previous: dict | None, now: Health, redactor, environ=None) -> list[Sent]:
+    """Sends `now` to [notify]'s targets when it differs from `previous` (`changed`); what was sent.
+    The topic is an ARN or "<unit>.<output>" of the deployed stack; the webhook's URL is read from
+    the environment variable [notify] names, and redacted from everything after (a credential)."""
+    topic = topic_of(notify, outputs)
+    environ = os.environ if environ is None else environ
+    url = environ.get(notify.webhook_url_env) if notify.webhook_url_env else None
+    if url:
+        redactor.add(url)
+    if not changed(previous, now):
+        return []
+    notifier = Notifier(aws, topic, url, notify.webhook_timeout_seconds)
+    return notifier.send(redactor.redact_obj(message(now, previous)))

@@ -61,3 +61,28 @@ def test_only_a_change_of_state_is_told():
 def test_a_webhook_that_cannot_be_reached_is_reported_not_raised():
     sent = health.Notifier(webhook_url="http://127.0.0.1:9/nothing-listens", timeout=1).send({"text": "x"})
     assert [(s.target, s.ok) for s in sent] == [("webhook", False)]
+
+
+def test_the_targets_come_from_the_settings_the_outputs_and_the_environment():
+    """[notify]: the topic by ARN or as "<unit>.<output>" of what is deployed; the webhook's URL
+    from the variable it names, a credential from then on; nothing is sent without a change
+    (here: the same state as last time, so no target is reached)."""
+    from orchestrator.model.config import NotifySettings
+    from orchestrator.redact import Redactor
+
+    outputs = {"observability": {"alerts_topic_arn": "arn:aws:sns:us-east-1:1:alerts"}}
+    assert health.topic_of(NotifySettings(sns_topic="observability.alerts_topic_arn"), outputs) == (
+        "arn:aws:sns:us-east-1:1:alerts"
+    )
+    assert (
+        health.topic_of(NotifySettings(sns_topic="arn:aws:sns:us-east-1:1:x"), outputs) == "arn:aws:sns:us-east-1:1:x"
+    )
+    assert health.topic_of(NotifySettings(sns_topic="observability.gone"), outputs) is None
+    assert health.topic_of(NotifySettings(), outputs) is None
+
+    redactor = Redactor()
+    now = health.judge("prod", "r2", report(), checks("ecs"))
+    notify = NotifySettings(sns_topic="observability.alerts_topic_arn", webhook_url_env="HOOK")
+    url = "https://hooks.example.com/T000/SECRETPART"
+    assert health.tell(None, notify, outputs, now.record(), now, redactor, environ={"HOOK": url}) == []
+    assert "SECRETPART" not in redactor.redact(f"posting to {url}")
