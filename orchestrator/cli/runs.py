@@ -481,11 +481,6 @@ def teardown(
                 trail.finish(
                     report.result, [report.units[u] for u in reversed(s.stack.graph.order()) if u in report.units]
                 )
-                if not only_list and not report.failed:
-                    engine.ctx.store.delete_reviews()  # its pipelines' plan summaries
-                    gone = engine.ctx.store.delete_plans()  # a pipeline's plans of a copy that is gone
-                    if gone:
-                        report.notes.append(f"deleted {gone} saved plan object(s) of {s.env.env_id} never applied")
             left = _report_orphans(s, report) if not only_list else []
             order = [u for u in reversed(s.stack.graph.order()) if u in report.units]
             finish(report, s, json_out, order)

@@ -494,9 +494,15 @@ class Engine:
             width = self.ctx.early_destroy_width or min(self.ctx.parallelism, max(1, (os.cpu_count() or 2) // 2))
             self._early.start_destroys(early, lambda u: self.units.variables_for(u, self._upstream()), width)
         try:
-            return self._run("teardown", graph.reversed(), self._destroy_unit)
+            report = self._run("teardown", graph.reversed(), self._destroy_unit)
         finally:
             self._early.close()
+        if not only and not report.failed:  # the copy is gone: so are its pipelines' plans and summaries
+            self.ctx.store.delete_reviews()
+            gone = self.ctx.store.delete_plans()
+            if gone:
+                report.notes.append(f"deleted {gone} saved plan object(s) of {self.ctx.env.env_id} never applied")
+        return report
 
     def _lifted(self, values: dict) -> dict:
         """The unit's variables with [teardown.settings] in place (equal to `values` when it lifts none)."""

@@ -243,6 +243,15 @@ class MemoryStore:
         self.tf.calls.append(("add_kept", entries[0]["unit"]))
         self.docs["kept"] = self.kept() + entries
 
+    def delete_reviews(self) -> int:
+        self.deleted = [*getattr(self, "deleted", []), "reviews"]
+        return 1
+
+    def delete_plans(self) -> int:
+        """A pipeline's saved plans of the copy (a test sets how many: docs["plans"])."""
+        self.deleted = [*getattr(self, "deleted", []), "plans"]
+        return self.docs.pop("plans", 0)
+
 
 @pytest.fixture
 def world(tmp_path):
@@ -394,6 +403,17 @@ def test_plan_applies_nothing_and_teardown_destroys_in_reverse_with_its_settings
     assert world.tf.count("apply_auto", "a") == 1  # size = 0 applied before a's destroy
     assert report.units["a"].hooks == ["before destroy: applied size"]
     assert world.tf.applied == {}
+    assert getattr(world.store, "deleted", []) == ["reviews", "plans"] and report.notes == []  # no plan was saved
+
+
+def test_a_whole_teardown_deletes_the_copys_saved_plans_a_partial_one_keeps_them(world):
+    world().deploy()
+    world.store.docs["plans"] = 3
+    world().teardown(["c"])
+    assert getattr(world.store, "deleted", []) == []
+    report = world().teardown()
+    assert world.store.deleted == ["reviews", "plans"]
+    assert "deleted 3 saved plan object(s) of dev never applied" in report.notes, report.notes
 
 
 def test_teardown_keeps_what_outlives_the_environment_out_of_state_recorded_first(world):
