@@ -172,7 +172,6 @@ def audit(
 
         from orchestrator.report.render import to_json
         from orchestrator.state import audit as audit_mod
-        from orchestrator.state.statestore import parse_audit_key
 
         if fmt not in ("table", "json", "csv"):
             raise ConfigError(f"unknown format {fmt!r}: table, json or csv")
@@ -183,41 +182,19 @@ def audit(
                 except ValueError:
                     raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
         with read_only_session(ctx, env, None) as s:
-            store = s.store
             if unit is not None:
                 s.stack.graph.require(unit)
-            records = []
-            for key in store.audit_keys():
-                where = parse_audit_key(s.env, key)
-                if not where or (since and where["day"] < since) or (until and where["day"] > until):
-                    continue
-                if suffix and where["copy"] != s.env.with_suffix(suffix).env_id:
-                    continue
-                rec = store.get_audit(key)
-                part = where["part"]
-                rec["_part"] = "" if part in ("start", "end") else part.rsplit("-", 1)[0]
-                records.append(rec)
-            joined = audit_mod.runs(records)
-            table = audit_mod.rows(joined, unit)
+            copy = s.env.with_suffix(suffix).env_id if suffix else None
+            joined = audit_mod.runs(audit_mod.select(s.store, s.env, since, until, copy))
             if fmt == "json":
                 runs = [
                     r for r in joined if not unit or any(u["unit"] == unit for u in (r["end"] or {}).get("units", []))
                 ]
                 typer.echo(to_json(command_doc("audit", s.env.name, runs=runs)))
-            elif fmt == "csv":
-                typer.echo(audit_mod.to_csv(table), nl=False)
             else:
-                typer.echo(
-                    f"{'STARTED (UTC)':<21} {'COPY':<12} {'RUN':<13} {'COMMAND':<12} {'UNIT':<14} {'STATUS':<11} {'PLAN':<14} BY"
-                )
-                for row in table:
-                    typer.echo(
-                        f"{row['started']:<21} {row['copy']:<12} {row['run_id']:<13} {row['command']:<12} "
-                        f"{row['unit'] or '-':<14} {row['status'] or row['result']:<11} "
-                        f"{(row['plan_sha256'] or '-')[:12]:<14} {row['identity']}"
-                    )
-                if not table:
-                    typer.echo(f"no audit record for {s.env.name} in that range")
+                table = audit_mod.rows(joined, unit)
+                text = audit_mod.to_csv(table) if fmt == "csv" else audit_mod.to_table(table, s.env.name)
+                typer.echo(text, nl=False)
 
 
 @app.command()

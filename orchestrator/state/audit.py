@@ -309,3 +309,38 @@ def to_csv(table: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(table)
     return buf.getvalue()
+
+
+def to_table(table: list[dict], env_name: str) -> str:
+    """`audit`'s table: one line per unit of each run (the newest last)."""
+    lines = [
+        f"{'STARTED (UTC)':<21} {'COPY':<12} {'RUN':<13} {'COMMAND':<12} {'UNIT':<14} {'STATUS':<11} {'PLAN':<14} BY"
+    ]
+    for row in table:
+        lines.append(
+            f"{row['started']:<21} {row['copy']:<12} {row['run_id']:<13} {row['command']:<12} "
+            f"{row['unit'] or '-':<14} {row['status'] or row['result']:<11} "
+            f"{(row['plan_sha256'] or '-')[:12]:<14} {row['identity']}"
+        )
+    if not table:
+        lines.append(f"no audit record for {env_name} in that range")
+    return "\n".join(lines) + "\n"
+
+
+def select(store, env, since: str | None = None, until: str | None = None, copy: str | None = None) -> list[dict]:
+    """The environment's records from `since` to `until` (days, YYYY-MM-DD, both included), of one
+    copy (an env_id) or every copy, oldest first; each with `_part` (a CI job's name, or "")."""
+    from orchestrator.state.statestore import parse_audit_key
+
+    records = []
+    for key in store.audit_keys():
+        where = parse_audit_key(env, key)
+        if not where or (since and where["day"] < since) or (until and where["day"] > until):
+            continue
+        if copy and where["copy"] != copy:
+            continue
+        rec = store.get_audit(key)
+        part = where["part"]
+        rec["_part"] = "" if part in ("start", "end") else part.rsplit("-", 1)[0]
+        records.append(rec)
+    return records

@@ -133,7 +133,13 @@ def test_the_trail_reads_back_as_one_row_per_unit_and_csv():
     t.finish("changed", [applied("database", "a" * 64), applied("app", "b" * 64)])
     killed = trail(store, t=1_800_000_500.0)
     killed.start("r4", "teardown", [])
-    records = [{**doc, "_part": ""} for doc in store.objects.values()]
+    other = trail(store, env=replace(ENV, suffix="pr7"), t=1_800_090_000.0)  # the next day, another copy
+    other.start("r5", "deploy", [])
+    assert [r["run_id"] for r in audit.select(store, ENV, until="2027-01-15")] == ["r3", "r3", "r4"]
+    assert [r["run_id"] for r in audit.select(store, ENV, since="2027-01-16")] == ["r5"]
+    assert [r["run_id"] for r in audit.select(store, ENV, copy="prod-pr7")] == ["r5"]
+    records = audit.select(store, ENV, copy="prod")
+    assert {r["_part"] for r in records} == {""}
     joined = audit.runs(records)
     assert [r["run_id"] for r in joined] == ["r3", "r4"]
     table = audit.rows(joined)
@@ -144,6 +150,10 @@ def test_the_trail_reads_back_as_one_row_per_unit_and_csv():
     ]
     assert table[2]["result"] == "running or killed (no end record yet)"
     assert [r["unit"] for r in audit.rows(joined, unit="app")] == ["app"]
+    lines = audit.to_table(table, "prod").splitlines()
+    assert lines[0].split() == ["STARTED", "(UTC)", "COPY", "RUN", "COMMAND", "UNIT", "STATUS", "PLAN", "BY"]
+    assert lines[1].split()[1:7] == ["prod", "r3", "deploy", "database", "succeeded", "aaaaaaaaaaaa"], lines[1]
+    assert audit.to_table([], "prod").splitlines()[1:] == ["no audit record for prod in that range"]
     parsed = list(csv.DictReader(io.StringIO(audit.to_csv(table))))
     assert parsed[0]["overrides"] == "stateful_replace:aws_rds_cluster.database: CHG-1 upgrade"
     assert parsed[0]["identity"].endswith("assumed-role/deploy/ci") and parsed[0]["ci_actor"] == "octo"
