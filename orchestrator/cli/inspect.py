@@ -52,19 +52,12 @@ def orphans(ctx: typer.Context, env: str = EnvOpt, suffix: Optional[str] = Suffi
         from orchestrator.report.render import to_json
 
         with open_session_(ctx, env, suffix) as s:
-            import time as _time
-
-            from orchestrator.state.runlock import RunLockedError, current_holder
+            from orchestrator.state.runlock import refuse_while_running
             from orchestrator.state.statestore import require_bucket
 
             require_bucket(s.aws, s.env)
-            holder = current_holder(s.aws.client("s3", s.env.backend.region), s.env)
-            if holder is not None and not holder.stale_reason(_time.time()):
-                # What a live run is creating is not in state yet: it would all look orphaned.
-                raise RunLockedError(
-                    f"environment {s.env.env_id} is busy: {holder.describe(_time.time())} holds its run lock; "
-                    "run orphans when it has finished"
-                )
+            # What a live run is creating is not in state yet: it would all look orphaned.
+            refuse_while_running(s.aws, s.env, "run orphans when it has finished")
             found = orphans_mod.find(s.aws, s.env, s.stack)
             say_stranded(s)
         if json_out:

@@ -348,6 +348,14 @@ def current_holder(s3, env: Environment) -> Holder | None:
     return Holder.from_doc(json.loads(body))
 
 
+def refuse_while_running(aws: Aws, env: Environment, then: str, clock=time.time) -> None:
+    """Refuses (RunLockedError) while a live run holds the copy's run lock (a stale holder does
+    not count); `then` tells what to do instead."""
+    holder = current_holder(aws.client("s3", env.backend.region), env)
+    if holder is not None and not holder.stale_reason(clock()):
+        raise RunLockedError(f"environment {env.env_id} is busy: {holder.describe(clock())} holds its run lock; {then}")
+
+
 def force_release(aws: Aws, env: Environment, run_id: str) -> Holder:
     """Removes the run lock if ``run_id`` holds it (force-unlock --run)."""
     s3 = aws.client("s3", env.backend.region)
