@@ -256,33 +256,8 @@ def graph(
     Example: orchestrator graph --format mermaid; orchestrator graph -f svg -o units.svg
     """
     with Guard():
-        import shutil
-        import subprocess
-        from pathlib import Path
-
         from orchestrator.model.config import Project, load_stack
-        from orchestrator.report.render import graph_dot, graph_mermaid, graph_text
+        from orchestrator.report.render import write_graph
 
         stack = load_stack(Project.find(global_options(ctx).project_dir).terraform_dir)
-        g = stack.graph
-        renderers = {"dot": graph_dot, "mermaid": graph_mermaid, "text": graph_text}
-        if fmt not in (*renderers, "png", "svg"):
-            raise ConfigError(f"unknown format {fmt!r}: text, dot, mermaid, png or svg")
-        if output and not Path(output).parent.is_dir():
-            raise ConfigError(f"--output {output}: directory {Path(output).parent} does not exist")
-        if fmt in renderers:
-            if output:
-                Path(output).write_text(renderers[fmt](g) + "\n")
-                typer.echo(output)
-            else:
-                typer.echo(renderers[fmt](g))
-            return
-        dot = shutil.which("dot")
-        if not dot:
-            raise ConfigError(f"--format {fmt} needs graphviz's 'dot' (apt-get install graphviz)")
-        if not output:
-            raise ConfigError(f"--format {fmt} needs --output FILE")
-        r = subprocess.run([dot, f"-T{fmt}", "-o", output], input=graph_dot(g), text=True, capture_output=True)
-        if r.returncode != 0:
-            raise ConfigError(f"graphviz could not write {output}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-        typer.echo(output)
+        typer.echo(write_graph(stack.graph, fmt, output))

@@ -96,6 +96,37 @@ def graph_text(g) -> str:
     return "\n".join(lines)
 
 
+def write_graph(g, fmt: str, output: str | None) -> str:
+    """The unit graph in `fmt` (text, dot, mermaid; png or svg through graphviz's `dot`), written to
+    `output` (then its name is returned) or returned as text. A bad format, a missing directory or
+    `dot`, or graphviz failing: ConfigError, one line."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from orchestrator.errors import ConfigError
+
+    renderers = {"dot": graph_dot, "mermaid": graph_mermaid, "text": graph_text}
+    if fmt not in (*renderers, "png", "svg"):
+        raise ConfigError(f"unknown format {fmt!r}: text, dot, mermaid, png or svg")
+    if output and not Path(output).parent.is_dir():
+        raise ConfigError(f"--output {output}: directory {Path(output).parent} does not exist")
+    if fmt in renderers:
+        if not output:
+            return renderers[fmt](g)
+        Path(output).write_text(renderers[fmt](g) + "\n")
+        return output
+    dot = shutil.which("dot")
+    if not dot:
+        raise ConfigError(f"--format {fmt} needs graphviz's 'dot' (apt-get install graphviz)")
+    if not output:
+        raise ConfigError(f"--format {fmt} needs --output FILE")
+    r = subprocess.run([dot, f"-T{fmt}", "-o", output], input=graph_dot(g), text=True, capture_output=True)
+    if r.returncode != 0:
+        raise ConfigError(f"graphviz could not write {output}: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return output
+
+
 def graph_dot(g) -> str:
     lines = ["digraph units {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     lines += [f'  "{u}";' for u in g.order()]

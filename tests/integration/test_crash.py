@@ -217,6 +217,8 @@ def test_a_second_run_on_the_same_environment_fails_at_once_naming_the_first(cra
         wait_for("the first run to hold the run lock", lambda: keys(moto_url, lock_key) == [lock_key], timeout=60)
         holder = json.loads(s3.get_object(Bucket=BUCKET, Key=lock_key)["Body"].read())
         second = crash.run(*DEPLOY)
+        # What the live run is creating is in no state yet: `orphans` refuses rather than list it.
+        orphans = crash.run("orphans", "--env", "dev", "--suffix", "crash")
         # Refused at once, not after waiting for the lock: the first run is still going when the
         # second has already answered (an order of events, no clock).
         first_still_running = first.poll() is None
@@ -228,6 +230,13 @@ def test_a_second_run_on_the_same_environment_fails_at_once_naming_the_first(cra
     line = second.stderr.strip()
     assert line.startswith(f"error: environment dev-crash is busy: run {holder['run_id']} (deploy by ")
     assert f"pid {first.pid}" in line and "--lock-timeout" in line
+    assert orphans.returncode == 9, orphans.stderr
+    assert (
+        orphans.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: environment dev-crash is busy: run {holder['run_id']} ")
+    )
+    assert orphans.stderr.strip().endswith("holds its run lock; run orphans when it has finished")
     recorded = journal(moto_url, "dev-crash")
     assert recorded["runs"][-1]["run_id"] == holder["run_id"] and recorded["runs"][-1]["result"] == "ok"
     assert {r["run_id"] for r in recorded["units"].values()} == {holder["run_id"]}
