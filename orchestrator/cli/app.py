@@ -374,11 +374,6 @@ def read_only_session(ctx, env, suffix):
     return open_session(global_options(ctx), env, suffix, read_only=True)
 
 
-# terraform commands that change state or AWS: protected environments need --allow-protected
-# --confirm E, and they run under the environment's run lock
-_TF_WRITES = {"apply", "destroy", "import", "taint", "untaint", "force-unlock", "refresh"}
-_TF_STATE_WRITES = {"mv", "rm", "push", "replace-provider"}
-
 RunIdOpt = typer.Option(
     None, "--run-id", envvar="ORCHESTRATOR_RUN_ID", help="The id plan and apply share, e.g. the CI pipeline's id."
 )

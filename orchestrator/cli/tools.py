@@ -9,8 +9,6 @@ from typing import Optional
 import typer
 
 from orchestrator.cli.app import (
-    _TF_STATE_WRITES,
-    _TF_WRITES,
     EnvOpt,
     Guard,
     SuffixOpt,
@@ -91,9 +89,6 @@ def init_project(
         )
 
 
-_TF_WITH_VARS = {"plan", "apply", "destroy", "import", "refresh", "console"}
-
-
 @app.command("tf", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def tf_command(
     ctx: typer.Context,
@@ -109,36 +104,25 @@ def tf_command(
     Example: orchestrator tf --env dev network -- state list
     """
     with Guard() as guard:
-        from orchestrator.core.runner import UnitResult
-        from orchestrator.errors import NotDeployed, TerraformExit
+        from orchestrator.core.units import writes
+        from orchestrator.errors import TerraformExit
 
         args = list(ctx.args)
         if not args:
             raise ConfigError(
                 "nothing to run: orchestrator tf --env E UNIT -- <terraform arguments>, e.g. -- state list"
             )
-        writes = args[0] in _TF_WRITES or (args[0] == "state" and len(args) > 1 and args[1] in _TF_STATE_WRITES)
         with open_session_(ctx, env, suffix) as s:
             s.stack.graph.require(unit)
-            if writes:
+            if writes(args):
                 s.env.refuse_unless_confirmed(
                     f"terraform {' '.join(args[:2])}", allow_protected, confirm_name, "nothing was run"
                 )
-            engine = engine_for(s, guard, lock_for="tf" if writes else None)
-            units = engine.units
-            upstream = units.deployed_upstream(unit)
-            if isinstance(upstream, str):
-                raise NotDeployed(f"unit {upstream}, upstream of {unit}, is not deployed in {s.env.env_id}")
-            ws = units.prepare(unit, units.variables_for(unit, upstream), UnitResult(unit))
-            positional = [a for a in args[1:] if not a.startswith("-")]
-            # a saved plan carries its own variables
-            saved_plan = args[0] == "apply" and positional
-            if args[0] in _TF_WITH_VARS and not saved_plan and not any(a.startswith("-var-file") for a in args):
-                args.insert(1, f"-var-file={ws.var_file}")
-            locked = run_locked(engine) if writes else contextlib.nullcontext()
-            with locked:
+            engine = engine_for(s, guard, lock_for="tf" if writes(args) else None)
+            ws, args = engine.units.by_hand(unit, args)
+            with run_locked(engine) if writes(args) else contextlib.nullcontext():
                 r = engine.ctx.tf.run(
-                    ws, args, ok_codes=tuple(range(256)), extra_env=units.secret_env(unit), on_line=typer.echo,
+                    ws, args, ok_codes=tuple(range(256)), extra_env=engine.units.secret_env(unit), on_line=typer.echo,
                     retry_transient=False,
                 )  # fmt: skip
             if r.returncode:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from orchestrator.core import preview
 from orchestrator.core.context import RunContext
 from orchestrator.core.runner import Status, UnitResult
-from orchestrator.errors import ConfigError, HookError
+from orchestrator.errors import ConfigError, HookError, NotDeployed
 from orchestrator.model.artifacts import build_zip
 from orchestrator.model.config import unit_variables
 from orchestrator.model.hcl import module_calls
@@ -26,6 +26,18 @@ from orchestrator.model.plugins import Context, MissingOutput
 from orchestrator.policy import firewall, policies
 from orchestrator.tf import events as tf_events
 from orchestrator.tf.terraform import PlanSummary, Workspace
+
+# terraform commands typed by hand (`orchestrator tf`): those that change state or AWS (a protected
+# environment needs the typed confirmation; they run under the environment's run lock), and those
+# that read the unit's variables.
+TF_WRITES = {"apply", "destroy", "import", "taint", "untaint", "force-unlock", "refresh"}
+TF_STATE_WRITES = {"mv", "rm", "push", "replace-provider"}
+TF_WITH_VARS = {"plan", "apply", "destroy", "import", "refresh", "console"}
+
+
+def writes(args: list[str]) -> bool:
+    """Whether terraform `args` typed by hand change state or AWS."""
+    return args[0] in TF_WRITES or (args[0] == "state" and len(args) > 1 and args[1] in TF_STATE_WRITES)
 
 
 class Plan:
@@ -141,6 +153,19 @@ class Units:
                 return dep
             upstream[dep] = outputs
         return upstream
+
+    def by_hand(self, unit: str, args: list[str]) -> tuple[Workspace, list[str]]:
+        """The unit's working copy for terraform `args` typed by hand, its deployed upstream's
+        outputs as its variables; the args with the variables file where the command reads them
+        (not for a saved plan, which carries its own, nor when the caller names a file)."""
+        upstream = self.deployed_upstream(unit)
+        if isinstance(upstream, str):
+            raise NotDeployed(f"unit {upstream}, upstream of {unit}, is not deployed in {self.ctx.env.env_id}")
+        ws = self.prepare(unit, self.variables_for(unit, upstream), UnitResult(unit))
+        saved_plan = args[0] == "apply" and [a for a in args[1:] if not a.startswith("-")]
+        if args[0] in TF_WITH_VARS and not saved_plan and not any(a.startswith("-var-file") for a in args):
+            args = [args[0], f"-var-file={ws.var_file}", *args[1:]]
+        return ws, args
 
     def upstream_of(self, unit: str) -> list[str]:
         """Every unit this one needs: its ancestors in the graph and its depends_on."""

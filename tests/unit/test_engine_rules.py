@@ -825,3 +825,21 @@ def test_drift_reads_a_plan_with_nothing_to_do_only_where_something_moved_or_a_r
     world.tf.refreshes["d"] = ({"type": "resource_drift", "change": {"resource": {"addr": "aws_thing.d"}}},)
     world().plan(command="drift")
     assert sorted(u for c, u in world.tf.calls if c == "show") == ["b", "d"]
+
+
+def test_terraform_typed_by_hand_gets_the_units_variables_where_it_reads_them(world):
+    """`orchestrator tf`: which commands write (protected: the typed confirmation, the run lock),
+    and the variables file given to the commands that read variables, never to a saved plan."""
+    from orchestrator.core import units as units_mod
+    from orchestrator.errors import NotDeployed
+
+    assert units_mod.writes(["state", "rm", "aws_thing.a"]) and units_mod.writes(["apply"])
+    assert not units_mod.writes(["state", "list"]) and not units_mod.writes(["plan"])
+    with pytest.raises(NotDeployed, match="unit a, upstream of b, is not deployed"):
+        world().units.by_hand("b", ["plan"])
+    world().deploy()
+    ws, args = world().units.by_hand("b", ["plan", "-detailed-exitcode"])
+    assert args == ["plan", f"-var-file={ws.var_file}", "-detailed-exitcode"] and ws.var_file.exists()
+    assert world().units.by_hand("b", ["apply", "tfplan"])[1] == ["apply", "tfplan"]
+    assert world().units.by_hand("b", ["plan", "-var-file=mine.tfvars"])[1] == ["plan", "-var-file=mine.tfvars"]
+    assert world().units.by_hand("b", ["state", "list"])[1] == ["state", "list"]
