@@ -52,6 +52,15 @@ def check_run_id(run_id: str | None) -> str:
     return run_id
 
 
+def recorded_reviews(store, graph, env_id: str, run_id: str) -> list[dict]:
+    """The plan summaries `unit plan` recorded for a run, in graph order (`report`'s page)."""
+    order = {u: i for i, u in enumerate(graph.order())}
+    records = sorted(store.reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
+    if not records:
+        raise ConfigError(f"no plan of run {run_id} recorded for {env_id} (`unit plan` records one per unit)")
+    return records
+
+
 @dataclass
 class JobReport:
     """What one `unit plan` or `unit apply` did (the `unit` document of docs/report-schema.json)."""

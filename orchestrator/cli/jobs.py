@@ -162,7 +162,7 @@ def report(
         from pathlib import Path
 
         from orchestrator.ci import prcomment
-        from orchestrator.ci.unitjobs import check_run_id
+        from orchestrator.ci.unitjobs import check_run_id, recorded_reviews
         from orchestrator.report.views import review_markdown, review_marker
 
         check_run_id(run_id)
@@ -177,12 +177,7 @@ def report(
         with read_only_session(ctx, env, suffix) as s:
             if request:
                 s.redactor.add(request.token)
-            order = {u: i for i, u in enumerate(s.stack.graph.order())}
-            records = sorted(s.store.reviews(run_id), key=lambda r: order.get(r["unit"], len(order)))
-            if not records:
-                raise ConfigError(
-                    f"no plan of run {run_id} recorded for {s.env.env_id} (`unit plan` records one per unit)"
-                )
+            records = recorded_reviews(s.store, s.stack.graph, s.env.env_id, run_id)
             limit = min(limit, request.limit) if request else limit
             text = s.redactor.redact(review_markdown(s.env.env_id, run_id, records, limit))
             if output:
