@@ -1,8 +1,8 @@
 """The real platform, deployed once per run through the CLI on moto server:
 bootstrap, deploy dev, secret host = cluster endpoint, smoke, a no-op second
-deploy (no new secret version), teardown leaving nothing tagged, and prod's
-teardown refused. (A copy of the platform beside dev, deployed and torn down:
-tests/integration/test_pipeline.py, through the generated CI pipeline.)"""
+deploy (no new secret version), health and drift, teardown leaving nothing
+tagged, and prod's teardown refused. (The generated CI pipeline deploys and
+tears down a copy of the fixture stack: tests/integration/test_pipeline.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import ROOT, Cli, Webhook, deployed, sns_messages
 
 pytestmark = pytest.mark.platform
-SUFFIXES = ("dev", "dev-pr7")  # dev-pr7: the copy test_pipeline.py deploys and tears down
+SUFFIXES = ("dev",)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """prod, applied end to end on the emulator: seeded prerequisites, preflight,
 saved plans (prod is protected: never the one-run apply), rotation, WAF,
-KMS-encrypted logs, three NATs, the access-log bucket; smoke checks; a
-redeploy; teardown refused without the typed confirmation, then done with it
+KMS-encrypted logs, three NATs, the access-log bucket; smoke checks; nothing
+left to plan; teardown refused without the typed confirmation, then done with it
 (deletion protection lifted first: moto honours the cluster's).
 
 Its own emulator, in like-AWS mode (orchestrator/aws/emulator.py): prod's resources never meet
@@ -167,15 +167,16 @@ def test_prod_deploys_with_every_protection_and_smoke_passes(deployed, cli, clie
     assert cluster["DeletionProtection"] is True
 
 
-def test_prod_redeploys_without_changes(deployed, cli):
-    """Right after the first deploy, nothing to do in any unit (as on AWS)."""
-    r = cli("deploy", "--env", "prod", "--yes", "--json")
-    assert r.exit_code == 0, r.stderr[-4000:]
-    units = json.loads(r.stdout)["units"]
-    assert {u["unit"]: u["status"] for u in units} == {u["unit"]: "no changes" for u in units}, units
-    # What the plan role's `plan` reads (docs/permissions.md): a refresh of every unit, clean.
-    r = cli("plan", "--env", "prod")
+def test_prods_plan_right_after_the_deploy_finds_nothing(deployed, cli):
+    """Nothing to do in any unit (as on AWS), read as the plan role reads it (docs/permissions.md:
+    a refresh of every unit). A deploy now would apply nothing: it is this plan, then no apply
+    (a no-op deploy, its secret untouched: tests/integration/test_platform.py)."""
+    r = cli("plan", "--env", "prod", "--json")
     assert r.exit_code == 0, r.stderr[-3000:]
+    units = json.loads(r.stdout)["units"]
+    assert {u["unit"]: u["status"] for u in units} == {
+        u: "no changes" for u in ("network", "security", "database", "edge", "observability", "app")
+    }, units
 
 
 def test_prod_teardown_needs_the_typed_confirmation_then_lifts_protection(deployed, cli, client):
@@ -214,7 +215,7 @@ def test_prod_teardown_needs_the_typed_confirmation_then_lifts_protection(deploy
 
 
 def test_every_call_of_prods_life_is_in_the_published_permissions(deployed, calls):
-    """Bootstrap, preflight, deploy (rotation proof included), smoke, redeploy, teardown: every
+    """Bootstrap, preflight, plan, deploy (rotation proof included), smoke, teardown: every
     call the emulator served to an orchestrator command (terraform's and boto3's, by the command
     in their User-Agent) is in docs/permissions.json under the role that runs that command.
     ORCHESTRATOR_UPDATE_PERMISSIONS=1 rewrites the list (and docs/permissions.md) from this run."""
