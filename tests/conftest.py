@@ -32,13 +32,48 @@ def checkov() -> str:
     return path
 
 
+# The modules that keep a worker busy longest (seconds of one worker: the sum of a module's
+# setup, call and teardown times in `make test PYTEST_ARGS=--durations=0`). Scheduling only: `make test`
+# hands the longest module out first, so the two workers end together instead of one waiting on
+# the other's last long module. A module not listed comes after these, in file order.
+LONGEST_FIRST: dict[str, float] = {}
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/integration needs the real terraform binary and a moto server:
-    `make test-fast` (-m "not integration") runs the rest in seconds without either."""
+    `make test-fast` (-m "not integration") runs the rest in seconds without either. Modules are
+    run longest first (LONGEST_FIRST); the tests of a module keep their order."""
     integration = Path(__file__).parent / "integration"
     for item in items:
         if integration in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+    rank = {name: i for i, name in enumerate(sorted(LONGEST_FIRST, key=LONGEST_FIRST.get, reverse=True))}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: order kept within
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (a module's tests on one worker, for its module-scoped deploys), handing a
+    worker its next module when the last test of its current one starts. xdist's own hands it over
+    with two tests left: behind prod's 4-minute teardown, the next module waited while the other
+    worker ran out of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NextModuleAtTheLastTest(LoadFileScheduling):
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            # A worker runs a test only once it knows the next one (pytest's fixture teardown
+            # needs it), so one pending test is the least a busy worker holds.
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
+    return NextModuleAtTheLastTest(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
