@@ -31,7 +31,7 @@ from orchestrator.tf import events as tf_events
 
 # terraform and its providers are Go programs, and Go collects garbage each time the heap doubles
 # (GOGC=100). The aws provider builds the schema of every resource type each time it starts, so
-# that start is most of a command's CPU: with GOGC=400 a command costs about 15 % less CPU for a
+# that start is most of a command's CPU: with GOGC=400 a command costs about 18 % less CPU for a
 # few percent more memory (bench/gogc.py; docs/benchmarks.md). CPU is what a pipeline runner or
 # a copy deployed beside others is short of.
 GOGC = "400"

@@ -233,7 +233,7 @@ def test_interrupt_kills_after_the_grace_period(tmp_path, ws):
 
 
 def test_terraform_runs_with_a_lazier_garbage_collector_unless_the_operator_set_one(tmp_path, ws):
-    """GOGC=400 for terraform and the providers it starts (bench/gogc.py: about 15 % less CPU per
+    """GOGC=400 for terraform and the providers it starts (bench/gogc.py: about 18 % less CPU per
     command); an operator's own GOGC is theirs."""
     binary = fake(tmp_path, 'echo "gogc=$GOGC"\n')
     assert "gogc=400" in runner(binary, tmp_path).run(ws, ["version"]).stdout
