@@ -36,7 +36,32 @@ def checkov() -> str:
 # setup, call and teardown times in `make test PYTEST_ARGS=--durations=0`). Scheduling only: `make test`
 # hands the longest module out first, so the two workers end together instead of one waiting on
 # the other's last long module. A module not listed comes after these, in file order.
-LONGEST_FIRST: dict[str, float] = {}
+LONGEST_FIRST: dict[str, float] = {
+    # CI run of 2026-12-07 (9e69533), before prod's redeploy and two of the platform's health runs went
+    "integration/test_prod_emulator.py": 829,
+    "integration/test_platform.py": 688,
+    "integration/test_engine.py": 622,
+    "integration/test_crash.py": 300,
+    "integration/test_unit_jobs.py": 257,
+    "integration/test_faults.py": 234,
+    "integration/test_real_aws_semantics.py": 234,
+    "integration/test_any_stack.py": 195,
+    "integration/test_guard.py": 160,
+    "integration/test_interrupt.py": 128,
+    "integration/test_preflight.py": 96,
+    "integration/test_pipeline.py": 94,
+    "integration/test_health.py": 56,
+    "integration/test_locks.py": 56,
+    "integration/test_kept_secrets.py": 51,
+    "integration/test_prompt.py": 50,
+    "integration/test_backend.py": 46,
+    "integration/test_review_items.py": 42,
+    "integration/test_static.py": 34,
+    "integration/test_emulator.py": 27,
+    "integration/test_bench.py": 27,
+    "integration/test_cli_errors.py": 22,
+    "integration/test_rotation.py": 19,
+}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,7 +73,8 @@ def pytest_collection_modifyitems(config, items):
         if integration in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
     rank = {name: i for i, name in enumerate(sorted(LONGEST_FIRST, key=LONGEST_FIRST.get, reverse=True))}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: order kept within
+    here = Path(__file__).parent
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).relative_to(here).as_posix(), len(rank)))  # stable
 
 
 def pytest_xdist_make_scheduler(config, log):
