@@ -1,5 +1,6 @@
-"""Static gates on terraform/: fmt, validate with the mirrored provider, and the
-custom checkov checks (each shown to fail on the flawed version)."""
+"""Static gates on terraform/: validate with the mirrored provider, and the custom checkov
+checks (each shown to fail on the flawed version). `terraform fmt -check` is `make lint`'s, which
+`make test` runs first."""
 
 from __future__ import annotations
 
@@ -14,13 +15,6 @@ from orchestrator.tf.terraform import cli_setup
 from tests.helpers import ROOT
 
 UNITS = ("network", "security", "database", "edge", "observability", "app")
-
-
-def test_terraform_fmt_is_clean():
-    r = subprocess.run(
-        ["terraform", "fmt", "-check", "-recursive", "terraform"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_every_unit_validates_with_the_mirrored_provider(mirror, tmp_path):
