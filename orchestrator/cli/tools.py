@@ -112,15 +112,16 @@ def tf_command(
             raise ConfigError(
                 "nothing to run: orchestrator tf --env E UNIT -- <terraform arguments>, e.g. -- state list"
             )
+        writing = writes(args)
         with open_session_(ctx, env, suffix) as s:
             s.stack.graph.require(unit)
-            if writes(args):
+            if writing:
                 s.env.refuse_unless_confirmed(
                     f"terraform {' '.join(args[:2])}", allow_protected, confirm_name, "nothing was run"
                 )
-            engine = engine_for(s, guard, lock_for="tf" if writes(args) else None)
+            engine = engine_for(s, guard, lock_for="tf" if writing else None)
             ws, args = engine.units.by_hand(unit, args)
-            with run_locked(engine) if writes(args) else contextlib.nullcontext():
+            with run_locked(engine) if writing else contextlib.nullcontext():
                 r = engine.ctx.tf.run(
                     ws, args, ok_codes=tuple(range(256)), extra_env=engine.units.secret_env(unit), on_line=typer.echo,
                     retry_transient=False,
