@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -17,6 +18,43 @@ from orchestrator.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_STACK = ROOT / "tests" / "fixtures" / "stack"
+
+# The fixture's base without the aws provider: the same variables, outputs and plans (a change of
+# retention_days is a change of base), held by terraform_data. For tests about the orchestration
+# (ordering, jobs, journal, locks, prompts), not about an AWS resource: a terraform command
+# without the aws provider costs a fraction of the CPU (the unit jobs' module: 252 s -> 36 s).
+BASE_WITHOUT_AWS = """
+variable "retention_days" {
+  type = number
+}
+
+locals {
+  name = "/fixture/${var.name_prefix}-base-${var.environment_suffix}"
+}
+
+resource "terraform_data" "base" {
+  input = {
+    name              = local.name
+    retention_in_days = var.retention_days
+  }
+}
+
+# Known when planned, as the log group's configured name is (a preview below counts on it).
+output "log_group_name" {
+  value = local.name
+}
+"""
+
+
+def fixture_without_aws(dest: Path) -> Path:
+    """The fixture stack copied to `dest`, its base unit without the aws provider (BASE_WITHOUT_AWS)."""
+    shutil.copytree(FIXTURE_STACK, dest)
+    base = dest / "terraform" / "base"
+    for name in ("providers.tf", ".terraform.lock.hcl"):
+        (base / name).unlink()
+    (base / "backend.tf").write_text((dest / "terraform" / "mid" / "backend.tf").read_text())
+    (base / "main.tf").write_text(BASE_WITHOUT_AWS)
+    return dest
 
 
 @cache

@@ -11,7 +11,7 @@ import shutil
 import jsonschema
 import pytest
 
-from tests.helpers import FIXTURE_STACK, Cli, deployed
+from tests.helpers import FIXTURE_STACK, Cli, deployed, fixture_without_aws
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_only_with_unknown_unit_is_an_error(cli):
 
 def test_failed_unit_skips_exactly_its_dependents(cli, moto_url, mirror, tmp_path):
     project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    fixture_without_aws(project)
     env_file = project / "environments" / "dev" / "env.toml"
     env_file.write_text(env_file.read_text().replace('greeting = "hello dev"', 'greeting = "fail"'))
     broken = Cli(project, cli.work, moto_url, mirror)
@@ -187,7 +187,7 @@ def plan_count(work, env_id, unit, command="plan"):
 
 def test_resume_skips_units_that_succeeded_with_unchanged_inputs(cli, moto_url, mirror, tmp_path):
     project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    fixture_without_aws(project)
     env_file = project / "environments" / "dev" / "env.toml"
     good = env_file.read_text()
     env_file.write_text(good.replace('greeting = "hello dev"', 'greeting = "fail"'))
@@ -254,7 +254,7 @@ def test_an_applied_upstream_change_makes_downstream_units_plan_again(cli, moto_
     """base changes (log retention): the early plans of everything below it are thrown away and the
     units run again after base's apply, so nothing is applied from a plan made before its upstream moved."""
     project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    fixture_without_aws(project)
     c = Cli(project, tmp_path / "w", moto_url, mirror)
     r = c("deploy", "--env", "dev", "--suffix", "early", "--yes", "--no-smoke")
     assert r.exit_code == 0, r.output
@@ -523,7 +523,7 @@ def test_deploy_changed_runs_exactly_what_moved_and_says_why(cli, moto_url, mirr
     command; a changed upstream output re-runs exactly its consumers; a state written behind the
     journal's back and a file edited in a module the unit calls are both seen."""
     project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    fixture_without_aws(project)
     module = project / "terraform" / "modules" / "label"
     module.mkdir(parents=True)
     (module / "main.tf").write_text('output "text" {\n  value = "label one"\n}\n')
@@ -610,7 +610,7 @@ def test_a_preview_says_when_a_count_waits_for_an_upstream_output(cli, moto_url,
     """leaf's count depends on mid's output: no number is guessed, the unit says why it waits. side's
     count depends on base's log group name, which the plan knows (it is configured): counted."""
     project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    fixture_without_aws(project)
     leaf = project / "terraform" / "leaf" / "main.tf"
     leaf.write_text(
         leaf.read_text() + '\nresource "terraform_data" "per_word" {\n  count = length(split(" ", var.upstream))\n}\n'

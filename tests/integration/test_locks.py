@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.helpers import FIXTURE_STACK, Cli
+from tests.helpers import Cli, fixture_without_aws
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 LOCK_KEY = "fixture/dev-lock/base.tfstate.tflock"
@@ -18,7 +18,8 @@ LOCK_ID = "6f0c7c6e-2b1d-4f1e-9c55-0d4e1a2b3c4d"
 
 @pytest.fixture(scope="module")
 def cli(moto_url, mirror, tmp_path_factory):
-    c = Cli(FIXTURE_STACK, tmp_path_factory.mktemp("locks"), moto_url, mirror)
+    project = fixture_without_aws(tmp_path_factory.mktemp("locks-project") / "p")  # the locks are what is tested
+    c = Cli(project, tmp_path_factory.mktemp("locks"), moto_url, mirror)
     assert c("bootstrap", "--env", "dev").exit_code == 0
     r = c("deploy", "--env", "dev", "--suffix", "lock", "--yes", "--no-smoke")
     assert r.exit_code == 0, r.output

@@ -14,14 +14,14 @@ import time
 
 import pyte
 
-from tests.helpers import FIXTURE_STACK
+from tests.helpers import fixture_without_aws
 
 QUESTION = re.compile(r"apply this plan to (\w+)\? \[y/N\]")
 
 
 def test_the_question_stays_on_screen_and_the_answers_decide(moto_url, mirror, tmp_path):
-    work = tmp_path / "w"
-    base = [sys.executable, "-m", "orchestrator", "--project-dir", str(FIXTURE_STACK), "--work-dir", str(work)]
+    work, project = tmp_path / "w", fixture_without_aws(tmp_path / "p")  # the prompt is what is tested
+    base = [sys.executable, "-m", "orchestrator", "--project-dir", str(project), "--work-dir", str(work)]
     base += ["--emulator-url", moto_url, "--provider-mirror", mirror]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI", "ORCHESTRATOR_"))}
     env.update(TERM="xterm-256color", COLUMNS="120", LINES="40", PYTHONPATH=os.getcwd())

@@ -7,50 +7,22 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import threading
 
 import pytest
 
-from tests.helpers import FIXTURE_STACK, ROOT, Cli, CommentsApi, github_env
+from tests.helpers import FIXTURE_STACK, ROOT, Cli, CommentsApi, fixture_without_aws, github_env
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 _jobs = itertools.count()
 
 
-# The fixture's base without the aws provider: the same variables, outputs and plans (a change of
-# retention_days is a change of base), held by terraform_data. These tests are about the jobs (the
-# S3 backend, saved plans in S3 under KMS, the journal, run locks), not the log group, and a command
-# without the aws provider costs a fraction of the CPU (the pipeline's test runs the jobs on the
-# fixture as it is: tests/integration/test_pipeline.py).
-BASE_WITHOUT_AWS = """
-variable "retention_days" {
-  type = number
-}
-
-resource "terraform_data" "base" {
-  input = {
-    name              = "/fixture/${var.name_prefix}-base-${var.environment_suffix}"
-    retention_in_days = var.retention_days
-  }
-}
-
-output "log_group_name" {
-  value = terraform_data.base.output.name
-}
-"""
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("unit-jobs") / "project"
-    shutil.copytree(FIXTURE_STACK, root)
-    base = root / "terraform" / "base"
-    for name in ("providers.tf", ".terraform.lock.hcl"):
-        (base / name).unlink()
-    (base / "backend.tf").write_text((root / "terraform" / "mid" / "backend.tf").read_text())
-    (base / "main.tf").write_text(BASE_WITHOUT_AWS)
-    return root
+    """The fixture with a base that holds no AWS resource: these tests are about the jobs (the S3
+    backend, saved plans in S3 under KMS, the journal, run locks); the pipeline's test runs the
+    jobs on the fixture as it is (tests/integration/test_pipeline.py)."""
+    return fixture_without_aws(tmp_path_factory.mktemp("unit-jobs") / "project")
 
 
 @pytest.fixture(scope="module")
