@@ -7,12 +7,11 @@ refresh of the rules shows) runs on the platform (tests/integration/test_platfor
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
 
-from tests.helpers import FIXTURE_STACK, Cli, Webhook, sns_messages
+from tests.helpers import Cli, Webhook, fixture_without_aws, sns_messages
 
 SUFFIX = "hl"
 BY_HAND = f"/fixture/made-by-hand-{SUFFIX}"
@@ -27,9 +26,7 @@ def world(moto_url, mirror, aws, tmp_path_factory):
     aws("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     aws("logs").create_log_group(logGroupName=BY_HAND)
 
-    project = tmp / "project"
-    for d in ("terraform", "environments"):
-        shutil.copytree(FIXTURE_STACK / d, project / d)
+    project = fixture_without_aws(tmp / "project")  # what health does with what it finds is tested here
     manifest = project / "terraform" / "stack.toml"
     manifest.write_text(
         manifest.read_text().replace(
