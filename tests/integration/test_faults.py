@@ -17,7 +17,7 @@ from orchestrator.model.library import write_db_endpoint
 from orchestrator.model.plugins import Context
 from orchestrator.redact import Redactor
 from tests.faultproxy import FaultProxy, Rule
-from tests.helpers import FIXTURE_STACK, Cli
+from tests.helpers import FIXTURE_STACK, Cli, fixture_without_aws
 
 MAX_ATTEMPTS = 4
 
@@ -256,11 +256,9 @@ def test_a_lock_write_whose_reply_is_lost_is_not_a_lock_held_by_someone_else(pro
     """The self-lock seen on a loaded CI machine, made deterministic: terraform's lock write
     reaches the backend, the reply is lost, the SDK retries the conditional write and finds
     the lock its own first attempt took ("locked by <same user@host>, created 0.5 s ago",
-    operation plan). The run recognises its own lock, releases it and goes on."""
-    import shutil
-
-    project = tmp_path / "p"
-    shutil.copytree(FIXTURE_STACK, project)
+    operation plan). The run recognises its own lock, releases it and goes on. (base holds no AWS
+    resource here: the state lock is what is tested, and nothing else crosses the proxy.)"""
+    project = fixture_without_aws(tmp_path / "p")
     cli = Cli(project, tmp_path / "w", proxy.url, mirror)
     assert cli("bootstrap", "--env", env).exit_code == 0
     proxy.rules.append(rule)
