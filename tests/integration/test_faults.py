@@ -269,7 +269,9 @@ def test_a_lock_write_whose_reply_is_lost_is_not_a_lock_held_by_someone_else(pro
     assert "Error acquiring the state lock" in log  # terraform did trip over its own lock
     assert "was taken by this command's own request whose reply was lost: released, retrying" in log
     units = {u["unit"]: u for u in json.loads(r.stdout)["units"]}
-    assert units["base"]["status"] == "succeeded" and units["base"]["retries"] == 1
+    # At least the one the fault made: on a loaded machine a reply can also be late for real, and
+    # that self-lock is released the same way (seen once with three test workers).
+    assert units["base"]["status"] == "succeeded" and units["base"]["retries"] >= 1
     proxy.rules.clear()
     assert cli("plan", "--env", env, "--suffix", "lost", "--only", "base").exit_code == 0
     assert (
