@@ -31,7 +31,7 @@ from orchestrator.core import changes
 from orchestrator.core.context import RunContext
 from orchestrator.core.runner import Status, UnitResult
 from orchestrator.core.units import Units
-from orchestrator.errors import ConfigError, NotDeployed, PolicyDenied, StalePlan, TerraformError
+from orchestrator.errors import ConfigError, PolicyDenied, StalePlan, TerraformError
 from orchestrator.policy import policies
 from orchestrator.state.audit import sha256_file
 from orchestrator.state.journal import who
@@ -188,13 +188,7 @@ class UnitJobs:
         return f"orchestrator unit plan {self.ctx.env.cli_args} --run-id {self.run_id} {unit}"
 
     def _values(self, unit: str) -> dict:
-        upstream = self.units.deployed_upstream(unit)
-        if isinstance(upstream, str):
-            raise NotDeployed(
-                f"unit {upstream}, upstream of {unit}, is not deployed in {self.ctx.env.env_id}: "
-                "its apply job must run first"
-            )
-        return self.units.variables_for(unit, upstream)
+        return self.units.deployed_values(unit, then="its apply job must run first")
 
     def _wait_for_locks(self, unit: str) -> None:
         """Another run holding the environment (a deploy from a laptop, another pipeline), or a

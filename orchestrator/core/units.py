@@ -158,14 +158,21 @@ class Units:
         """The unit's working copy for terraform `args` typed by hand, its deployed upstream's
         outputs as its variables; the args with the variables file where the command reads them
         (not for a saved plan, which carries its own, nor when the caller names a file)."""
-        upstream = self.deployed_upstream(unit)
-        if isinstance(upstream, str):
-            raise NotDeployed(f"unit {upstream}, upstream of {unit}, is not deployed in {self.ctx.env.env_id}")
-        ws = self.prepare(unit, self.variables_for(unit, upstream), UnitResult(unit))
+        ws = self.prepare(unit, self.deployed_values(unit), UnitResult(unit))
         saved_plan = args[0] == "apply" and [a for a in args[1:] if not a.startswith("-")]
         if args[0] in TF_WITH_VARS and not saved_plan and not any(a.startswith("-var-file") for a in args):
             args = [args[0], f"-var-file={ws.var_file}", *args[1:]]
         return ws, args
+
+    def deployed_values(self, unit: str, then: str = "") -> dict:
+        """The unit's variables with every upstream unit's outputs read from its state; NotDeployed
+        naming the first upstream unit that is not deployed (`then`: what to do about it)."""
+        upstream = self.deployed_upstream(unit)
+        if isinstance(upstream, str):
+            raise NotDeployed(
+                f"unit {upstream}, upstream of {unit}, is not deployed in {self.ctx.env.env_id}{then and ': ' + then}"
+            )
+        return self.variables_for(unit, upstream)
 
     def upstream_of(self, unit: str) -> list[str]:
         """Every unit this one needs: its ancestors in the graph and its depends_on."""

@@ -835,8 +835,10 @@ def test_terraform_typed_by_hand_gets_the_units_variables_where_it_reads_them(wo
 
     assert units_mod.writes(["state", "rm", "aws_thing.a"]) and units_mod.writes(["apply"])
     assert not units_mod.writes(["state", "list"]) and not units_mod.writes(["plan"])
-    with pytest.raises(NotDeployed, match="unit a, upstream of b, is not deployed"):
+    with pytest.raises(NotDeployed, match="unit a, upstream of b, is not deployed in dev$"):
         world().units.by_hand("b", ["plan"])
+    with pytest.raises(NotDeployed, match="is not deployed in dev: its apply job must run first$"):
+        world().units.deployed_values("b", then="its apply job must run first")
     world().deploy()
     ws, args = world().units.by_hand("b", ["plan", "-detailed-exitcode"])
     assert args == ["plan", f"-var-file={ws.var_file}", "-detailed-exitcode"] and ws.var_file.exists()
