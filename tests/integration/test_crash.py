@@ -1,6 +1,6 @@
 """A run that dies hard loses nothing. The orchestrator runs as a child process
-(signals need a real process) on the fixture stack plus a slow unit (the aws
-provider waits ~25 s after creating a queue: a window to die in), against moto.
+(signals need a real process) on the fixture stack plus a slow unit (its apply and its destroy
+wait at a gate the test opens: a window to die in), against moto.
 
 - `kill -9` mid-apply: terraform finishes the apply on its own, writes state and
   releases its lock; the next plain deploy takes the run lock over by itself (its
@@ -31,7 +31,7 @@ import boto3
 import pytest
 
 from orchestrator.tf import events as tf_events
-from tests.integration.test_interrupt import CANARY, Interruptible, slow_project, terraform_processes
+from tests.integration.test_interrupt import CANARY, Gate, Interruptible, slow_project, terraform_processes
 
 BUCKET = "fixture-tfstate-dev-123456789012"
 
@@ -81,9 +81,8 @@ def text(path: Path) -> str:
 
 class Crashable(Interruptible):
     def start(self, *args: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen(
-            [*self.base, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, **kw
-        )
+        kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+        return subprocess.Popen([*self.base, *args], text=True, env=self.env, **kw)
 
     def kill_9_when(self, args: list[str], ready) -> subprocess.Popen:
         proc = self.start(*args)
@@ -103,13 +102,15 @@ class Crashable(Interruptible):
 @pytest.fixture(scope="module")
 def crash(moto_url, mirror, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("crash")
-    project = slow_project(tmp_path)
+    gate = Gate(tmp_path / "gate")
+    gate.open("destroy")  # closed by the test that kills a teardown
+    project = slow_project(tmp_path, gate)
     work = tmp_path / "w"
     cli = Crashable(project, work, moto_url, mirror)
     # Renewals every 2 s: a dead holder is taken over 4 s after its last renewal, not 60 s.
     cli.env["ORCHESTRATOR_RUN_LOCK_RENEW_SECONDS"] = "2"
     assert cli.run("bootstrap", "--env", "dev").returncode == 0
-    cli.project, cli.work, cli.moto_url = project, work, moto_url
+    cli.project, cli.work, cli.moto_url, cli.gate = project, work, moto_url, gate
     return cli
 
 
@@ -121,13 +122,13 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
     work, logs = crash.work, crash.work / "envs" / "dev-crash"
 
     def slow_apply_running_and_the_rest_done():
-        if "aws_sqs_queue.slow: Creating..." not in text(logs / "slow" / "terraform.log"):
+        if "terraform_data.slow: Creating..." not in text(logs / "slow" / "terraform.log") or not crash.gate.waiting():
             return False
         recorded = journal(moto_url, "dev-crash")["units"]
         return all(recorded.get(u, {}).get("status") == "succeeded" for u in ("base", "mid", "side", "leaf"))
 
     killed = crash.kill_9_when(DEPLOY, slow_apply_running_and_the_rest_done)
-    # terraform outlives the orchestrator: still applying (the queue takes ~25 s) ...
+    # terraform outlives the orchestrator: still applying (waiting at the closed gate) ...
     running = markers(work, "dev-crash")
     assert [(m["unit"], m["command"]) for m in running] == [("slow", "apply")]
 
@@ -146,16 +147,30 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
 
     # Its own record (this host, its process gone): a plain deploy takes the lock over by
     # itself once two renewals are missed (the fixture renews every 2 s), finds the terraform
-    # still running and waits for it.
+    # still running and waits for it; only then does the gate open and that apply end.
     s3.put_object(Bucket=BUCKET, Key=lock_key, Body=original)
-    again = crash.run(*DEPLOY, "--resume", "--json")
-    assert again.returncode == 0, again.stderr[-3000:]
     taking = f"taking over the run lock of run {record['run_id']}: its process {killed.pid} on this host is gone"
-    assert taking in again.stderr
     waiting = (
         f"previous run: slow: terraform apply of run {running[0]['run_id']} (pid {running[0]['pid']}) "
         "is still running: waiting"
     )
+    errors = crash.work.parent / "takeover.stderr"
+    with errors.open("w") as sink:
+        taker = crash.start(*DEPLOY, "--resume", "--json", stderr=sink)
+        try:
+            wait_for(
+                "the takeover to wait for the killed run's apply",
+                lambda: waiting in text(errors) or taker.poll() is not None,
+            )
+            crash.gate.open("apply")
+            out, _ = taker.communicate(timeout=300)
+        except BaseException:
+            taker.kill()
+            raise
+    again = subprocess.CompletedProcess(DEPLOY, taker.returncode, out, errors.read_text())
+    crash.texts += [again.stdout, again.stderr]
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert taking in again.stderr
     assert waiting in again.stderr
     assert again.stderr.index(taking) < again.stderr.index(waiting)
     assert "previous run: slow: the last deploy (run " in again.stderr and "never finished" in again.stderr
@@ -164,7 +179,10 @@ def test_kill_9_mid_apply_loses_nothing(crash, moto_url):
     state = json.loads(
         client(moto_url, "s3").get_object(Bucket=BUCKET, Key="fixture/dev-crash/slow.tfstate")["Body"].read()
     )
-    assert "aws_sqs_queue" in {r["type"] for r in state["resources"]}
+    assert {(r["type"], r["name"]) for r in state["resources"]} == {
+        ("terraform_data", "canary"),
+        ("terraform_data", "slow"),
+    }
     units = {u["unit"]: u for u in json.loads(again.stdout)["units"]}
     assert {u: r["status"] for u, r in units.items()} == dict.fromkeys(
         ("base", "mid", "side", "leaf", "slow"), "no changes"
@@ -269,6 +287,7 @@ def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
     SIGTERM, terraform stops gracefully, every lock is released, the next run goes on."""
     deploy = ["deploy", "--env", "dev", "--suffix", "hup", "--yes", "--no-smoke"]
     log = crash.work / "envs" / "dev-hup" / "slow" / "terraform.log"
+    crash.gate.close("apply")
     master, slave = pty.openpty()
 
     def controlling_terminal():
@@ -300,7 +319,12 @@ def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        wait_for("the slow apply", lambda: "aws_sqs_queue.slow: Creating..." in text(log) or proc.poll() is not None)
+        wait_for(
+            "the slow apply at the gate",
+            lambda: (
+                ("terraform_data.slow: Creating..." in text(log) and crash.gate.waiting()) or proc.poll() is not None
+            ),
+        )
         assert proc.poll() is None, b"".join(seen).decode(errors="replace")[-3000:]
     except BaseException:
         proc.kill()
@@ -311,10 +335,12 @@ def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
     crash.texts.append(b"".join(seen).decode(errors="replace"))
     assert rc == 128 + signal.SIGHUP
     assert terraform_processes(str(crash.work)) == []
+    assert crash.gate.waiting() == []  # terraform stopped the slow apply's provisioner too
     assert not markers(crash.work, "dev-hup")
     assert not [k for k in keys(moto_url, "fixture/dev-hup/") if k.endswith(".tflock")]
     assert keys(moto_url, "fixture/_runs/dev-hup/run.lock") == []
     assert journal(moto_url, "dev-hup")["runs"][-1]["result"] == "interrupted"
+    crash.gate.open("apply")
     again = crash.run(*deploy)
     assert again.returncode == 0, again.stderr[-3000:]
     down = crash.run("teardown", "--env", "dev", "--suffix", "hup", "--yes")
@@ -323,9 +349,17 @@ def test_sighup_from_a_closed_terminal_stops_gracefully(crash, moto_url):
 
 def test_kill_9_mid_teardown_then_the_next_teardown_finishes(crash, moto_url):
     work = crash.work
+    crash.gate.close("destroy")
     crash.kill_9_when(
-        TEARDOWN, lambda: any(m["command"] == "apply" and m["unit"] == "slow" for m in markers(work, "dev-crash"))
+        TEARDOWN,
+        lambda: (
+            any(m["command"] == "apply" and m["unit"] == "slow" for m in markers(work, "dev-crash"))
+            and crash.gate.waiting()
+        ),
     )
+    # terraform outlives the orchestrator: the slow unit's destroy still waits at the gate.
+    assert ("slow", "apply") in [(m["unit"], m["command"]) for m in markers(work, "dev-crash")]
+    crash.gate.open("destroy")
     wait_for("the destroy to finish on its own", lambda: not markers(work, "dev-crash"), timeout=180)
     assert terraform_processes(str(work)) == []
     assert not [k for k in keys(moto_url, "fixture/dev-crash/") if k.endswith(".tflock")]

@@ -1,4 +1,5 @@
-"""SIGINT in the middle of an apply on moto: exit 130, no terraform left running,
+"""SIGINT in the middle of an apply on moto (the fixture stack plus a slow unit whose apply waits
+at a gate the test opens): exit 130, no terraform left running,
 no lock left behind, the run recorded as interrupted, the next deploy succeeds.
 A teardown interrupted halfway finishes when run again. Throughout, a canary
 secret (supplied as ORCHESTRATOR_SECRET_CANARY, printed in clear by terraform's
@@ -24,6 +25,10 @@ from tests.helpers import FIXTURE_STACK
 
 CANARY = "canary-Zq8vN3xW7kLp2Rt"
 
+# The slow unit: terraform_data only (no provider to start). Its apply and its destroy each wait
+# for a file of the gate (Gate below) the test opens when its moment has come: a window to
+# interrupt or kill in that is as long as the test needs and no longer (each wait gives up
+# after 10 minutes, so a test that never opens its gate fails instead of hanging).
 SLOW_UNIT = """
 variable "upstream" {
   type = string
@@ -42,19 +47,45 @@ output "canary_echo" {
   value = terraform_data.canary.output
 }
 
-# The aws provider waits ~25 s after creating a queue: a window to interrupt in.
-resource "aws_sqs_queue" "slow" {
-  name                    = "fixture-slow-${var.environment_suffix}"
-  sqs_managed_sse_enabled = true
+resource "terraform_data" "slow" {
+  input = var.upstream
+
+  provisioner "local-exec" {
+    command = "i=0; while [ ! -e '@GATE@/apply' ] && [ $i -lt 6000 ]; do sleep 0.1; i=$((i+1)); done; [ -e '@GATE@/apply' ]"
+  }
+
+  provisioner "local-exec" {
+    when    = destroy
+    command = "i=0; while [ ! -e '@GATE@/destroy' ] && [ $i -lt 6000 ]; do sleep 0.1; i=$((i+1)); done; [ -e '@GATE@/destroy' ]"
+  }
 }
 
-output "queue_url" {
-  value = aws_sqs_queue.slow.id
+output "slow" {
+  value = terraform_data.slow.output
 }
 """
 
 
-def terraform_processes(marker: str) -> list[int]:
+class Gate:
+    """The files the slow unit's apply and destroy wait for (SLOW_UNIT)."""
+
+    def __init__(self, path: Path):
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    def open(self, step: str) -> None:
+        (self.path / step).touch()
+
+    def close(self, step: str) -> None:
+        (self.path / step).unlink(missing_ok=True)
+
+    def waiting(self) -> list[int]:
+        """The processes still waiting at the gate (terraform's local-exec shells)."""
+        return processes_naming(str(self.path))
+
+
+def processes_naming(*markers: str) -> list[int]:
+    """The processes (but pytest's) whose command line holds every one of `markers`."""
     pids = []
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
@@ -63,9 +94,13 @@ def terraform_processes(marker: str) -> list[int]:
             cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if marker in cmd and ("terraform" in cmd) and "pytest" not in cmd:
+        if all(m in cmd for m in markers) and "pytest" not in cmd:
             pids.append(int(p.name))
     return pids
+
+
+def terraform_processes(marker: str) -> list[int]:
+    return processes_naming(marker, "terraform")
 
 
 BUCKET = "fixture-tfstate-dev-123456789012"
@@ -140,15 +175,14 @@ class Interruptible:
         return done
 
 
-def slow_project(tmp_path: Path) -> Path:
+def slow_project(tmp_path: Path, gate: Gate) -> Path:
     """A copy of the fixture stack with the slow unit (and its canary) added below base."""
     project = tmp_path / "p"
     shutil.copytree(FIXTURE_STACK, project)
     slow = project / "terraform" / "slow"
     slow.mkdir()
-    for f in ("providers.tf", "common_variables.tf", ".terraform.lock.hcl"):
-        shutil.copy(project / "terraform" / "base" / f, slow / f)
-    (slow / "main.tf").write_text(SLOW_UNIT)
+    shutil.copy(project / "terraform" / "mid" / "backend.tf", slow / "backend.tf")
+    (slow / "main.tf").write_text(SLOW_UNIT.replace("@GATE@", str(gate.path)))
     manifest = project / "terraform" / "stack.toml"
     manifest.write_text(
         manifest.read_text()
@@ -162,23 +196,27 @@ def slow_project(tmp_path: Path) -> Path:
 def interrupted(moto_url, mirror, tmp_path_factory):
     """An interrupted deploy of a fixture copy with a slow unit, then the deploy run again."""
     tmp_path = tmp_path_factory.mktemp("interrupt")
-    project = slow_project(tmp_path)
+    gate = Gate(tmp_path / "gate")
+    gate.open("destroy")  # only the apply is held here
+    project = slow_project(tmp_path, gate)
     work = tmp_path / "w"
     cli = Interruptible(project, work, moto_url, mirror)
     assert cli.run("bootstrap", "--env", "dev").returncode == 0
 
     log = work / "envs" / "dev-int" / "slow" / "terraform.log"
 
-    def slow_apply_started():
-        return log.exists() and "aws_sqs_queue.slow: Creating..." in log.read_text()
+    def slow_apply_waiting_at_the_gate():
+        return log.exists() and "terraform_data.slow: Creating..." in log.read_text() and gate.waiting() != []
 
     deploy = ["deploy", "--env", "dev", "--suffix", "int", "--yes", "--no-smoke"]
-    first = cli.interrupt_when(deploy, lambda: slow_apply_started() and time.sleep(2) is None)
+    first = cli.interrupt_when(deploy, slow_apply_waiting_at_the_gate)
     after = {
         "processes": terraform_processes(str(work)),
+        "at the gate": gate.waiting(),
         "keys": state_keys(moto_url),
         "journal": journal(moto_url),
     }
+    gate.open("apply")
     again = cli.run(*deploy, "--json")
     return {"cli": cli, "work": work, "first": first, "after": after, "again": again}
 
@@ -189,11 +227,12 @@ def test_sigint_during_apply(interrupted):
     assert "SIGINT: stopping terraform gracefully" in first.stderr
     assert "Traceback" not in first.stderr
     assert after["processes"] == []
+    assert after["at the gate"] == []  # terraform stopped the slow apply's provisioner too
     assert not [k for k in after["keys"] if k.endswith(".tflock")], after["keys"]
     assert after["journal"]["runs"][-1]["result"] == "interrupted"
     # the unit cut off says the same word, and the next step
     cut = [u for u, rec in after["journal"]["units"].items() if rec["status"] == "interrupted"]
-    assert cut, after["journal"]["units"]
+    assert "slow" in cut, after["journal"]["units"]
     assert all("run the same command again to finish it" in after["journal"]["units"][u]["detail"] for u in cut), after[
         "journal"
     ]["units"]
