@@ -3,8 +3,10 @@ blocked prerequisite is one line naming the setting to change, exit 10, in
 under 10 s, with nothing changed, and `deploy` stops on it before any
 terraform command.
 
-Each test gets its own emulator: quota checks count what exists in the
-account, so no other test's resources may be in it.
+Each test gets an empty account: quota checks count what exists in it, so no other
+test's resources may be in it. The module's own emulator is reset (moto's
+`/moto-api/reset`: every service's data dropped) before each test, instead of a
+server started per test.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,10 +25,17 @@ from tests.integration.conftest import clients_for, own_emulator
 FAST = 10.0  # seconds: the issue's bound for a preflight answer
 
 
-@pytest.fixture
-def emulator(tmp_path):
-    with own_emulator(tmp_path) as url:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with own_emulator(tmp_path_factory.mktemp("moto-preflight")) as url:
         yield url
+
+
+@pytest.fixture
+def emulator(server):
+    urllib.request.urlopen(urllib.request.Request(f"{server}/moto-api/reset", method="POST"), timeout=30).close()
+    assert clients_for(server)("s3").list_buckets()["Buckets"] == []  # an empty account
+    return server
 
 
 @pytest.fixture
