@@ -72,29 +72,45 @@ def bootstrap(
 
 
 @contextlib.contextmanager
-def _audited(s, engine, command: str, params: dict):
-    """The run's audit trail, under the run lock: its start record, the end of any earlier run of
-    this copy that never wrote one, and an end record whatever happens (the caller writes the
-    normal one with the report)."""
+def _locked_run(s, engine, command: str, params: dict, lock_timeout: str, take_over: bool):
+    """The copy's run lock, and under it the run's audit trail: its start record, the end of any
+    earlier run of this copy that never wrote one, and an end record whatever happens (the caller
+    writes the normal one with the report)."""
     from orchestrator.errors import Interrupted
 
-    trail = s.audit_trail(engine.ctx.store)
-    trail.start(
-        engine.run_id, command, [f"{k}={v}" for k, v in sorted(params.items()) if v not in (None, False, [], ())]
-    )
-    for run_id in trail.recover():
-        engine.notes.append(f"audit: run {run_id} never finished; its end record is written now")
-    try:
-        yield trail
-    except BaseException as exc:
-        word = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "error"
+    with run_locked(engine, lock_timeout, take_over):
+        trail = s.audit_trail(engine.ctx.store)
+        trail.start(
+            engine.run_id, command, [f"{k}={v}" for k, v in sorted(params.items()) if v not in (None, False, [], ())]
+        )
+        for run_id in trail.recover():
+            engine.notes.append(f"audit: run {run_id} never finished; its end record is written now")
         try:
-            trail.finish(word, error=str(exc) or type(exc).__name__)
-        except Exception as also:  # noqa: BLE001 - the run's own error is the one to report
-            err(
-                f"[orchestrator] the audit trail's end record was not written ({type(also).__name__}); the next run writes it"
-            )
-        raise
+            yield trail
+        except BaseException as exc:
+            word = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "error"
+            try:
+                trail.finish(word, error=str(exc) or type(exc).__name__)
+            except Exception as also:  # noqa: BLE001 - the run's own error is the one to report
+                err(
+                    f"[orchestrator] the audit trail's end record was not written ({type(also).__name__}); "
+                    "the next run writes it"
+                )
+            raise
+
+
+def _in_order(s, report, backwards: bool = False) -> list[str]:
+    """The report's units in the stack's order (a teardown's: backwards)."""
+    order = s.stack.graph.order()
+    return [u for u in (reversed(order) if backwards else order) if u in report.units]
+
+
+def _smoke_after(s, report) -> list:
+    """The smoke checks of the units the deploy ran, on their outputs."""
+    from orchestrator.core.smoke import calls_for, run_smoke
+
+    outputs = {u: r.outputs for u, r in report.units.items()}
+    return run_smoke(check_context(s), calls_for(s.stack, report.units), outputs, on_wait=smoke_waits)
 
 
 def parse_overrides(override: list[str], reason: Optional[str], allow_replace: list[str]):
@@ -140,11 +156,9 @@ def deploy(
     """
     with Guard() as guard:
         from orchestrator.cli.session import open_session
-        from orchestrator.core.smoke import calls_for, run_smoke
 
-        only_list = parse_only(only)
-        accepted = parse_overrides(override, reason, allow_replace)
-        confirm = confirm_factory(yes)
+        only_list, accepted = parse_only(only), parse_overrides(override, reason, allow_replace)
+        confirm = confirm_factory(yes)  # no terminal to ask on: said before anything
         with open_session(global_options(ctx), env, suffix) as s:
             engine = engine_for(
                 s,
@@ -159,29 +173,16 @@ def deploy(
                 changed=changed,
                 overrides=accepted,
             )
-            narrow(
-                engine.graph(only_list, with_upstream=with_upstream).units
-            )  # unknown units, lock files: before anything
-            with (
-                run_locked(engine, lock_timeout, take_over),
-                _audited(s, engine, "deploy", ctx.params) as trail,
-            ):
+            narrow(engine.graph(only_list, with_upstream=with_upstream).units)  # unknown units, lock files: first
+            with _locked_run(s, engine, "deploy", ctx.params, lock_timeout, take_over) as trail:
                 preflight = _preflight(s, skip_preflight)
                 report = engine.deploy(only_list, with_upstream=with_upstream)
                 report.preflight = preflight
-                order = [u for u in s.stack.graph.order() if u in report.units]
                 if smoke_checks and not report.failed and guard.signum is None:
-                    outputs = {u: r.outputs for u, r in report.units.items()}
-                    report.smoke = run_smoke(
-                        check_context(s), calls_for(s.stack, report.units), outputs, on_wait=smoke_waits
-                    )
-                trail.finish(
-                    report.result,
-                    [report.units[u] for u in order],
-                    report.smoke,
-                    (preflight or {}).get("summary"),
-                )
-            finish(report, s, json_out, order)
+                    report.smoke = _smoke_after(s, report)
+                ran = [report.units[u] for u in _in_order(s, report)]
+                trail.finish(report.result, ran, report.smoke, preflight["summary"])
+            finish(report, s, json_out, _in_order(s, report))
 
 
 def _report_orphans(s, report) -> list:
@@ -473,16 +474,10 @@ def teardown(
             )
             only_list = parse_only(only)
             narrow(engine.graph(only_list, with_upstream=False).units)
-            with (
-                run_locked(engine, lock_timeout, take_over),
-                _audited(s, engine, "teardown", ctx.params) as trail,
-            ):
+            with _locked_run(s, engine, "teardown", ctx.params, lock_timeout, take_over) as trail:
                 report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
-                trail.finish(
-                    report.result, [report.units[u] for u in reversed(s.stack.graph.order()) if u in report.units]
-                )
+                trail.finish(report.result, [report.units[u] for u in _in_order(s, report, backwards=True)])
             left = _report_orphans(s, report) if not only_list else []
-            order = [u for u in reversed(s.stack.graph.order()) if u in report.units]
-            finish(report, s, json_out, order)
+            finish(report, s, json_out, _in_order(s, report, backwards=True))
             if left:
                 raise ProblemsFound("")  # the teardown went through, and left live resources behind
