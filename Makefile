@@ -12,8 +12,9 @@ export ORCHESTRATOR_PROVIDER_MIRROR := $(MIRROR)
 ORCH := $(BIN)/orchestrator
 # pytest-xdist workers for `make test`: one moto server per worker; --dist loadfile keeps a
 # module on one worker (its module-scoped deploys are made once); no reorder: each worker takes
-# the files in their order, as a single process would
-TEST_WORKERS ?= 2
+# the files in their order, as a single process would. Three on two cores: much of a test's
+# time is the aws provider asleep in AWS's pacing (tests/conftest.py, TEST_SLOTS).
+TEST_WORKERS ?= 3
 
 .PHONY: venv checkov-venv tools lint checkov test test-fast test-aws demo demo-down clean
 

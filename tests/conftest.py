@@ -34,34 +34,34 @@ def checkov() -> str:
 
 # The modules that keep a worker busy longest (seconds of one worker: the sum of a module's
 # setup, call and teardown times in `make test PYTEST_ARGS=--durations=0`). Scheduling only: `make test`
-# hands the longest module out first, so the two workers end together instead of one waiting on
-# the other's last long module. A module not listed comes after these, in file order.
+# hands the longest module out first, so the workers end together instead of one waiting on
+# another's last long module. A module not listed comes after these, in file order.
 LONGEST_FIRST: dict[str, float] = {
-    # CI run of 2026-12-07 (2607244, 1713 s), the modules moved since to the fixture whose base
-    # holds no AWS resource estimated from their runs alone
-    "integration/test_engine.py": 430,
-    "integration/test_prod_emulator.py": 501,
-    "integration/test_platform.py": 430,
-    "integration/test_crash.py": 272,
-    "integration/test_real_aws_semantics.py": 192,
-    "integration/test_faults.py": 150,
-    "integration/test_any_stack.py": 127,
-    "integration/test_guard.py": 113,
-    "integration/test_interrupt.py": 93,
-    "integration/test_preflight.py": 89,
-    "integration/test_pipeline.py": 77,
-    "integration/test_review_items.py": 57,
-    "integration/test_unit_jobs.py": 50,
-    "integration/test_kept_secrets.py": 44,
-    "integration/test_static.py": 42,
+    # CI run of 2026-12-07 with three workers (5fbf9e2's parent; crash and interrupt, which
+    # failed there on a test bug, from their runs alone), worker-seconds
+    "integration/test_prod_emulator.py": 556,
+    "integration/test_engine.py": 480,
+    "integration/test_platform.py": 468,
+    "integration/test_real_aws_semantics.py": 183,
+    "integration/test_faults.py": 166,
+    "integration/test_crash.py": 150,
+    "integration/test_any_stack.py": 126,
+    "integration/test_guard.py": 108,
+    "integration/test_preflight.py": 78,
+    "integration/test_pipeline.py": 62,
+    "integration/test_interrupt.py": 60,
+    "integration/test_static.py": 46,
+    "integration/test_kept_secrets.py": 41,
+    "integration/test_review_items.py": 39,
+    "integration/test_unit_jobs.py": 35,
     "integration/test_backend.py": 34,
-    "integration/test_locks.py": 30,
-    "integration/test_emulator.py": 25,
+    "integration/test_emulator.py": 28,
+    "integration/test_locks.py": 21,
+    "integration/test_cli_errors.py": 21,
     "integration/test_rotation.py": 20,
-    "integration/test_cli_errors.py": 18,
-    "integration/test_health.py": 15,
-    "integration/test_bench.py": 15,
-    "integration/test_prompt.py": 10,
+    "integration/test_bench.py": 13,
+    "integration/test_prompt.py": 8,
+    "integration/test_health.py": 8,
 }
 
 
@@ -103,6 +103,14 @@ def pytest_xdist_make_scheduler(config, log):
     return NextModuleAtTheLastTest(config, log)
 
 
+# The session's terraform commands at once (the machine's budget would be 4 here: 2 per CPU).
+# Most of a command's time on the emulator is the aws provider asleep in its waiters (AWS's
+# pacing: ~25 s after an SQS queue, 30 s for an RDS cluster, 60 s for a load balancer), holding
+# its slot: with three workers, a 1-second command of the fixture stack waited a minute for a
+# slot held by prod's waits. 8 (the budget's maximum) keeps both cores busy; 8 x 0.7 GiB fits.
+TEST_SLOTS = 8
+
+
 @pytest.fixture(scope="session", autouse=True)
 def own_terraform_slots(tmp_path_factory):
     """The machine's terraform slots (orchestrator.tf.hostslots) for this test session alone: its
@@ -113,7 +121,11 @@ def own_terraform_slots(tmp_path_factory):
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     previous = os.environ.get("ORCHESTRATOR_SLOTS_DIR")
     os.environ["ORCHESTRATOR_SLOTS_DIR"] = str(shared / "terraform-slots")
+    ours = "ORCHESTRATOR_HOST_SLOTS" not in os.environ  # an operator's own number is kept
+    os.environ.setdefault("ORCHESTRATOR_HOST_SLOTS", str(TEST_SLOTS))
     yield
+    if ours:
+        os.environ.pop("ORCHESTRATOR_HOST_SLOTS", None)
     if previous is None:
         os.environ.pop("ORCHESTRATOR_SLOTS_DIR", None)
     else:
