@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from orchestrator.core.runner import RunReport, Status, UnitResult
 from orchestrator.core.smoke import CheckResult
@@ -70,6 +71,36 @@ def test_schema_rejects_an_unknown_status():
     except jsonschema.ValidationError:
         return
     raise AssertionError("schema accepted an unknown status")
+
+
+def test_status_and_envs_follow_the_schema_with_every_word_the_journal_writes():
+    """The engine journals a run as running, ok, failed, declined (no at the prompt) or interrupted,
+    and a unit as running, resumed, interrupted or its status (core/engine.py): `status --json` and
+    `envs --json` of any copy follow the published schema."""
+    from orchestrator.core.engine import RESUMED
+    from orchestrator.core.runner import Status
+
+    words = ["running", RESUMED, "interrupted", *(s.value for s in Status if s is not Status.PENDING)]
+    units = {
+        f"u{i}": {"status": w, "command": "deploy", "run_id": "r1", "who": "me", "at": 1.0} for i, w in enumerate(words)
+    }
+    runs = [
+        {"run_id": f"r{i}", "command": "deploy", "who": "me", "started": 1.0, "result": r}
+        for i, r in enumerate(("running", "ok", "failed", "declined", "interrupted"))
+    ]
+    status = {
+        "schema_version": 1,
+        "command": "status",
+        "environment": "dev-x",
+        "runs": runs,
+        "units": units,
+        "run_lock": None,
+        "state_locks": {},
+    }
+    jsonschema.validate(status, SCHEMA)
+    status["runs"][0]["result"] = "exploded"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(status, SCHEMA)
 
 
 def test_graph_renderings():
