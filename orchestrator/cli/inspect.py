@@ -161,29 +161,19 @@ def audit(
     Example: orchestrator audit --env prod --since 2026-01-01 --format csv > prod-audit.csv
     """
     with Guard():
-        import datetime as _dt
-
         from orchestrator.report.render import to_json
         from orchestrator.state import audit as audit_mod
 
         if fmt not in ("table", "json", "csv"):
             raise ConfigError(f"unknown format {fmt!r}: table, json or csv")
-        for name, day in (("--since", since), ("--until", until)):
-            if day is not None:
-                try:
-                    _dt.date.fromisoformat(day)
-                except ValueError:
-                    raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
+        audit_mod.check_days(since, until)
         with read_only_session(ctx, env, None) as s:
             if unit is not None:
                 s.stack.graph.require(unit)
             copy = s.env.with_suffix(suffix).env_id if suffix else None
             joined = audit_mod.runs(audit_mod.select(s.store, s.env, since, until, copy))
             if fmt == "json":
-                runs = [
-                    r for r in joined if not unit or any(u["unit"] == unit for u in (r["end"] or {}).get("units", []))
-                ]
-                typer.echo(to_json(command_doc("audit", s.env.name, runs=runs)))
+                typer.echo(to_json(command_doc("audit", s.env.name, runs=audit_mod.touching(joined, unit))))
             else:
                 table = audit_mod.rows(joined, unit)
                 text = audit_mod.to_csv(table) if fmt == "csv" else audit_mod.to_table(table, s.env.name)

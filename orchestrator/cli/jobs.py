@@ -166,10 +166,7 @@ def report(
         from orchestrator.report.views import review_markdown, review_marker
 
         check_run_id(run_id)
-        if fmt != "markdown":
-            raise ConfigError(f"unknown format {fmt!r}: markdown")
-        if output and not Path(output).parent.is_dir():
-            raise ConfigError(f"{output}: directory {Path(output).parent} does not exist")
+        _check_review_target(fmt, output)
         request = prcomment.request_of() if post_comment else None
         if post_comment and request is None:
             err("report: this job runs for no pull or merge request: nothing to post")
@@ -180,14 +177,24 @@ def report(
             records = recorded_reviews(s.store, s.stack.graph, s.env.env_id, run_id)
             limit = min(limit, request.limit) if request else limit
             text = s.redactor.redact(review_markdown(s.env.env_id, run_id, records, limit))
+            told = f"{len(text)} characters, {len(records)} unit(s)"
             if output:
                 Path(output).write_text(text)
-                err(f"wrote {output} ({len(text)} characters, {len(records)} unit(s))")
+                err(f"wrote {output} ({told})")
             elif not request:
                 typer.echo(text, nl=False)
             if request:
                 done = prcomment.post(request, text, review_marker(s.env.env_id))
-                err(f"review comment {done} on {request} ({len(text)} characters, {len(records)} unit(s))")
+                err(f"review comment {done} on {request} ({told})")
+
+
+def _check_review_target(fmt: str, output: Optional[str]) -> None:
+    from pathlib import Path
+
+    if fmt != "markdown":
+        raise ConfigError(f"unknown format {fmt!r}: markdown")
+    if output and not Path(output).parent.is_dir():
+        raise ConfigError(f"{output}: directory {Path(output).parent} does not exist")
 
 
 @app.command()

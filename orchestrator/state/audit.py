@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, ConfigError
 
 RECORD_VERSION = 1
 # A CI system's variables that say who ran the job and where (never a token).
@@ -325,6 +325,23 @@ def to_table(table: list[dict], env_name: str) -> str:
     if not table:
         lines.append(f"no audit record for {env_name} in that range")
     return "\n".join(lines) + "\n"
+
+
+def check_days(since: str | None, until: str | None) -> None:
+    """--since and --until: each a day as YYYY-MM-DD, or one clear line."""
+    import datetime
+
+    for name, day in (("--since", since), ("--until", until)):
+        if day is not None:
+            try:
+                datetime.date.fromisoformat(day)
+            except ValueError:
+                raise ConfigError(f"{name} {day!r}: a day as YYYY-MM-DD") from None
+
+
+def touching(joined: list[dict], unit: str | None) -> list[dict]:
+    """The runs that planned or applied `unit` (every run when it is None)."""
+    return [r for r in joined if not unit or any(u["unit"] == unit for u in (r["end"] or {}).get("units", []))]
 
 
 def select(store, env, since: str | None = None, until: str | None = None, copy: str | None = None) -> list[dict]:

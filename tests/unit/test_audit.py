@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from orchestrator.core.runner import Status, UnitResult
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, ConfigError
 from orchestrator.model.config import AuditSettings, BackendSettings, Environment
 from orchestrator.policy import policies
 from orchestrator.redact import Redactor
@@ -150,6 +150,8 @@ def test_the_trail_reads_back_as_one_row_per_unit_and_csv():
     ]
     assert table[2]["result"] == "running or killed (no end record yet)"
     assert [r["unit"] for r in audit.rows(joined, unit="app")] == ["app"]
+    assert [r["run_id"] for r in audit.touching(joined, "app")] == ["r3"]  # r4 reached no unit
+    assert audit.touching(joined, None) == joined
     lines = audit.to_table(table, "prod").splitlines()
     assert lines[0].split() == ["STARTED", "(UTC)", "COPY", "RUN", "COMMAND", "UNIT", "STATUS", "PLAN", "BY"]
     assert lines[1].split()[1:7] == ["prod", "r3", "deploy", "database", "succeeded", "aaaaaaaaaaaa"], lines[1]
@@ -170,3 +172,9 @@ def test_git_state_names_the_commit_and_a_dirty_tree(tmp_path):
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
     (tmp_path / "f").write_text("2")
     assert audit.git_state(tmp_path)["dirty"] is True
+
+
+def test_a_day_is_yyyy_mm_dd_or_one_clear_line():
+    audit.check_days("2027-01-15", None)
+    with pytest.raises(ConfigError, match=r"^--until 'last week': a day as YYYY-MM-DD$"):
+        audit.check_days("2027-01-15", "last week")
