@@ -180,9 +180,9 @@ def deploy(
                 report.preflight = preflight
                 if smoke_checks and not report.failed and guard.signum is None:
                     report.smoke = _smoke_after(s, report)
-                ran = [report.units[u] for u in _in_order(s, report)]
-                trail.finish(report.result, ran, report.smoke, preflight["summary"])
-            finish(report, s, json_out, _in_order(s, report))
+                order = _in_order(s, report)
+                trail.finish(report.result, [report.units[u] for u in order], report.smoke, preflight["summary"])
+            finish(report, s, json_out, order)
 
 
 def _report_orphans(s, report) -> list:
@@ -476,8 +476,9 @@ def teardown(
             narrow(engine.graph(only_list, with_upstream=False).units)
             with _locked_run(s, engine, "teardown", ctx.params, lock_timeout, take_over) as trail:
                 report = engine.teardown(only_list, allow_protected=allow_protected, confirm_name=confirm_name)
-                trail.finish(report.result, [report.units[u] for u in _in_order(s, report, backwards=True)])
+                order = _in_order(s, report, backwards=True)
+                trail.finish(report.result, [report.units[u] for u in order])
             left = _report_orphans(s, report) if not only_list else []
-            finish(report, s, json_out, _in_order(s, report, backwards=True))
+            finish(report, s, json_out, order)
             if left:
                 raise ProblemsFound("")  # the teardown went through, and left live resources behind

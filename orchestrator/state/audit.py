@@ -17,6 +17,7 @@ checks; the result. Every value passes through the run's redactor: no secret is 
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import io
 import os
@@ -260,7 +261,7 @@ CSV_COLUMNS = (
 def rows(joined: list[dict], unit: str | None = None) -> list[dict]:
     """One row per unit of each run (a run that reached no unit: one row without one)."""
     out = []
-    for run in joined:
+    for run in touching(joined, unit):
         start, end = run["start"] or {}, run["end"] or {}
         base = {
             "started": start.get("started") or end.get("started"),
@@ -275,11 +276,7 @@ def rows(joined: list[dict], unit: str | None = None) -> list[dict]:
             or (start.get("ci") or {}).get("GITLAB_USER_LOGIN", ""),
             "result": end.get("result", "running or killed (no end record yet)"),
         }
-        units = end.get("units") or []
-        if unit:
-            units = [u for u in units if u["unit"] == unit]
-            if not units:
-                continue
+        units = [u for u in end.get("units") or [] if not unit or u["unit"] == unit]
         for u in units or [None]:
             row = dict(base)
             if u:
@@ -329,8 +326,6 @@ def to_table(table: list[dict], env_name: str) -> str:
 
 def check_days(since: str | None, until: str | None) -> None:
     """--since and --until: each a day as YYYY-MM-DD, or one clear line."""
-    import datetime
-
     for name, day in (("--since", since), ("--until", until)):
         if day is not None:
             try:
