@@ -445,7 +445,17 @@ def test_teardown_keeps_what_outlives_the_environment_out_of_state_recorded_firs
 def test_teardown_plans_each_destroy_at_the_start_and_applies_it_when_the_dependents_are_gone(world):
     world().deploy()
     world.tf.calls.clear()
-    report = world().teardown()
+
+    def turn_after_its_early_plan_began(unit: str) -> None:
+        # The early plans start with the teardown and its first turn (d's) comes at once: on a
+        # loaded machine the turn could win the race and cancel a plan not yet picked up, which
+        # is right (tested below) but not this test's case. Each turn waits (10 s at most) until
+        # its unit's plan began; were none made early, the assertions below say so.
+        deadline = time.monotonic() + 10
+        while unit != "a" and ("plan", unit) not in world.tf.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    report = world(on_start=turn_after_its_early_plan_began).teardown()
     assert statuses(report) == dict.fromkeys("abcd", "succeeded")
     for unit in "bcd":  # no settings to lift: destroy planned early, once, applied once
         assert (world.tf.count("plan", unit), world.tf.count("apply", unit)) == (1, 1), world.tf.calls
